@@ -122,9 +122,8 @@ def to_ns_array(t: npt.ArrayLike) -> npt.NDArray[np.int64]:
         if not np.isfinite(arr).all():
             raise InvalidMetricError("timestamps must be finite")
         whole = np.floor(arr)
-        return whole.astype(np.int64) * NS_PER_S + np.rint((arr - whole) * NS_PER_S).astype(
-            np.int64
-        )
+        frac_ns: npt.NDArray[np.int64] = np.rint((arr - whole) * NS_PER_S).astype(np.int64)
+        return whole.astype(np.int64) * NS_PER_S + frac_ns
     if arr.dtype.kind == "O":
         return np.fromiter((to_ns(x) for x in arr.ravel()), dtype=np.int64, count=arr.size)
     raise InvalidMetricError(f"timestamps must be numbers or datetime64, not dtype {arr.dtype}")
