@@ -123,7 +123,8 @@ def to_ns_array(t: npt.ArrayLike) -> npt.NDArray[np.int64]:
             raise InvalidMetricError("timestamps must be finite")
         whole = np.floor(arr)
         frac_ns: npt.NDArray[np.int64] = np.rint((arr - whole) * NS_PER_S).astype(np.int64)
-        return whole.astype(np.int64) * NS_PER_S + frac_ns
+        out: npt.NDArray[np.int64] = whole.astype(np.int64) * NS_PER_S + frac_ns
+        return out
     if arr.dtype.kind == "O":
         return np.fromiter((to_ns(x) for x in arr.ravel()), dtype=np.int64, count=arr.size)
     raise InvalidMetricError(f"timestamps must be numbers or datetime64, not dtype {arr.dtype}")
