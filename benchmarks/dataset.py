@@ -6,9 +6,9 @@
 from one ``random.Random(seed)`` consumed in exactly the reference generator's order, so
 they cannot be vectorised; :func:`arrays` caches the result as ``.npy`` when asked to.
 
-    for name, labels, values in series_iter(): ...        # exactly like the reference
-    data = arrays()                                       # numpy: data.values[i], data.timestamps_ns
-    batch = data.batch()                                  # list[metricskit.Series]
+    for name, labels, values in series_iter(): ...  # exactly like the reference
+    data = arrays()                              # numpy: data.values[i], data.timestamps_ns
+    batch = data.batch()                         # list[metricskit.Series]
 """
 
 from __future__ import annotations
@@ -91,11 +91,13 @@ class Dataset:
 
         return [
             Series(SeriesKey.of(name, labels), self.timestamps_ns, self.values[i])
-            for i, (name, labels) in enumerate(zip(self.names, self.labels))
+            for i, (name, labels) in enumerate(zip(self.names, self.labels, strict=True))
         ]
 
 
-def timestamps_ns(n_points: int = N_POINTS, step_s: int = STEP_S, t0: int = T0) -> npt.NDArray[np.int64]:
+def timestamps_ns(
+    n_points: int = N_POINTS, step_s: int = STEP_S, t0: int = T0
+) -> npt.NDArray[np.int64]:
     """The shared timestamps, int64 nanoseconds."""
     return (t0 + np.arange(n_points, dtype=np.int64) * step_s) * 1_000_000_000
 
@@ -110,7 +112,11 @@ def arrays(
     """Return the dataset as numpy arrays; with ``cache_dir``, reuse/write an ``.npy`` cache."""
     names = ["bench_gauge" if i < n_series // 2 else "bench_counter_total" for i in range(n_series)]
     labels = [
-        {"series": f"{'g' if i < n_series // 2 else 'c'}{i:04d}", "x": f"group{i % 10}", "job": "bench"}
+        {
+            "series": f"{'g' if i < n_series // 2 else 'c'}{i:04d}",
+            "x": f"group{i % 10}",
+            "job": "bench",
+        }
         for i in range(n_series)
     ]
     cache = None

@@ -39,7 +39,7 @@ def test_small_dataset_is_identical(reference: ModuleType, ours: ModuleType) -> 
     expected = list(reference.series_iter(20, 200, 42))
     got = list(ours.series_iter(20, 200, 42))
     assert len(got) == 20
-    for (ename, elabels, evals), (name, labels, vals) in zip(expected, got):
+    for (ename, elabels, evals), (name, labels, vals) in zip(expected, got, strict=True):
         assert (name, labels) == (ename, elabels)
         assert [type(v) for v in vals] == [type(v) for v in evals]
         assert vals == evals  # exact: same floats bit for bit, same ints
