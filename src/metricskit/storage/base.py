@@ -118,6 +118,13 @@ class StorageBackend(abc.ABC):
         """Return how many samples ``key`` holds in ``[start_ns, end_ns)``."""
         return len(self.read(key, start_ns, end_ns))
 
+    def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+        """Return the newest ``(timestamp_ns, value)`` of ``key`` in the range, or ``None``."""
+        series = self.read(key, start_ns, end_ns)
+        if not len(series):
+            return None
+        return int(series.timestamps[-1]), float(series.values[-1])
+
     def flush(self) -> None:  # noqa: B027 - a no-op is right for backends that write through
         """Make everything written so far durable; a no-op for write-through backends."""
 

@@ -1,0 +1,161 @@
+"""``memory://``: the reference backend, numpy columns per series, nothing on disk.
+
+Each series keeps one sorted, duplicate-free pair of read-only arrays plus a short list of
+chunks written since. Chunks are merged (one concatenate, and a stable sort only when
+they overlap) when a read needs them or when too many pile up, so appending in time
+order costs a concatenate and nothing per sample. Reads return read-only views, never
+copies.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
+
+__all__ = ["MemoryBackend", "merge_last_wins"]
+
+_MAX_PENDING_CHUNKS = 32
+
+
+def merge_last_wins(
+    timestamps: Sequence[npt.NDArray[np.int64]], values: Sequence[npt.NDArray[np.float64]]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Concatenate chunks in write order into sorted, unique timestamps; later chunks win."""
+    ts = timestamps[0] if len(timestamps) == 1 else np.concatenate(timestamps)
+    vs = values[0] if len(values) == 1 else np.concatenate(values)
+    if ts.size > 1 and not bool(np.all(ts[1:] > ts[:-1])):
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        vs = vs[order]
+        keep = np.empty(ts.size, dtype=bool)
+        keep[-1] = True
+        np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
+        ts = ts[keep]
+        vs = vs[keep]
+    return ts, vs
+
+
+class _Column:
+    __slots__ = ("pending_ts", "pending_vs", "ts", "vs")
+
+    def __init__(self) -> None:
+        self.ts: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self.vs: npt.NDArray[np.float64] = np.empty(0, dtype=np.float64)
+        self.pending_ts: list[npt.NDArray[np.int64]] = []
+        self.pending_vs: list[npt.NDArray[np.float64]] = []
+
+    def append(self, ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]) -> None:
+        self.pending_ts.append(np.array(ts, dtype=np.int64))
+        self.pending_vs.append(np.array(vs, dtype=np.float64))
+        if len(self.pending_ts) >= _MAX_PENDING_CHUNKS:
+            self.merge()
+
+    def merge(self) -> None:
+        if not self.pending_ts:
+            return
+        ts, vs = merge_last_wins([self.ts, *self.pending_ts], [self.vs, *self.pending_vs])
+        ts.flags.writeable = False
+        vs.flags.writeable = False
+        self.ts, self.vs = ts, vs
+        self.pending_ts.clear()
+        self.pending_vs.clear()
+
+    def drop_before(self, cutoff_ns: int) -> int:
+        self.merge()
+        if cutoff_ns >= MAX_NS:
+            cut = len(self.ts)
+        else:
+            cut = int(np.searchsorted(self.ts, cutoff_ns, side="left"))
+        if cut:
+            self.ts = self.ts[cut:]
+            self.vs = self.vs[cut:]
+        return cut
+
+    def nbytes(self) -> int:
+        return (
+            self.ts.nbytes
+            + self.vs.nbytes
+            + sum(a.nbytes for a in self.pending_ts)
+            + sum(a.nbytes for a in self.pending_vs)
+        )
+
+
+class MemoryBackend(StorageBackend):
+    """Series in process memory as numpy arrays; thread-safe; gone when the process exits."""
+
+    scheme = "memory"
+    capabilities = Capabilities(persistent=False, deletes=True, multiprocess=False)
+
+    def __init__(self, url: str = "memory://", **options: Any) -> None:
+        if options:
+            raise TypeError(f"memory:// takes no options, got {sorted(options)}")
+        self.url = url
+        self._columns: dict[SeriesKey, _Column] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryBackend({self.url!r})"
+
+    def write(self, batch: Sequence[Series]) -> None:
+        """Append each series' samples; merging happens lazily."""
+        with self._lock:
+            for series in batch:
+                if not len(series):
+                    continue
+                column = self._columns.get(series.key)
+                if column is None:
+                    column = self._columns[series.key] = _Column()
+                column.append(series.timestamps, series.values)
+
+    def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
+        """Return read-only views of ``key``'s samples in ``[start_ns, end_ns)``."""
+        with self._lock:
+            column = self._columns.get(key)
+            if column is None:
+                return Series.empty(key)
+            column.merge()
+            ts, vs = column.ts, column.vs
+        lo, hi = np.searchsorted(ts, (start_ns, end_ns), side="left")
+        return Series(key, ts[lo:hi], vs[lo:hi])
+
+    def keys(self) -> Iterator[SeriesKey]:
+        """Every series holding samples (a snapshot: safe to write while iterating)."""
+        with self._lock:
+            return iter(list(self._columns))
+
+    def delete_before(self, cutoff_ns: int, selector: Selector | None = None) -> int:
+        """Drop samples older than ``cutoff_ns``; series left empty are forgotten."""
+        removed = 0
+        with self._lock:
+            for key in list(self._columns):
+                if selector is not None and not selector.matches(key):
+                    continue
+                column = self._columns[key]
+                removed += column.drop_before(cutoff_ns)
+                if not len(column.ts):
+                    del self._columns[key]
+        return removed
+
+    def stats(self) -> StorageStats:
+        """Samples, series and the bytes of the arrays plus each key's Python objects."""
+        with self._lock:
+            for column in self._columns.values():
+                column.merge()
+            samples = sum(len(c.ts) for c in self._columns.values())
+            array_bytes = sum(c.nbytes() for c in self._columns.values())
+            key_bytes = sum(
+                sys.getsizeof(k)
+                + sys.getsizeof(k.name)
+                + sys.getsizeof(k.tags)
+                + sum(sys.getsizeof(x) for pair in k.tags.items_tuple for x in pair)
+                for k in self._columns
+            )
+            return StorageStats(samples, len(self._columns), array_bytes + key_bytes)

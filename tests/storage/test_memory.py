@@ -1,0 +1,63 @@
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from metricskit.model import Series, SeriesKey
+from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
+from metricskit.storage.memory import MemoryBackend, merge_last_wins
+from metricskit.testing import BackendConformance
+
+
+class TestMemoryConformance(BackendConformance):
+    @pytest.fixture
+    def open_backend(self) -> Iterator[Callable[[], StorageBackend]]:
+        backend = MemoryBackend()
+        yield lambda: backend
+
+
+def test_reads_are_read_only_views() -> None:
+    backend = MemoryBackend()
+    key = SeriesKey.of("a.b.c")
+    backend.write([Series(key, np.arange(3, dtype=np.int64), np.ones(3))])
+    got = backend.read(key, MIN_NS, MAX_NS)
+    with pytest.raises(ValueError):
+        got.values[0] = 5.0
+
+
+def test_caller_arrays_are_copied() -> None:
+    backend = MemoryBackend()
+    key = SeriesKey.of("a.b.c")
+    values = np.ones(3)
+    backend.write([Series(key, np.arange(3, dtype=np.int64), values)])
+    values[:] = 9
+    assert backend.read(key, MIN_NS, MAX_NS).values.tolist() == [1, 1, 1]
+
+
+def test_many_small_appends_merge() -> None:
+    backend = MemoryBackend()
+    key = SeriesKey.of("a.b.c")
+    for i in range(100):
+        backend.write([Series(key, np.array([i], dtype=np.int64), np.array([float(i)]))])
+    got = backend.read(key, MIN_NS, MAX_NS)
+    assert got.timestamps.tolist() == list(range(100))
+
+
+def test_merge_last_wins_is_stable() -> None:
+    ts, vs = merge_last_wins(
+        [np.array([1, 2], dtype=np.int64), np.array([2, 1, 2], dtype=np.int64)],
+        [np.array([10.0, 20.0]), np.array([21.0, 11.0, 22.0])],
+    )
+    assert ts.tolist() == [1, 2]
+    assert vs.tolist() == [11.0, 22.0]
+
+
+def test_bytes_per_sample_near_sixteen() -> None:
+    backend = MemoryBackend()
+    n = 100_000
+    for i in range(10):
+        key = SeriesKey.of("mem.bytes.x", {"i": str(i)})
+        backend.write([Series(key, np.arange(n, dtype=np.int64), np.zeros(n))])
+    stats = backend.stats()
+    assert stats.samples == 10 * n
+    assert 16 <= stats.bytes / stats.samples < 17

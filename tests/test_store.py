@@ -1,0 +1,104 @@
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import metricskit as mk
+from metricskit.model import Series, SeriesKey
+
+T0 = 1_795_046_400
+
+
+def _write(
+    store: mk.Store, name: str, tags: dict[str, str], ts_s: list[float], values: list[float]
+) -> None:
+    ts = np.array([round(t * 1e9) for t in ts_s], dtype=np.int64)
+    store.write([Series(SeriesKey.of(name, tags), ts, np.array(values, dtype=float))])
+
+
+@pytest.fixture
+def store() -> mk.Store:
+    return mk.open_store("memory://")
+
+
+def test_query_by_name_tags_and_time(store: mk.Store) -> None:
+    _write(store, "system.cpu.usage_percent", {"host": "a"}, [T0, T0 + 60, T0 + 120], [1, 2, 3])
+    _write(store, "system.cpu.usage_percent", {"host": "b"}, [T0], [9])
+    got = store.query("system.cpu.usage_percent", start=T0 + 30, end=None, tags={"host": "a"})
+    assert len(got) == 1
+    assert got[0].name == "system.cpu.usage_percent"
+    assert got[0].tags == {"host": "a"}
+    assert got[0].values.tolist() == [2, 3]
+    start = dt.datetime.fromtimestamp(T0 + 60, tz=dt.timezone.utc)
+    assert store.query("system.cpu.usage_percent", start=start, end=start.isoformat())[0:] == []
+    assert [s.tags["host"] for s in store.query("system.cpu.usage_percent")] == ["a", "b"]
+
+
+def test_frame_long_format(store: mk.Store) -> None:
+    _write(store, "app.x.y", {"host": "a"}, [T0, T0 + 1], [1, 2])
+    _write(store, "app.x.y", {"region": "eu"}, [T0], [3])
+    df = store.frame("app.x.y")
+    assert list(df.columns) == ["timestamp", "name", "value", "host", "region"]
+    assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert df["timestamp"].iloc[0] == pd.Timestamp(T0, unit="s", tz="UTC")
+    assert df["value"].tolist() == [1, 2, 3]
+    assert df["host"].tolist()[:2] == ["a", "a"]
+    assert pd.isna(df["host"].iloc[2])
+    assert df["region"].iloc[2] == "eu"
+
+
+def test_empty_frame_has_columns(store: mk.Store) -> None:
+    df = store.frame("nothing.here.yet")
+    assert list(df.columns) == ["timestamp", "name", "value"]
+    assert len(df) == 0
+
+
+def test_series_latest_delete_stats(store: mk.Store) -> None:
+    _write(store, "a.b.c", {"k": "1"}, [T0, T0 + 10], [1, 2])
+    _write(store, "a.b.d", {}, [T0], [5])
+    assert store.series() == [SeriesKey.of("a.b.c", {"k": "1"}), SeriesKey.of("a.b.d")]
+    assert store.series("a.b.d") == [SeriesKey.of("a.b.d")]
+    latest = store.latest("a.b.c")
+    assert latest == [(SeriesKey.of("a.b.c", {"k": "1"}), (T0 + 10) * 10**9, 2.0)]
+    assert store.latest("a.b.c", at=T0 + 5)[0][2] == 1.0
+    assert store.latest("a.b.c", at=T0 + 100, lookback="1m") == []
+    assert store.stats() == {"samples": 3, "series": 2, "bytes": store.stats()["bytes"]}
+    assert store.delete(before=T0 + 5) == 2
+    assert store.delete("a.b.c") == 1
+    assert store.stats()["samples"] == 0
+
+
+def test_max_records_per_series_keeps_newest() -> None:
+    store = mk.open_store("memory://", max_records_per_series=5)
+    for i in range(12):
+        _write(store, "capped.series.x", {}, [T0 + i], [float(i)])
+    _write(store, "capped.series.x", {}, [T0 + 20, T0 + 21, T0 + 22], [20, 21, 22])
+    got = store.query("capped.series.x")[0]
+    assert got.values.tolist() == [9, 10, 11, 20, 21, 22][-5:]
+
+
+def test_bad_inputs_are_clear() -> None:
+    store = mk.open_store("memory://")
+    with pytest.raises(mk.InvalidMetricError, match="invalid metric name"):
+        store.query("bad name!")
+    with pytest.raises(mk.QueryError, match="after end"):
+        store.query("a.b", start=T0 + 10, end=T0)
+    with pytest.raises(mk.BackendNotFoundError, match=r"known schemes: .*memory"):
+        mk.open_store("nosuch://x")
+    with pytest.raises(mk.BackendNotFoundError, match="not a store URL"):
+        mk.open_store("metrics.db")
+    with pytest.raises(mk.InvalidMetricError):
+        store.write(
+            [Series(SeriesKey("1bad", mk.Tags()), np.zeros(1, dtype=np.int64), np.zeros(1))]
+        )
+
+
+def test_register_backend_never_clobbers_builtin() -> None:
+    from metricskit.storage.memory import MemoryBackend
+
+    with pytest.raises(ValueError, match="already exists"):
+        mk.register_backend("sqlite", MemoryBackend)
+    mk.register_backend("scratchmem", MemoryBackend)
+    assert "scratchmem" in mk.available_schemes()
+    assert isinstance(mk.open_store("scratchmem://").backend, MemoryBackend)
