@@ -1,0 +1,367 @@
+"""The Recorder's engine: per-series append buffers, the buffered-sample bound, the flusher.
+
+The hot path (``BoundSeries.record`` in :mod:`metricskit.recorder`) takes no lock: it
+draws a ticket from :attr:`RecordBuffer.ticks` (an ``itertools.count``, atomic under the
+GIL) and appends a ``(t_ns, value)`` tuple to its series' list while the ticket is below
+:attr:`RecordBuffer.threshold`. Everything else happens here, under ``_lock`` and only
+when a ticket reaches the threshold: waking the flusher at ``batch_size`` pending
+samples, dropping samples once ``max_buffer`` are held, refusing samples after close.
+
+Accounting (all under ``_lock``)::
+
+    pending = tickets drawn - _base        samples appended and not yet taken by a flush
+    _held   = samples taken by the flusher that are not durable yet (being written,
+              or kept after a failed write for the next attempt)
+    pending + _held <= max_buffer          (within a ticket per concurrent thread)
+
+``_base`` moves up when a flush takes samples or a sample is dropped, and down when
+``record_many`` appends a chunk. The threshold is recomputed whenever one of them moves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from metricskit._time import Clock
+from metricskit.errors import BackendError, MetricsKitError
+from metricskit.model import Series, SeriesKey
+
+__all__ = ["Chunk", "RecordBuffer", "SeriesBuffer", "StoreLike"]
+
+logger = logging.getLogger("metricskit.recorder")
+
+_SAMPLE = np.dtype([("t", "<i8"), ("v", "<f8")])
+_WARN_EVERY_S = 10.0
+DROPPED_METRIC = "metricskit.recorder.dropped"
+
+
+class StoreLike(Protocol):
+    """What a Recorder writes to: a :class:`metricskit.store.Store` or anything alike."""
+
+    def write(self, batch: Sequence[Series]) -> None:
+        """Store a batch of series."""
+        ...
+
+    def flush(self) -> None:
+        """Return once everything written is durable."""
+        ...
+
+
+class Chunk:
+    """Arrays appended by ``record_many``, sitting in a series buffer among the tuples."""
+
+    __slots__ = ("ts", "vs")
+
+    def __init__(self, ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]) -> None:
+        self.ts = ts
+        self.vs = vs
+
+
+Item = Union[tuple[int, float], Chunk]  # noqa: UP007 - runtime alias on 3.10
+
+
+class SeriesBuffer:
+    """One series' pending samples, in the order they were recorded."""
+
+    __slots__ = ("chunky", "items", "key")
+
+    def __init__(self, key: SeriesKey) -> None:
+        self.key = key
+        self.items: list[Item] = []
+        # Set (never cleared) before the first Chunk is appended, so a flush that took a
+        # Chunk always sees it; series fed only by record() keep the one-call conversion.
+        self.chunky = False
+
+    def take(self) -> list[Item]:
+        """Remove and return the items present now; appends racing with this land after."""
+        items = self.items
+        n = len(items)
+        taken = items[:n]
+        del items[:n]
+        return taken
+
+
+def _count(items: list[Item], chunky: bool) -> int:
+    if not chunky:
+        return len(items)
+    return sum(len(i.ts) if type(i) is Chunk else 1 for i in items)
+
+
+def to_series(key: SeriesKey, items: list[Item], chunky: bool) -> Series:
+    """Build one :class:`Series` from a buffer's items (tuples and chunks, in order)."""
+    if not chunky:
+        return _tuples_to_series(key, items)  # type: ignore[arg-type]
+    ts_parts: list[npt.NDArray[np.int64]] = []
+    vs_parts: list[npt.NDArray[np.float64]] = []
+    run: list[tuple[int, float]] = []
+    for item in items:
+        if type(item) is Chunk:
+            if run:
+                part = _tuples_to_series(key, run)
+                ts_parts.append(part.timestamps)
+                vs_parts.append(part.values)
+                run = []
+            ts_parts.append(item.ts)
+            vs_parts.append(item.vs)
+        else:
+            run.append(item)  # type: ignore[arg-type]
+    if run:
+        part = _tuples_to_series(key, run)
+        ts_parts.append(part.timestamps)
+        vs_parts.append(part.values)
+    if len(ts_parts) == 1:
+        return Series(key, ts_parts[0], vs_parts[0])
+    return Series(key, np.concatenate(ts_parts), np.concatenate(vs_parts))
+
+
+def _tuples_to_series(key: SeriesKey, items: list[tuple[int, float]]) -> Series:
+    arr = np.array(items, dtype=_SAMPLE)
+    return Series(key, arr["t"].copy(), arr["v"].copy())
+
+
+class _RateLimitedWarning:
+    """Log a warning at most once per ``_WARN_EVERY_S``; callers put running totals in it."""
+
+    def __init__(self) -> None:
+        self._last = -float("inf")
+
+    def __call__(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last >= _WARN_EVERY_S:
+            self._last = now
+            logger.warning(msg, *args)
+
+
+class RecordBuffer:
+    """Buffers samples per series and writes them to a store in batches from a thread."""
+
+    def __init__(
+        self,
+        store: StoreLike,
+        *,
+        batch_size: int,
+        flush_interval: float | None,
+        max_buffer: int,
+        clock: Clock,
+        self_key: SeriesKey,
+    ) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.max_buffer = max_buffer
+        self.flush_interval = flush_interval
+        self._clock = clock
+        self._self_key = self_key
+        self.ticks = itertools.count(1)
+        self.threshold = 0
+        self.closed = False
+        self.dropped = 0
+        self._dropped_written = 0
+        self._base = 0
+        self._held = 0
+        self._woken = False
+        self._retained: list[list[Series]] = []
+        self._failing = False
+        self._buffers: dict[SeriesKey, SeriesBuffer] = {}
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._warn_drop = _RateLimitedWarning()
+        self._warn_fail = _RateLimitedWarning()
+        with self._lock:
+            self._recompute()
+        self._thread = threading.Thread(
+            target=self._run, name="metricskit-recorder-flush", daemon=True
+        )
+        self._thread.start()
+
+    # -- buffers and the bound ----------------------------------------------------------
+
+    def buffer(self, key: SeriesKey) -> SeriesBuffer:
+        """Return the buffer of ``key``, creating it on first use."""
+        with self._lock:
+            buf = self._buffers.get(key)
+            if buf is None:
+                buf = self._buffers[key] = SeriesBuffer(key)
+            return buf
+
+    def _recompute(self) -> None:
+        # Caller holds _lock. Below the threshold the hot path appends without asking;
+        # at it, append_slow decides (wake the flusher, drop, or refuse after close).
+        if self.closed:
+            self.threshold = -1
+            return
+        room = self.max_buffer - self._held + 1
+        self.threshold = self._base + (room if self._woken else min(self.batch_size, room))
+
+    def _closed_error(self) -> MetricsKitError:
+        return MetricsKitError("this Recorder is closed; create a new one to record again")
+
+    def append_slow(self, buf: SeriesBuffer, item: tuple[int, float], ticket: int) -> None:
+        """The hot path's fallback once ``ticket`` reached the threshold."""
+        with self._lock:
+            if self.closed:
+                raise self._closed_error()
+            pending = ticket - self._base
+            if pending + self._held > self.max_buffer:
+                self._base += 1
+                self._drop(1)
+            else:
+                buf.items.append(item)
+                self._wake_if_full(pending)
+            self._recompute()
+
+    def append_chunk(
+        self, buf: SeriesBuffer, ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]
+    ) -> None:
+        """Append ``record_many``'s validated arrays, dropping what exceeds ``max_buffer``."""
+        with self._lock:
+            if self.closed:
+                raise self._closed_error()
+            # Drawing a ticket is the only way to read the count; it is accounted as taken.
+            ticket = next(self.ticks)
+            self._base += 1
+            pending = ticket - self._base
+            keep = max(0, min(len(ts), self.max_buffer - self._held - pending))
+            if keep < len(ts):
+                self._drop(len(ts) - keep)
+            if keep:
+                buf.chunky = True
+                buf.items.append(Chunk(ts[:keep], vs[:keep]) if keep < len(ts) else Chunk(ts, vs))
+                self._base -= keep
+                self._wake_if_full(pending + keep)
+            self._recompute()
+
+    def _wake_if_full(self, pending: int) -> None:
+        if pending >= self.batch_size and not self._woken:
+            self._woken = True
+            self._wake.set()
+
+    def _drop(self, n: int) -> None:
+        self.dropped += n
+        self._warn_drop(
+            "metricskit recorder: %d samples buffered (max_buffer) while the store is failing "
+            "or slow; dropped %d samples so far",
+            self.max_buffer,
+            self.dropped,
+        )
+
+    def pending(self) -> int:
+        """Samples recorded and not yet durable (buffered, being written or kept for retry)."""
+        with self._lock:
+            ticket = next(self.ticks)
+            self._base += 1
+            return ticket - self._base + self._held
+
+    # -- flushing -----------------------------------------------------------------------
+
+    def _drain(self) -> list[Series]:
+        taken = [(buf, buf.take()) for buf in list(self._buffers.values())]
+        taken = [(buf, items) for buf, items in taken if items]
+        count = sum(_count(items, buf.chunky) for buf, items in taken)
+        with self._lock:
+            self._base += count
+            self._held += count
+            self._woken = False
+            self._recompute()
+        return [to_series(buf.key, items, buf.chunky) for buf, items in taken]
+
+    def flush(self) -> int:
+        """Write everything recorded so far and make it durable; return samples written.
+
+        Raises :class:`BackendError` if the store fails; the samples stay held for the next
+        attempt. Serialised with every other flush.
+        """
+        with self._flush_lock:
+            batch = self._drain()
+            if batch:
+                self._retained.append(batch)
+            dropped = self.dropped
+            if not self._retained and dropped == self._dropped_written:
+                return 0
+            try:
+                for held_batch in self._retained:
+                    self.store.write(held_batch)
+                if dropped != self._dropped_written:
+                    self.store.write([self._dropped_series(dropped)])
+                self.store.flush()
+            except Exception as exc:
+                self._failing = True
+                if isinstance(exc, BackendError):
+                    raise
+                raise BackendError(f"the store failed to write: {exc!r}") from exc
+            self._retained.clear()
+            self._dropped_written = dropped
+            with self._lock:
+                written, self._held = self._held, 0
+                self._recompute()
+            if self._failing:
+                self._failing = False
+                logger.warning(
+                    "metricskit recorder: the store works again; wrote %d samples "
+                    "held since it failed",
+                    written,
+                )
+            return written
+
+    def _dropped_series(self, dropped: int) -> Series:
+        return Series(
+            self._self_key,
+            np.array([self._clock.now_ns()], dtype=np.int64),
+            np.array([float(dropped)], dtype=np.float64),
+        )
+
+    def _run(self) -> None:
+        interval = self.flush_interval
+        retry_delay = interval if interval is not None else 1.0
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
+            try:
+                self.flush()
+            except BackendError as exc:
+                self._warn_fail(
+                    "metricskit recorder: the store failed (%s); %d samples held for retry",
+                    exc,
+                    self._held,
+                )
+                # Wait out the retry delay even if batch_size wakes us: hammering a store
+                # that is down helps nobody, and max_buffer bounds what piles up meanwhile.
+                self._stop.wait(retry_delay)
+            except Exception:
+                logger.exception("metricskit recorder: unexpected error in the flush thread")
+                self._stop.wait(retry_delay)
+
+    def close(self) -> None:
+        """Refuse new samples, stop the thread, flush; log (not raise) what could not be saved."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._recompute()
+        self._stop.set()
+        self._wake.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        try:
+            self.flush()
+        except BackendError as exc:
+            with self._lock:
+                lost, self._held = self._held, 0
+                self.dropped += lost
+            self._retained.clear()
+            logger.error(
+                "metricskit recorder: closing, the store failed (%s); %d samples were lost",
+                exc,
+                lost,
+            )
