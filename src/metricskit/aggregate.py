@@ -1,0 +1,519 @@
+"""Numpy kernels for windowed statistics, exact percentiles and PromQL range functions.
+
+Everything here works on one series' sorted columns (``timestamps`` int64 ns, ``values``
+float64) and does no I/O. Two ways to cut a series into windows:
+
+- :func:`tumbling_windows`: fixed ``step`` windows ``[t, t + step)`` aligned to the epoch
+  (or to ``origin_ns``), labelled by their start, as ``pandas.DataFrame.resample`` does;
+- :func:`sliding_windows`: one window ``(t - window, t]`` per evaluation time ``t`` on a
+  ``step`` grid, as a Prometheus 3 / VictoriaMetrics range query evaluates ``f(x[window])``.
+
+Rules shared by every statistic:
+
+- NaN samples are dropped before windowing: they are neither used nor counted (pandas'
+  rule; Prometheus would propagate them). A window with no sample gives NaN (count 0),
+  ``sum`` included (pandas would give 0, PromQL no value).
+- Percentiles are exact, with numpy's default linear interpolation (virtual index
+  ``(n - 1) * q``), which is also Prometheus' ``quantile_over_time``.
+- ``stddev`` takes ``ddof``: :func:`window_stats` defaults to 1 (pandas' ``std()``),
+  :func:`over_time` to 0 (Prometheus' ``stddev_over_time``).
+- ``rate``/``increase``/``delta`` are Prometheus' ``extrapolatedRate`` (promql/functions.go,
+  Prometheus 3): counter resets, extrapolation towards the window edges by at most half
+  an average sample interval, never below a counter's zero point. ``deriv`` is the
+  least-squares slope in units per second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from metricskit.errors import QueryError
+
+__all__ = [
+    "OVER_TIME_STATS",
+    "RANGE_FUNCTIONS",
+    "WINDOW_STATS",
+    "Windows",
+    "deriv",
+    "eval_times",
+    "extrapolated_rate",
+    "over_time",
+    "range_function",
+    "segment_quantiles",
+    "sliding_windows",
+    "tumbling_windows",
+    "window_quantiles",
+    "window_stats",
+]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+IDX = npt.NDArray[np.intp]
+_T = TypeVar("_T", bound=np.generic)
+
+WINDOW_STATS = ("count", "sum", "mean", "min", "max", "stddev", "first", "last")
+"""Statistics :func:`window_stats` computes (percentiles come from :func:`window_quantiles`)."""
+OVER_TIME_STATS = ("avg", "sum", "count", "min", "max", "quantile", "last", "first", "stddev")
+"""The ``<stat>_over_time`` functions :func:`over_time` evaluates."""
+RANGE_FUNCTIONS = ("rate", "increase", "delta", "deriv")
+"""The rate-like functions :func:`range_function` evaluates."""
+
+_NS_PER_S = 1e9
+# Windows up to this many samples are sorted together as rows of a padded 2-D array; longer
+# ones one by one with np.partition, which beats a full sort once a window is a few hundred
+# samples long (measured: 7,000-sample windows, 3 quantiles: 21 us per partition vs 55 us
+# per sort).
+_SMALL_WINDOW = 256
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A series cut into windows: window ``i`` is ``values[starts[i]:ends[i]]``.
+
+    ``times`` labels each window (its start for tumbling windows, its evaluation time for
+    sliding ones). Sliding windows may overlap, so ``starts``/``ends`` need not tile the
+    arrays. ``values`` may still hold NaN unless ``nan_free``: :meth:`without_nan` drops
+    them, and every statistic calls it (sums find out for free whether it is needed).
+    """
+
+    times: I64
+    starts: IDX
+    ends: IDX
+    timestamps: I64
+    values: F64
+    nan_free: bool = False
+
+    @property
+    def counts(self) -> IDX:
+        """The number of samples in each window (NaN included until :meth:`without_nan`)."""
+        counts: IDX = self.ends - self.starts
+        return counts
+
+    def __len__(self) -> int:
+        return int(self.times.shape[0])
+
+    def without_nan(self) -> Windows:
+        """The same windows over the series without its NaN samples."""
+        if self.nan_free:
+            return self
+        keep = ~np.isnan(self.values)
+        if keep.all():
+            return replace(self, nan_free=True)
+        kept_before = np.zeros(keep.shape[0] + 1, dtype=np.intp)
+        np.cumsum(keep, out=kept_before[1:])
+        return Windows(
+            self.times,
+            kept_before[self.starts],
+            kept_before[self.ends],
+            self.timestamps[keep],
+            self.values[keep],
+            nan_free=True,
+        )
+
+
+def _columns(timestamps: npt.ArrayLike, values: npt.ArrayLike) -> tuple[I64, F64]:
+    ts = np.asarray(timestamps, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    if ts.shape != vals.shape or ts.ndim != 1:
+        raise QueryError(f"timestamps {ts.shape} and values {vals.shape} must be 1-d, one length")
+    return ts, vals
+
+
+def _positive(ns: int, what: str) -> int:
+    if ns <= 0:
+        raise QueryError(f"{what} must be positive, got {ns} ns")
+    return int(ns)
+
+
+def tumbling_windows(
+    timestamps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    step_ns: int,
+    *,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    origin_ns: int = 0,
+) -> Windows:
+    """Cut a sorted series into windows ``[t, t + step)`` with ``t = origin + k * step``.
+
+    Samples outside ``[start_ns, end_ns)`` are ignored. The windows run from the one holding
+    ``start_ns`` (default: the first sample) to the one holding ``end_ns - 1`` (default: the
+    last sample), empty ones included, as ``resample`` does.
+    """
+    step = _positive(step_ns, "step")
+    ts, vals = _columns(timestamps, values)
+    lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
+    hi = ts.shape[0] if end_ns is None else int(np.searchsorted(ts, end_ns, "left"))
+    ts, vals = ts[lo:hi], vals[lo:hi]
+    first = start_ns if start_ns is not None else (int(ts[0]) if ts.size else None)
+    last = end_ns - 1 if end_ns is not None else (int(ts[-1]) if ts.size else None)
+    if first is None or last is None or last < first:
+        empty = np.empty(0, dtype=np.intp)
+        return Windows(np.empty(0, dtype=np.int64), empty, empty, ts, vals)
+    k0 = (first - origin_ns) // step
+    k1 = (last - origin_ns) // step
+    times = origin_ns + np.arange(k0, k1 + 1, dtype=np.int64) * step
+    # Search the window starts in the samples (not the samples' buckets): a few thousand
+    # binary searches instead of a division per sample. The end of the last window may not
+    # fit in int64, and every remaining sample belongs to it anyway.
+    bounds = np.empty(times.shape[0] + 1, dtype=np.intp)
+    bounds[0] = 0
+    bounds[1:-1] = np.searchsorted(ts, times[1:], "left")
+    bounds[-1] = ts.shape[0]
+    return Windows(times, bounds[:-1], bounds[1:], ts, vals)
+
+
+def eval_times(start_ns: int, end_ns: int, step_ns: int) -> I64:
+    """Evaluation times ``start, start + step, ...`` up to and including ``end`` (PromQL)."""
+    step = _positive(step_ns, "step")
+    if end_ns < start_ns:
+        return np.empty(0, dtype=np.int64)
+    times: I64 = start_ns + np.arange((end_ns - start_ns) // step + 1, dtype=np.int64) * step
+    return times
+
+
+def default_range(timestamps: npt.ArrayLike, step_ns: int) -> tuple[int, int] | None:
+    """The step-grid (epoch-aligned) evaluation span covering every sample, or None if empty.
+
+    From the first grid time at or after the first sample to the first at or after the
+    last, so every sample lies in some ``(t - window, t]`` when ``window >= step``.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    if ts.size == 0:
+        return None
+    step = _positive(step_ns, "step")
+    return -(-int(ts[0]) // step) * step, -(-int(ts[-1]) // step) * step
+
+
+def sliding_windows(
+    timestamps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    window_ns: int,
+    times: npt.ArrayLike,
+) -> Windows:
+    """One window ``(t - window, t]`` per evaluation time ``t`` (Prometheus 3 selection)."""
+    window = _positive(window_ns, "window")
+    ts, vals = _columns(timestamps, values)
+    at = np.asarray(times, dtype=np.int64)
+    starts = np.searchsorted(ts, at - window, "right").astype(np.intp)
+    ends = np.searchsorted(ts, at, "right").astype(np.intp)
+    return Windows(at, starts, ends, ts, vals)
+
+
+def _contiguous(values: npt.NDArray[_T], starts: IDX, ends: IDX) -> tuple[npt.NDArray[_T], IDX]:
+    """Lay the windows' samples end to end: returns ``(flat, offsets)``.
+
+    Tumbling windows already tile the array, so that is a view; overlapping or gapped
+    windows are gathered (a copy whose size is the sum of the window lengths).
+    """
+    counts = ends - starts
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.intp)
+    np.cumsum(counts, out=offsets[1:])
+    if counts.shape[0] == 0:
+        return values[:0], offsets
+    if np.array_equal(starts[1:], ends[:-1]):
+        base = int(starts[0])
+        return values[base : int(ends[-1])], offsets
+    total = int(offsets[-1])
+    # index of each gathered sample = its window's start + its position in the window
+    idx = np.arange(total, dtype=np.intp) + np.repeat(starts - offsets[:-1], counts)
+    return values[idx], offsets
+
+
+def _reduce(ufunc: np.ufunc, flat: F64, offsets: IDX) -> F64:
+    """``ufunc.reduceat`` over each segment ``flat[offsets[i]:offsets[i+1]]``; NaN if empty."""
+    counts = np.diff(offsets)
+    out = np.full(counts.shape[0], np.nan)
+    nonempty = counts > 0
+    if nonempty.any():
+        # Empty segments take no room, so reducing from each non-empty start to the next
+        # one covers exactly that segment.
+        out[nonempty] = ufunc.reduceat(flat, offsets[:-1][nonempty])
+    return out
+
+
+def _lerp(a: F64, b: F64, g: F64) -> F64:
+    """numpy's percentile interpolation, term for term, so results match it bit for bit."""
+    diff = b - a
+    out: F64 = a + diff * g
+    np.subtract(b, diff * (1 - g), out=out, where=g >= 0.5)
+    return out
+
+
+def _check_quantiles(qs: Sequence[float] | npt.ArrayLike) -> F64:
+    q = np.atleast_1d(np.asarray(qs, dtype=np.float64))
+    if q.ndim != 1 or np.isnan(q).any() or (q < 0).any() or (q > 1).any():
+        raise QueryError(f"quantiles must be between 0 and 1, got {q.tolist()}")
+    return q
+
+
+def segment_quantiles(flat: F64, offsets: IDX, qs: Sequence[float] | npt.ArrayLike) -> F64:
+    """Exact quantiles ``qs`` (0..1) of each segment ``flat[offsets[i]:offsets[i+1]]``.
+
+    Returns an array of shape ``(segments, len(qs))``; NaN for an empty segment. ``flat``
+    must hold no NaN and is not modified.
+    """
+    q = _check_quantiles(qs)
+    counts = np.diff(offsets)
+    nseg = counts.shape[0]
+    out = np.full((nseg, q.shape[0]), np.nan)
+    rank = (counts[:, None] - 1) * q[None, :]  # numpy's virtual index for 'linear'
+    lo = np.floor(rank).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(counts[:, None] - 1, 0))
+    gamma = rank - lo
+    a = np.full_like(out, np.nan)
+    b = np.full_like(out, np.nan)
+    small = (counts > 0) & (counts <= _SMALL_WINDOW)
+    if small.any():
+        _small_order_stats(flat, offsets, counts, np.flatnonzero(small), lo, hi, a, b)
+    large = np.flatnonzero(counts > _SMALL_WINDOW)
+    if large.size:
+        _large_order_stats(flat, offsets, counts, large, q, lo, a, b)
+    nonempty = counts > 0
+    out[nonempty] = _lerp(a[nonempty], b[nonempty], gamma[nonempty])
+    return out
+
+
+def _small_order_stats(
+    flat: F64, offsets: IDX, counts: IDX, rows: IDX, lo: IDX, hi: IDX, a: F64, b: F64
+) -> None:
+    """Sort short segments as rows of padded 2-D arrays, one array per power-of-two width.
+
+    Grouping by width keeps the padding under half of each array. Padding is +inf, which
+    sorts after every real value (a real +inf ties with it and reads back the same).
+    """
+    width_class = np.ceil(np.log2(counts[rows])).astype(np.intp)
+    for cls in np.unique(width_class).tolist():
+        sel = rows[width_class == cls]
+        width = 1 << cls
+        pos = np.arange(width, dtype=np.intp)
+        idx = offsets[sel][:, None] + pos[None, :]
+        inside = pos[None, :] < counts[sel][:, None]
+        block = np.where(inside, flat[np.minimum(idx, flat.shape[0] - 1)], np.inf)
+        block.sort(axis=1)
+        r = np.arange(sel.shape[0])[:, None]
+        a[sel] = block[r, lo[sel]]
+        b[sel] = block[r, hi[sel]]
+
+
+def _large_order_stats(
+    flat: F64, offsets: IDX, counts: IDX, rows: IDX, q: F64, lo: IDX, a: F64, b: F64
+) -> None:
+    """Select the needed order statistics of long segments with cascaded partitions.
+
+    Ranks grow with q, so taking the quantiles in ascending q order, partitioning at one
+    rank leaves every larger value to its right and the next rank only partitions that
+    remainder. The value just above a rank is the minimum of the remainder, cheaper than
+    another partition. The loop runs once per window, on plain Python numbers.
+    """
+    order = np.argsort(q, kind="stable").tolist()
+    scratch = np.empty(int(counts[rows].max()))
+    # an allocation per window costs as much as the copy into it: reuse one buffer
+    found_a: list[float] = []
+    found_b: list[float] = []
+    for start, m, ranks in zip(
+        offsets[rows].tolist(), counts[rows].tolist(), lo[rows].tolist(), strict=True
+    ):
+        work = scratch[:m]
+        np.copyto(work, flat[start : start + m])
+        row_a = [0.0] * len(order)
+        row_b = [0.0] * len(order)
+        done, k_prev, a_prev, b_prev = 0, -1, 0.0, 0.0
+        for j in order:
+            k = ranks[j]
+            if k != k_prev:
+                work[done:].partition(k - done)
+                done, k_prev = k, k
+                a_prev = float(work[k])
+                b_prev = float(work[k + 1 :].min()) if k + 1 < m else a_prev
+            row_a[j], row_b[j] = a_prev, b_prev
+        found_a.extend(row_a)
+        found_b.extend(row_b)
+    a[rows] = np.asarray(found_a).reshape(rows.shape[0], len(order))
+    b[rows] = np.asarray(found_b).reshape(rows.shape[0], len(order))
+
+
+def window_quantiles(windows: Windows, qs: Sequence[float] | npt.ArrayLike) -> F64:
+    """Exact quantiles ``qs`` (0..1) of each window: shape ``(len(windows), len(qs))``."""
+    clean = windows.without_nan()
+    flat, offsets = _contiguous(clean.values, clean.starts, clean.ends)
+    return segment_quantiles(flat, offsets, qs)
+
+
+def window_stats(windows: Windows, stats: Sequence[str], *, ddof: int = 1) -> dict[str, F64]:
+    """Compute ``stats`` (names from :data:`WINDOW_STATS`) for every window.
+
+    Returns one float64 array per name, NaN for empty windows (``count`` is 0 there).
+    ``stddev`` divides by ``count - ddof`` and is NaN when that is not positive.
+    """
+    unknown = [s for s in stats if s not in WINDOW_STATS]
+    if unknown:
+        raise QueryError(f"unknown statistic(s) {unknown}; known: {', '.join(WINDOW_STATS)}")
+    sums: F64 | None = None
+    if not windows.nan_free and {"sum", "mean", "stddev"} & set(stats):
+        # A NaN makes its window's sum NaN, so the sums tell whether dropping NaN (one more
+        # pass over the samples) is needed at all.
+        flat, offsets = _contiguous(windows.values, windows.starts, windows.ends)
+        sums = _reduce(np.add, flat, offsets)
+        if np.isnan(sums[np.diff(offsets) > 0]).any():
+            sums = None
+        else:
+            windows = replace(windows, nan_free=True)
+    windows = windows.without_nan()
+    flat, offsets = _contiguous(windows.values, windows.starts, windows.ends)
+    counts = np.diff(offsets)
+    nonempty = counts > 0
+    out: dict[str, F64] = {}
+    for stat in stats:
+        if stat == "count":
+            out[stat] = counts.astype(np.float64)
+        elif stat in ("sum", "mean", "stddev"):
+            if sums is None:
+                sums = _reduce(np.add, flat, offsets)
+            if stat == "sum":
+                out[stat] = sums
+            else:
+                mean = sums / np.where(nonempty, counts, 1)
+                out[stat] = mean if stat == "mean" else _stddev(flat, offsets, mean, ddof)
+        elif stat in ("min", "max"):
+            out[stat] = _reduce(np.minimum if stat == "min" else np.maximum, flat, offsets)
+        else:
+            at = offsets[:-1] if stat == "first" else offsets[1:] - 1
+            col = np.full(counts.shape[0], np.nan)
+            col[nonempty] = flat[at[nonempty]]
+            out[stat] = col
+    return out
+
+
+def _stddev(flat: F64, offsets: IDX, mean: F64, ddof: int) -> F64:
+    """Two-pass standard deviation: accurate even when the mean dwarfs the spread."""
+    counts = np.diff(offsets)
+    dev = flat - np.repeat(mean, counts)
+    squares = _reduce(np.add, dev * dev, offsets)
+    dof = counts - ddof
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std: F64 = np.sqrt(squares / np.where(dof > 0, dof, 1))
+    std[dof <= 0] = np.nan
+    return std
+
+
+def over_time(
+    stat: str,
+    timestamps: npt.ArrayLike,
+    values: npt.ArrayLike,
+    window_ns: int,
+    times: npt.ArrayLike,
+    *,
+    q: float | None = None,
+    ddof: int = 0,
+) -> F64:
+    """``<stat>_over_time(x[window])`` at each evaluation time: NaN where the window is empty.
+
+    ``stat`` is one of :data:`OVER_TIME_STATS`; ``quantile`` needs ``q`` in 0..1.
+    ``stddev`` uses ``ddof=0`` as Prometheus does. ``count`` is 0, not NaN, when empty.
+    """
+    if stat not in OVER_TIME_STATS:
+        raise QueryError(f"unknown over_time statistic {stat!r}; known: {OVER_TIME_STATS}")
+    windows = sliding_windows(timestamps, values, window_ns, times)
+    if stat == "quantile":
+        if q is None:
+            raise QueryError("quantile_over_time needs q (0..1)")
+        result: F64 = window_quantiles(windows, [q])[:, 0]
+        return result
+    name = "mean" if stat == "avg" else stat
+    return window_stats(windows, [name], ddof=ddof)[name]
+
+
+def extrapolated_rate(windows: Windows, window_ns: int, *, is_counter: bool, is_rate: bool) -> F64:
+    """Prometheus' ``extrapolatedRate`` for every sliding window (NaN: fewer than 2 samples).
+
+    ``rate`` is ``(is_counter=True, is_rate=True)``, ``increase`` ``(True, False)`` and
+    ``delta`` ``(False, False)``. Computed as Prometheus 3 does: the result is the last
+    minus the first value (plus, for counters, the value before each drop), stretched to
+    the window edges when the first/last sample is within 1.1 average intervals of them,
+    else by half an interval, and for counters never back past the zero point.
+    """
+    windows = windows.without_nan()
+    ts, vals = windows.timestamps, windows.values
+    n = windows.counts
+    ok = n >= 2
+    out = np.full(n.shape[0], np.nan)
+    if not ok.any():
+        return out
+    first = windows.starts[ok]
+    last = windows.ends[ok] - 1
+    t = windows.times[ok]
+    v_first = vals[first]
+    result = vals[last] - v_first
+    if is_counter:
+        # resets[i] = sum of the values just before each drop up to sample i
+        drops = np.where(vals[1:] < vals[:-1], vals[:-1], 0.0)
+        resets = np.concatenate(([0.0], np.cumsum(drops)))
+        result = result + (resets[last] - resets[first])
+    first_t, last_t = ts[first], ts[last]
+    to_start = (first_t - (t - window_ns)) / _NS_PER_S
+    to_end = (t - last_t) / _NS_PER_S
+    sampled = (last_t - first_t) / _NS_PER_S
+    avg_gap = sampled / (n[ok] - 1)
+    threshold = avg_gap * 1.1
+    to_start = np.where(to_start >= threshold, avg_gap / 2, to_start)
+    if is_counter:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_zero = sampled * (v_first / result)
+        to_zero = np.where((result > 0) & (v_first >= 0), to_zero, to_start)
+        to_start = np.minimum(to_start, to_zero)
+    to_end = np.where(to_end >= threshold, avg_gap / 2, to_end)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = (sampled + to_start + to_end) / sampled
+    if is_rate:
+        factor = factor / (window_ns / _NS_PER_S)
+    out[ok] = result * factor
+    return out
+
+
+def deriv(windows: Windows) -> F64:
+    """Least-squares slope (units per second) in each window; NaN with fewer than 2 samples.
+
+    Computed on centred data, which is what Prometheus' Kahan-summed regression
+    approximates; a window whose values are all equal has slope 0.
+    """
+    windows = windows.without_nan()
+    flat_v, offsets = _contiguous(windows.values, windows.starts, windows.ends)
+    flat_t, _ = _contiguous(windows.timestamps, windows.starts, windows.ends)
+    counts = np.diff(offsets)
+    out = np.full(counts.shape[0], np.nan)
+    ok = counts >= 2
+    if not ok.any():
+        return out
+    # seconds since each window's first sample keeps x small and exact enough
+    t0 = np.repeat(flat_t[offsets[:-1][counts > 0]], counts[counts > 0])
+    x = (flat_t - t0) / _NS_PER_S
+    safe = np.where(counts > 0, counts, 1)
+    mx = np.repeat(_reduce(np.add, x, offsets) / safe, counts)
+    my = np.repeat(_reduce(np.add, flat_v, offsets) / safe, counts)
+    dx = x - mx
+    cov = _reduce(np.add, dx * (flat_v - my), offsets)
+    var = _reduce(np.add, dx * dx, offsets)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = cov / var
+    constant = _reduce(np.minimum, flat_v, offsets) == _reduce(np.maximum, flat_v, offsets)
+    slope[constant] = 0.0
+    out[ok] = slope[ok]
+    return out
+
+
+def range_function(
+    fn: str, timestamps: npt.ArrayLike, values: npt.ArrayLike, window_ns: int, times: npt.ArrayLike
+) -> F64:
+    """``fn(x[window])`` at each evaluation time; ``fn`` is one of :data:`RANGE_FUNCTIONS`."""
+    if fn not in RANGE_FUNCTIONS:
+        raise QueryError(f"unknown range function {fn!r}; known: {', '.join(RANGE_FUNCTIONS)}")
+    windows = sliding_windows(timestamps, values, window_ns, times)
+    if fn == "deriv":
+        return deriv(windows)
+    return extrapolated_rate(windows, window_ns, is_counter=fn != "delta", is_rate=fn == "rate")
