@@ -1,0 +1,446 @@
+"""``parquet:///abs/dir`` (or ``parquet://relative/dir``): a hive-partitioned Parquet dataset.
+
+Samples are buffered in memory (numpy columns per series) and visible to reads at once;
+:meth:`ParquetBackend.flush` writes one new file per touched day partition, atomically
+(temp file, fsync, rename, fsync the directory). Files are never modified: last write
+wins by file sequence at read time, and compaction merges a partition's files into one
+under the partition's ``flock`` so that several processes can share a directory. The
+files are plain Parquet that pandas, pyarrow and DuckDB read directly; the format is
+documented in ``docs/storage.md`` and :mod:`metricskit.storage.parquet_format`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from metricskit.errors import BackendError, backend_error_from_oserror
+from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage.base import Capabilities, StorageBackend, StorageStats
+from metricskit.storage.parquet_format import (
+    Arrays,
+    FileIndex,
+    decode_rows,
+    encode_table,
+    merge_last_wins,
+    read_index,
+    read_series,
+    write_atomic,
+)
+from metricskit.storage.parquet_layout import (
+    DAY_NS,
+    DataFile,
+    Partition,
+    list_files,
+    list_partitions,
+    lock_partition,
+    new_file_name,
+    partition_of_day,
+)
+
+__all__ = ["ParquetBackend"]
+
+_T = TypeVar("_T")
+_READ_ATTEMPTS = 20
+_MAX_CACHED_INDEXES = 50_000
+_EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
+
+
+def root_from_url(url: str) -> str:
+    """The directory a ``parquet://`` URL (or a plain path) names, made absolute."""
+    rest = url[len("parquet://") :] if url.startswith("parquet://") else url
+    if "://" in rest or not rest:
+        raise BackendError(
+            f"not a parquet URL: {url!r} (use parquet:///absolute/dir or parquet://relative/dir)"
+        )
+    return os.path.abspath(os.path.expanduser(rest))
+
+
+class ParquetBackend(StorageBackend):
+    """Store series in a Parquet dataset partitioned by day (``day=YYYY-MM-DD``).
+
+    Options: ``max_files_per_partition`` (auto-compaction threshold, default 8),
+    ``row_group_size`` (rows, default 131072; smaller makes one-series reads cheaper),
+    ``flush_samples`` (buffered samples that trigger a flush after ``write``, default
+    2,000,000) and ``fsync`` (default True; False only for throwaway data).
+    """
+
+    scheme = "parquet"
+    capabilities = Capabilities(persistent=True, deletes=True, multiprocess=True)
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_files_per_partition: int = 8,
+        row_group_size: int = 131_072,
+        flush_samples: int = 2_000_000,
+        fsync: bool = True,
+    ) -> None:
+        self.root = root_from_url(url)
+        self.max_files_per_partition = max(2, int(max_files_per_partition))
+        self.row_group_size = int(row_group_size)
+        self.flush_samples = int(flush_samples)
+        self.fsync = fsync
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise backend_error_from_oserror(exc, f"creating {self.root}") from exc
+        self._lock = threading.RLock()
+        self._buffer: dict[SeriesKey, list[Arrays]] = {}
+        self._buffered = 0
+        self._indexes: dict[str, FileIndex] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ParquetBackend('parquet://{self.root}')"
+
+    # -- writing ----------------------------------------------------------------------
+
+    def write(self, batch: Sequence[Series]) -> None:
+        """Buffer ``batch`` in memory; reads see it at once, :meth:`flush` makes it durable."""
+        with self._lock:
+            self._check_open()
+            for series in batch:
+                if len(series):
+                    chunk = (
+                        np.array(series.timestamps, dtype=np.int64),
+                        np.array(series.values, dtype=np.float64),
+                    )
+                    self._buffer.setdefault(series.key, []).append(chunk)
+                    self._buffered += len(series)
+            if self._buffered >= self.flush_samples:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write one file per day partition touched since the last flush; durable on return."""
+        with self._lock:
+            if not self._buffer:
+                return
+            by_day: dict[int, dict[SeriesKey, Arrays]] = {}
+            for key, chunks in self._buffer.items():
+                ts, vs = merge_last_wins(chunks)
+                for day, part_ts, part_vs in _split_days(ts, vs):
+                    by_day.setdefault(day, {})[key] = (part_ts, part_vs)
+            for day in sorted(by_day):
+                self._commit(partition_of_day(self.root, day), by_day[day])
+            # Only now: if a partition failed above, the buffer still holds everything.
+            self._buffer.clear()
+            self._buffered = 0
+
+    def _commit(self, partition: Partition, series: dict[SeriesKey, Arrays]) -> None:
+        table = encode_table(series)
+        with lock_partition(self.root, partition):
+            self._make_dir(partition.path)
+            files = list_files(partition)
+            path = os.path.join(partition.path, new_file_name(files))
+            write_atomic(table, path, row_group_size=self.row_group_size, fsync=self.fsync)
+            if len(files) + 1 > self.max_files_per_partition:
+                files = list_files(partition)
+                self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
+
+    def _make_dir(self, path: str) -> None:
+        if os.path.isdir(path):
+            return
+        try:
+            os.makedirs(path, exist_ok=True)
+            if self.fsync:
+                fd = os.open(os.path.dirname(path), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            raise backend_error_from_oserror(exc, f"creating {path}") from exc
+
+    # -- compaction and rewriting (callers hold the partition lock) -----------------------
+
+    def compact(self) -> int:
+        """Flush, then merge every partition's files into one; return files removed."""
+        with self._lock:
+            self.flush()
+            removed = 0
+            for partition in list_partitions(self.root):
+                with lock_partition(self.root, partition):
+                    files = list_files(partition)
+                    if len(files) > 1:
+                        self._merge_locked(partition, files)
+                        removed += len(files) - 1
+            return removed
+
+    def _merge(self, files: Sequence[DataFile]) -> dict[SeriesKey, Arrays]:
+        """Every series of ``files`` (oldest first) with duplicates resolved."""
+        pieces: dict[SeriesKey, list[Arrays]] = {}
+        for f in files:
+            for key, arrays in decode_rows(f.path, self._index(f.path)).items():
+                pieces.setdefault(key, []).append(arrays)
+        return {key: merge_last_wins(chunks) for key, chunks in pieces.items()}
+
+    def _merge_locked(self, partition: Partition, files: Sequence[DataFile]) -> None:
+        if len(files) > 1:
+            self._replace_locked(partition, files, self._merge(files))
+
+    def _replace_locked(
+        self, partition: Partition, old: Sequence[DataFile], data: dict[SeriesKey, Arrays]
+    ) -> None:
+        """Replace the newest-ending run ``old`` of a partition's files by one holding ``data``.
+
+        The new file takes the newest old file's sequence and a higher level, so it sorts
+        exactly where the run did; it is in place before the old files go away, so a
+        reader never misses a sample (at worst it sees equal duplicates).
+        """
+        data = {k: a for k, a in data.items() if a[0].size}
+        if data:
+            level = min(99, max(f.level for f in old) + 1)
+            name = new_file_name([], level=level, seq=old[-1].seq)
+            write_atomic(
+                encode_table(data),
+                os.path.join(partition.path, name),
+                row_group_size=self.row_group_size,
+                fsync=self.fsync,
+            )
+        try:
+            for f in old:
+                os.unlink(f.path)
+                self._indexes.pop(f.path, None)
+            for name in os.listdir(partition.path):
+                if name.startswith(".") and name.endswith(".tmp"):
+                    os.unlink(os.path.join(partition.path, name))  # a crashed write's leftover
+            if not data and not list_files(partition):
+                with contextlib.suppress(OSError):
+                    os.rmdir(partition.path)
+        except OSError as exc:
+            raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _index(self, path: str) -> FileIndex:
+        index = self._indexes.get(path)
+        if index is None:
+            if len(self._indexes) >= _MAX_CACHED_INDEXES:
+                self._indexes.clear()
+            index = self._indexes[path] = read_index(path)
+        return index
+
+    def _retrying(self, fn: Callable[[], _T]) -> _T:
+        """Run a read that lists files; if another process compacted one away, list again."""
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                return fn()
+            except FileNotFoundError:
+                continue
+        raise BackendError(f"{self.root}: files kept disappearing while reading; try again")
+
+    def _files(self, start_ns: int, end_ns: int) -> Iterator[tuple[Partition, list[DataFile]]]:
+        for partition in list_partitions(self.root):
+            if partition.end_ns > start_ns and partition.start_ns < end_ns:
+                yield partition, list_files(partition)
+
+    def _read_many(
+        self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int
+    ) -> dict[SeriesKey, Arrays]:
+        wanted = set(keys)
+
+        def once() -> dict[SeriesKey, list[Arrays]]:
+            pieces: dict[SeriesKey, list[Arrays]] = {}
+            for _, files in self._files(start_ns, end_ns):
+                for f in files:
+                    index = self._index(f.path)
+                    if len(keys) <= len(index.series):
+                        candidates: Iterable[SeriesKey] = keys
+                    else:
+                        candidates = [k for k in index.series if k in wanted]
+                    want = [
+                        k
+                        for k in candidates
+                        if (e := index.series.get(k)) is not None
+                        and e[3] >= start_ns
+                        and e[2] < end_ns
+                    ]
+                    for key, arrays in read_series(f.path, index, want).items():
+                        pieces.setdefault(key, []).append(arrays)
+            return pieces
+
+        with self._lock:
+            pieces = self._retrying(once)
+            for key in keys:
+                chunks = self._buffer.get(key)
+                if chunks:
+                    if len(chunks) > 1:
+                        chunks[:] = [merge_last_wins(chunks)]
+                    pieces.setdefault(key, []).append(chunks[0])
+        out = {}
+        for key, chunks in pieces.items():
+            ts, vs = merge_last_wins(chunks)
+            lo, hi = np.searchsorted(ts, [start_ns, end_ns], side="left")
+            out[key] = (ts[lo:hi], vs[lo:hi])
+        return out
+
+    def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
+        """Return ``key``'s samples in ``[start_ns, end_ns)``, buffered ones included."""
+        ts, vs = self._read_many([key], start_ns, end_ns).get(key, _EMPTY)
+        return Series(key, ts, vs)
+
+    def query(self, selector: Selector, start_ns: int, end_ns: int) -> Iterator[Series]:
+        """Yield the selected non-empty series, reading each file once for all of them."""
+        keys = sorted(self.select(selector))
+        found = self._read_many(keys, start_ns, end_ns)
+        for key in keys:
+            ts, vs = found.get(key, _EMPTY)
+            if ts.size:
+                yield Series(key, ts, vs)
+
+    def _all_keys(self) -> set[SeriesKey]:
+        def once() -> set[SeriesKey]:
+            found: set[SeriesKey] = set()
+            for _, files in self._files(-(2**63), 2**63 - 1):
+                for f in files:
+                    found.update(self._index(f.path).series)
+            return found
+
+        with self._lock:
+            found = self._retrying(once)
+            found.update(k for k, chunks in self._buffer.items() if chunks)
+        return found
+
+    def keys(self) -> Iterator[SeriesKey]:
+        """Yield every series with a sample, from the files' footer indexes and the buffer."""
+        return iter(sorted(self._all_keys()))
+
+    def select(self, selector: Selector) -> Iterator[SeriesKey]:
+        """Yield the keys ``selector`` matches."""
+        return iter(sorted(k for k in self._all_keys() if selector.matches(k)))
+
+    # -- retention and size -------------------------------------------------------------------
+
+    def _count(self, files: Sequence[DataFile], keep: Callable[[SeriesKey], bool]) -> int:
+        """Distinct samples of the kept series in ``files``, resolving cross-file repeats."""
+        owners: dict[SeriesKey, list[DataFile]] = {}
+        total = 0
+        for f in files:
+            for key, entry in self._index(f.path).series.items():
+                if keep(key):
+                    owners.setdefault(key, []).append(f)
+                    total += entry[1]
+        repeated = {k: fs for k, fs in owners.items() if len(fs) > 1}
+        if repeated:
+            pieces: dict[SeriesKey, list[Arrays]] = {}
+            for f in files:
+                for key, arrays in read_series(f.path, self._index(f.path), repeated).items():
+                    pieces.setdefault(key, []).append(arrays)
+            for chunks in pieces.values():
+                total -= sum(c[0].size for c in chunks) - merge_last_wins(chunks)[0].size
+        return total
+
+    def delete_before(self, cutoff_ns: int, selector: Selector | None = None) -> int:
+        """Flush, then delete the selected samples older than ``cutoff_ns``; return how many.
+
+        Day partitions entirely before the cutoff are dropped as a whole (without a
+        selector); the partition straddling it, or any partition holding selected
+        series, is rewritten without the deleted rows.
+        """
+
+        def selected(key: SeriesKey) -> bool:
+            return selector is None or selector.matches(key)
+
+        with self._lock:
+            self._check_open()
+            self.flush()
+            removed = 0
+            for partition in list_partitions(self.root):
+                if partition.start_ns >= cutoff_ns:
+                    continue
+                with lock_partition(self.root, partition):
+                    files = list_files(partition)
+                    if selector is None and partition.end_ns <= cutoff_ns:
+                        removed += self._count(files, selected)
+                        self._replace_locked(partition, files, {})
+                        continue
+                    touched = any(
+                        selected(key) and entry[2] < cutoff_ns
+                        for f in files
+                        for key, entry in self._index(f.path).series.items()
+                    )
+                    if not touched:
+                        continue
+                    kept: dict[SeriesKey, Arrays] = {}
+                    for key, (ts, vs) in self._merge(files).items():
+                        cut = int(np.searchsorted(ts, cutoff_ns)) if selected(key) else 0
+                        removed += cut
+                        kept[key] = (ts[cut:], vs[cut:])
+                    self._replace_locked(partition, files, kept)
+            return removed
+
+    def stats(self) -> StorageStats:
+        """Flush, then count distinct samples, series and bytes on disk."""
+
+        def once() -> StorageStats:
+            samples = size = 0
+            series: set[SeriesKey] = set()
+            for _, files in self._files(-(2**63), 2**63 - 1):
+                samples += self._count(files, lambda _key: True)
+                for f in files:
+                    series.update(self._index(f.path).series)
+                    size += f.size()
+            return StorageStats(samples=samples, series=len(series), bytes=size)
+
+        with self._lock:
+            self.flush()
+            return self._retrying(once)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError(f"{self!r} is closed")
+
+    def close(self) -> None:
+        """Flush buffered samples; the backend is unusable afterwards."""
+        with self._lock:
+            if not self._closed:
+                self.flush()
+                self._closed = True
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> ParquetBackend:
+        """Open ``parquet:///abs/dir`` or ``parquet://relative/dir`` (created if missing)."""
+        return cls(url, **options)
+
+
+def _split_days(
+    ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]
+) -> list[tuple[int, npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Cut sorted samples at day boundaries: ``(day, ts, values)`` per day touched."""
+    first, last = int(ts[0]) // DAY_NS, int(ts[-1]) // DAY_NS
+    if first == last:
+        return [(first, ts, vs)]
+    days = np.arange(first, last + 2, dtype=np.int64)
+    cuts = np.searchsorted(ts, days * DAY_NS)
+    return [
+        (int(d), ts[a:b], vs[a:b])
+        for d, a, b in zip(days[:-1], cuts[:-1], cuts[1:], strict=True)
+        if b > a
+    ]
+
+
+def _tiered_suffix(files: list[DataFile], limit: int) -> list[DataFile]:
+    """The newest run of files to merge: small files, not the big ones merged earlier.
+
+    Walking from the newest file back, an older file joins while it is no bigger than
+    twice what is gathered so far, which keeps total rewriting logarithmic in the
+    partition's size; if that would still leave more than ``limit`` files, merge all.
+    """
+    gathered = files[-1].size()
+    start = len(files) - 1
+    while start > 0 and files[start - 1].size() <= 2 * gathered:
+        start -= 1
+        gathered += files[start].size()
+    if start + 1 > limit - 1 or len(files) - start < 2:
+        start = 0
+    return files[start:]

@@ -1,0 +1,155 @@
+"""Where the ``parquet://`` backend keeps things: partition directories, file names, locks.
+
+::
+
+    root/
+      day=2026-11-28/part-<seq:020d>-<level:02d>-<pid>-<random>.parquet
+      day=2026-11-28/.part-...parquet.tmp       a write in progress (or a crash's leftover)
+      _locks/day=2026-11-28.lock                 fcntl.flock'ed while the partition changes
+
+A file's *sequence* orders it for last-write-wins: it is assigned while holding the
+partition's lock, as ``max(time_ns(), newest sequence in the partition + 1)``, so it
+grows across processes even if a clock steps back. A compacted file takes the highest
+sequence of the files it merged (and a higher *level*, which breaks the tie), so it sorts
+after every file it replaced and before every file written later.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from metricskit.errors import backend_error_from_oserror
+
+__all__ = [
+    "DAY_NS",
+    "DataFile",
+    "Partition",
+    "list_files",
+    "list_partitions",
+    "lock_partition",
+    "new_file_name",
+    "partition_of_day",
+]
+
+DAY_NS = 86_400 * 1_000_000_000
+_EPOCH = _dt.date(1970, 1, 1)
+_PART_RE = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
+_FILE_RE = re.compile(r"part-(\d{20})-(\d{2})-\d+-[0-9a-f]+\.parquet")
+LOCK_DIR = "_locks"
+
+
+@dataclass(frozen=True, order=True)
+class Partition:
+    """One day directory; ``day`` counts days since 1970-01-01 (UTC)."""
+
+    day: int
+    path: str
+
+    @property
+    def name(self) -> str:
+        """The directory name, ``day=YYYY-MM-DD``."""
+        return os.path.basename(self.path)
+
+    @property
+    def start_ns(self) -> int:
+        """The first nanosecond of the day."""
+        return self.day * DAY_NS
+
+    @property
+    def end_ns(self) -> int:
+        """The first nanosecond after the day."""
+        return (self.day + 1) * DAY_NS
+
+
+@dataclass(frozen=True, order=True)
+class DataFile:
+    """A committed data file; files sort oldest first (by sequence, then level)."""
+
+    seq: int
+    level: int
+    path: str
+
+    def size(self) -> int:
+        """Bytes on disk (0 if it has just been removed)."""
+        try:
+            return os.path.getsize(self.path)
+        except FileNotFoundError:
+            return 0
+
+
+def partition_of_day(root: str, day: int) -> Partition:
+    """The partition holding day number ``day``."""
+    date = _EPOCH + _dt.timedelta(days=day)
+    return Partition(day, os.path.join(root, f"day={date.isoformat()}"))
+
+
+def list_partitions(root: str) -> list[Partition]:
+    """The day partitions under ``root``, oldest first."""
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise backend_error_from_oserror(exc, f"listing {root}") from exc
+    out = []
+    for entry in entries:
+        match = _PART_RE.fullmatch(entry.name)
+        if match and entry.is_dir():
+            day = (_dt.date.fromisoformat(match.group(1)) - _EPOCH).days
+            out.append(Partition(day, entry.path))
+    out.sort()
+    return out
+
+
+def list_files(partition: Partition) -> list[DataFile]:
+    """The committed data files of a partition, oldest first; temp files are skipped."""
+    try:
+        names = os.listdir(partition.path)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise backend_error_from_oserror(exc, f"listing {partition.path}") from exc
+    out = []
+    for name in names:
+        match = _FILE_RE.fullmatch(name)
+        if match:
+            out.append(
+                DataFile(
+                    int(match.group(1)), int(match.group(2)), os.path.join(partition.path, name)
+                )
+            )
+    out.sort()
+    return out
+
+
+def new_file_name(files: list[DataFile], level: int = 0, seq: int | None = None) -> str:
+    """A file name whose sequence is newer than every one of ``files`` (or exactly ``seq``)."""
+    if seq is None:
+        seq = max(time.time_ns(), files[-1].seq + 1 if files else 0)
+    return f"part-{seq:020d}-{level:02d}-{os.getpid()}-{secrets.token_hex(6)}.parquet"
+
+
+@contextmanager
+def lock_partition(root: str, partition: Partition) -> Iterator[None]:
+    """Hold the partition's exclusive lock (across processes and threads) and make its dir."""
+    lock_dir = os.path.join(root, LOCK_DIR)
+    try:
+        os.makedirs(lock_dir, exist_ok=True)
+        fd = os.open(
+            os.path.join(lock_dir, f"{partition.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644
+        )
+    except OSError as exc:
+        raise backend_error_from_oserror(exc, f"locking {partition.path}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
