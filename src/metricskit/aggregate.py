@@ -39,6 +39,7 @@ __all__ = [
     "RANGE_FUNCTIONS",
     "WINDOW_STATS",
     "Windows",
+    "default_range",
     "deriv",
     "eval_times",
     "extrapolated_rate",
