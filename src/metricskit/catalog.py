@@ -1,0 +1,81 @@
+"""What the well-known metrics are: kind, unit and description.
+
+The seed's three tables (system, application, business) plus the request and self-monitoring
+series metricskit writes. Exposition uses the kind (gauge, counter, histogram) and the
+description for ``# TYPE``/``# HELP``; dashboards and reports use units and descriptions.
+A name not listed here is a gauge unless it ends in ``.total``/``_total`` (a counter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+
+__all__ = ["CATALOG", "MetricInfo", "MetricKind", "describe"]
+
+
+class MetricKind(str, Enum):
+    """How a series' values behave over time."""
+
+    GAUGE = "gauge"
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+    """Raw observations (one sample per event) exported as a Prometheus histogram."""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """Kind, unit and a one-line description of a metric."""
+
+    kind: MetricKind
+    unit: str
+    description: str
+
+
+_G, _C, _H = MetricKind.GAUGE, MetricKind.COUNTER, MetricKind.HISTOGRAM
+
+CATALOG = MappingProxyType(
+    {
+        "system.cpu.usage_percent": MetricInfo(_G, "percent", "CPU utilization"),
+        "system.memory.usage_percent": MetricInfo(_G, "percent", "Memory utilization"),
+        "system.memory.available_gb": MetricInfo(_G, "gigabytes", "Available memory"),
+        "system.disk.usage_percent": MetricInfo(_G, "percent", "Disk utilization"),
+        "system.disk.free_gb": MetricInfo(_G, "gigabytes", "Available disk space"),
+        "system.load.1min": MetricInfo(_G, "", "1-minute load average"),
+        "system.network.bytes_sent": MetricInfo(_C, "bytes", "Network bytes sent"),
+        "system.network.bytes_recv": MetricInfo(_C, "bytes", "Network bytes received"),
+        "system.processes.count": MetricInfo(_G, "", "Total process count"),
+        "app.health.status": MetricInfo(_G, "", "Application health status (1 up, 0 down)"),
+        "app.health.response_time_ms": MetricInfo(
+            _G, "milliseconds", "Health endpoint response time"
+        ),
+        "db.status": MetricInfo(_G, "", "Database connectivity status (1 up, 0 down)"),
+        "db.connection_time_ms": MetricInfo(_G, "milliseconds", "Database connection time"),
+        "db.connections.active": MetricInfo(_G, "", "Active database connections"),
+        "db.queries.per_second": MetricInfo(_G, "per second", "Database queries per second"),
+        "business.users.active_sessions": MetricInfo(_G, "", "Active user sessions"),
+        "business.ai_calls.total": MetricInfo(_C, "", "Total AI API calls"),
+        "business.ai_calls.cost_today": MetricInfo(_G, "USD", "AI API costs today"),
+        "business.errors.rate_per_hour": MetricInfo(_G, "per hour", "Error rate per hour"),
+        "http.request.duration_seconds": MetricInfo(
+            _H, "seconds", "HTTP request durations by endpoint, method and status"
+        ),
+        "metricskit.recorder.dropped": MetricInfo(
+            _C, "", "Samples the recorder dropped because its buffer was full"
+        ),
+        "metricskit.collector.duration_seconds": MetricInfo(
+            _G, "seconds", "Time one collection pass of a source took"
+        ),
+    }
+)
+"""The well-known metrics by name (read-only)."""
+
+
+def describe(name: str) -> MetricInfo:
+    """The catalog entry for ``name``, or the inferred default for an unknown metric."""
+    info = CATALOG.get(name)
+    if info is not None:
+        return info
+    kind = _C if name.endswith((".total", "_total")) else _G
+    return MetricInfo(kind, "", "")
