@@ -206,6 +206,113 @@ class Store:
                 found.append((key, sample[0], sample[1]))
         return found
 
+    # -- analysis (metricskit.analysis does the work) ---------------------------------
+
+    def aggregate(
+        self,
+        name: str,
+        step: str | float,
+        stats: Sequence[str] = ("count", "mean", "p95", "p99"),
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        tags: Mapping[str, str] | None = None,
+        by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Statistics of ``name`` in tumbling ``step`` windows (see ``analysis.aggregate_frame``).
+
+        ``stats``: count, sum, mean, min, max, stddev, first, last, median, p95, p99.9, ...
+        ``by`` (tag keys) pools the samples of the series sharing those tag values.
+        """
+        from metricskit.analysis import aggregate_frame
+
+        start_ns, end_ns = _time_range(start, end)
+        return aggregate_frame(
+            self.query(name, start, end, tags),
+            step,
+            stats,
+            None if start is None else start_ns,
+            None if end is None else end_ns,
+            by,
+        )
+
+    def rate(
+        self,
+        name: str,
+        window: str | float = "5m",
+        step: str | float = "1m",
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        tags: Mapping[str, str] | None = None,
+        by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """PromQL ``rate(name[window])`` every ``step``; with ``by``, ``sum by (...)`` of it."""
+        return self._range_function("rate", name, window, step, start, end, tags, by)
+
+    def increase(
+        self,
+        name: str,
+        window: str | float = "5m",
+        step: str | float = "1m",
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        tags: Mapping[str, str] | None = None,
+        by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """PromQL ``increase(name[window])`` every ``step``; with ``by``, summed per group."""
+        return self._range_function("increase", name, window, step, start, end, tags, by)
+
+    def _range_function(
+        self,
+        fn: str,
+        name: str,
+        window: str | float,
+        step: str | float,
+        start: TimeLike | None,
+        end: TimeLike | None,
+        tags: Mapping[str, str] | None,
+        by: Sequence[str] | None,
+    ) -> pd.DataFrame:
+        from metricskit.analysis import rate_frame
+
+        start_ns, end_ns, series = self._sliding_read(name, window, start, end, tags)
+        return rate_frame(series, window, step, start_ns, end_ns, by, fn)
+
+    def over_time(
+        self,
+        name: str,
+        stat: str,
+        window: str | float,
+        step: str | float,
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+        tags: Mapping[str, str] | None = None,
+        by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """PromQL ``<stat>_over_time(name[window])`` every ``step`` (avg, max, p95, ...)."""
+        from metricskit.analysis import over_time_frame
+
+        start_ns, end_ns, series = self._sliding_read(name, window, start, end, tags)
+        return over_time_frame(series, stat, window, step, start_ns, end_ns, by)
+
+    def _sliding_read(
+        self,
+        name: str,
+        window: str | float,
+        start: TimeLike | None,
+        end: TimeLike | None,
+        tags: Mapping[str, str] | None,
+    ) -> tuple[int | None, int | None, list[Series]]:
+        """Evaluation bounds (inclusive, None = from the data) and the samples they need."""
+        start_ns = None if start is None else to_ns(start)
+        end_ns = None if end is None else to_ns(end)
+        if start_ns is not None and end_ns is not None and start_ns > end_ns:
+            raise QueryError(f"start ({start!r}) is after end ({end!r})")
+        # the first window reaches back one window before start; the last ends at end
+        read_from = MIN_NS if start_ns is None else start_ns - parse_duration(window)
+        read_to = MAX_NS if end_ns is None else end_ns + 1
+        series = list(self.backend.query(Selector.of(name, tags), read_from, read_to))
+        return start_ns, end_ns, series
+
     # -- maintenance ------------------------------------------------------------------
 
     def delete(
