@@ -1,6 +1,6 @@
 """The reference benchmark dataset, bit for bit the same as ``shared/bench/gen_dataset.py``.
 
-1,000 series x 10,000 points at 10 s from ``T0`` (2026-11-18T00:00:00Z): the first half are
+1,000 series x 10,000 points at 10 s from ``T0`` (2026-11-19T00:00:00Z): the first half are
 2-decimal random-walk gauges (``bench_gauge``), the second half monotonic integer counters
 (``bench_counter_total``); labels ``series``, ``x`` (10 groups) and ``job``. The values come
 from one ``random.Random(seed)`` consumed in exactly the reference generator's order, so
