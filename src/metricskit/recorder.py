@@ -261,8 +261,10 @@ class Recorder:
         ``timestamp`` may be seconds since the epoch, a ``datetime`` (naive = UTC), a
         ``numpy.datetime64`` or an ISO-8601 string.
         """
+        # The cache key is the name plus the tag items in the caller's order: no sorting and
+        # no validation on a hit. Each ordering seen maps to the same handle.
         try:
-            handle = self._handles[(name, tuple(tags.items())) if tags else name]
+            handle = self._handles[(name, *tags.items()) if tags else name]
         except (KeyError, TypeError, AttributeError):
             handle = self._resolve(name, tags)
         handle.record(value, timestamp)
@@ -306,7 +308,7 @@ class Recorder:
     def bind(self, name: str, tags: Mapping[str, str] | None = None) -> BoundSeries:
         """Return the handle of one series, for the cheapest ``record()`` calls."""
         try:
-            return self._handles[(name, tuple(tags.items())) if tags else name]
+            return self._handles[(name, *tags.items()) if tags else name]
         except (KeyError, TypeError, AttributeError):
             return self._resolve(name, tags)
 
@@ -337,7 +339,7 @@ class Recorder:
                     aliasable = self._overflow_aliases < _MAX_OVERFLOW_ALIASES
                     self._overflow_aliases += aliasable
             if aliasable:
-                self._handles[(name, tuple(tags.items())) if tags else name] = handle
+                self._handles[(name, *tags.items()) if tags else name] = handle
             return handle
 
     def _overflow_series(self, name: str) -> BoundSeries:
