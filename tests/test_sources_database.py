@@ -93,8 +93,10 @@ def test_postgres_unknown_role_is_down():
 
 @pytest.mark.parametrize(
     "template",
-    ["postgresql+psycopg://postgres:pw@127.0.0.1:{port}/test",
-     "mysql+pymysql://root:pw@127.0.0.1:{port}/test"],
+    [
+        "postgresql+psycopg://postgres:pw@127.0.0.1:{port}/test",
+        "mysql+pymysql://root:pw@127.0.0.1:{port}/test",
+    ],
     ids=["postgresql", "mariadb"],
 )
 def test_closed_port_is_down(template):
