@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
-__all__ = ["CATALOG", "MetricInfo", "MetricKind", "describe"]
+__all__ = ["CATALOG", "DEFAULT_DASHBOARD_SECTIONS", "MetricInfo", "MetricKind", "describe"]
 
 
 class MetricKind(str, Enum):
@@ -79,3 +79,31 @@ def describe(name: str) -> MetricInfo:
         return info
     kind = _C if name.endswith((".total", "_total")) else _G
     return MetricInfo(kind, "", "")
+
+
+DEFAULT_DASHBOARD_SECTIONS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "system_overview": (
+            "system.cpu.usage_percent",
+            "system.memory.usage_percent",
+            "system.disk.usage_percent",
+            "system.load.1min",
+            "system.network.bytes_sent",
+            "system.network.bytes_recv",
+        ),
+        "application_health": (
+            "app.health.status",
+            "app.health.response_time_ms",
+            "db.status",
+            "db.connection_time_ms",
+        ),
+        "performance_metrics": ("http.request.duration_seconds",),
+        "business_metrics": (
+            "business.users.active_sessions",
+            "business.ai_calls.total",
+            "business.ai_calls.cost_today",
+            "business.errors.rate_per_hour",
+        ),
+    }
+)
+"""The seed's four dashboard sections and their metrics, used when none are configured."""
