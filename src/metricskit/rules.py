@@ -1,0 +1,485 @@
+"""The rules engine: evaluates alert and recording rules, one state machine per series.
+
+    engine = RuleEngine.from_yaml("config/monitoring.yaml", store=store)
+    events = engine.evaluate()          # the state changes of this evaluation
+    engine.active_alerts()              # pending and firing, with since/value/severity
+    engine.start(interval="15s"); engine.stop()
+
+Per rule and series: inactive -> pending (condition true) -> firing (true at every
+evaluation for ``duration_seconds``) -> resolved, as a Prometheus alerting rule with
+``for:``. Notifications go out when an alert starts firing and when it resolves, once
+each, and while it keeps firing again every ``repeat_interval``; a resolve is only
+announced for an alert whose firing was. Silences mute notifications, never the state.
+
+No data (a NaN value, a failed read, a series gone silent) goes to the rule's
+``no_data`` policy: ``ok`` (the condition is false), ``alerting`` (true; with no series
+at all the rule alerts on its own selector) or ``keep`` (nothing changes). A series gone
+for two evaluations is stale and resolves, except under ``alerting``.
+
+State is persisted in the store as series ``metricskit.alerts.state`` tagged ``rule``,
+``fingerprint``, ``labels`` (the series' tags as JSON) and ``field``; see ``docs/rules.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from metricskit._alerts import (
+    STATE_METRIC,
+    ActiveAlert,
+    Alert,
+    Silence,
+    persist_alerts,
+    read_history,
+    render,
+    restore_alerts,
+)
+from metricskit._rules_data import MetricData, read_metrics
+from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
+from metricskit._yaml import load_yaml
+from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
+from metricskit.model import Series, SeriesKey, Tags
+from metricskit.rules_model import (
+    OPERATORS,
+    AlertRule,
+    RecordingRule,
+    RuleSet,
+    parse_rules,
+)
+from metricskit.store import Store
+
+__all__ = ["STATE_METRIC", "ActiveAlert", "RuleEngine", "Silence"]
+
+logger = logging.getLogger("metricskit.rules")
+
+
+@dataclass
+class _RuleState:
+    rule: AlertRule
+    alerts: dict[SeriesKey, Alert] = field(default_factory=dict)
+    seen: set[SeriesKey] = field(default_factory=set)
+    masks: dict[int, tuple[list[SeriesKey], np.ndarray[Any, Any]]] = field(default_factory=dict)
+
+
+class RuleEngine:
+    """Evaluates alert rules (and recording rules) against a store; see the module docstring.
+
+    ``rules`` is a :class:`RuleSet` or alert rules; ``notifier`` has ``notify(events)``
+    and ``test_channels()`` (a :class:`metricskit.notify.Notifier`); ``clock`` gives
+    "now" when :meth:`evaluate` is called without a time.
+    """
+
+    def __init__(
+        self,
+        rules: RuleSet | Iterable[AlertRule],
+        store: Store,
+        *,
+        notifier: Any = None,
+        clock: Clock | None = None,
+        recording: Iterable[RecordingRule] = (),
+    ) -> None:
+        ruleset = rules if isinstance(rules, RuleSet) else RuleSet(alerts=tuple(rules))
+        names = [r.name for r in ruleset.alerts]
+        if len(set(names)) != len(names) or "" in names:
+            raise ValueError("alert rules need distinct, non-empty names")
+        self.store = store
+        self.notifier = notifier
+        self.clock: Clock = clock or SystemClock()
+        self.rules = tuple(r for r in ruleset.alerts if r.enabled)
+        self.recording = (*ruleset.recording, *recording)
+        self._derivations = [r.derivation() for r in self.recording]
+        self._states = {r.name: _RuleState(r) for r in self.rules}
+        self._silences: list[Silence] = []
+        self._next_silence = 1
+        self._lock = threading.RLock()
+        self._restored = False
+        self._last_eval_ns: int | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str,
+        store: Store,
+        *,
+        notifier: Any = None,
+        clock: Clock | None = None,
+        log_dir: str | None = None,
+    ) -> RuleEngine:
+        """Load ``alerts``/``recording`` from a YAML file; build the notifier from its
+        ``notifications`` section unless one is given."""
+        doc = load_yaml(path)
+        ruleset = parse_rules(doc)
+        if notifier is None:
+            from metricskit.notify import Notifier
+
+            section = doc.data.get("notifications") if isinstance(doc.data, dict) else None
+            try:
+                notifier = Notifier.from_config(section, log_dir=log_dir)
+            except ValueError as exc:
+                raise doc.error(str(exc), ("notifications",)) from None
+        return cls(ruleset, store, notifier=notifier, clock=clock)
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def evaluate(self, now: TimeLike | None = None) -> list[AlertEvent]:
+        """Evaluate every rule at ``now`` (default: the clock); return the state changes.
+
+        Changes are PENDING, FIRING, RESOLVED, and INACTIVE for a pending alert whose
+        condition went away before it fired. Notifications are handed to the notifier.
+        """
+        t = self.clock.now_ns() if now is None else to_ns(now)
+        with self._lock:
+            self._restore()
+            self._record(t)
+            spans: dict[str, int] = {}
+            for r in self.rules:
+                span = r.window_ns if r.window_ns is not None else r.lookback_ns
+                spans[r.metric] = max(spans.get(r.metric, 0), span)
+            data = read_metrics(self.store, spans, t)
+            changes: list[AlertEvent] = []
+            notes: list[AlertEvent] = []
+            dirty: list[tuple[str, Alert]] = []
+            for rs in self._states.values():
+                self._eval_rule(rs, data[rs.rule.metric], t, changes, notes, dirty)
+            persist_alerts(self.store, dirty, t)
+            self._last_eval_ns = t
+        if notes and self.notifier is not None:
+            self.notifier.notify(notes)
+        return changes
+
+    def _record(self, t: int) -> None:
+        batch = []
+        for rec, derivation in zip(self.recording, self._derivations, strict=True):
+            try:
+                for tags, value in derivation.evaluate(self.store, t).items():
+                    key = SeriesKey.of(derivation.target, tags)
+                    batch.append(Series(key, np.array([t]), np.array([value], dtype=float)))
+            except Exception as exc:  # one broken recording rule must not stop the rest
+                logger.warning("recording rule %s failed: %s", rec.name, exc)
+        if batch:
+            self.store.write(batch)
+
+    def _rule_view(
+        self, rs: _RuleState, md: MetricData
+    ) -> tuple[list[SeriesKey], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        values, present = md.values_for(rs.rule)
+        if not rs.rule.tags:
+            return md.keys, values, present
+        cached = rs.masks.get(id(md.keys))
+        if cached is None or cached[0] is not md.keys:
+            selector = rs.rule.selector_tags.items_tuple
+            mask = np.fromiter(
+                (all(k.tags.get(n) == v for n, v in selector) for k in md.keys),
+                dtype=bool,
+                count=len(md.keys),
+            )
+            rs.masks = {id(md.keys): (md.keys, mask)}
+        else:
+            mask = cached[1]
+        keys = [k for k, m in zip(md.keys, mask, strict=True) if m]
+        return keys, values[mask], present[mask]
+
+    def _eval_rule(
+        self,
+        rs: _RuleState,
+        md: MetricData,
+        t: int,
+        changes: list[AlertEvent],
+        notes: list[AlertEvent],
+        dirty: list[tuple[str, Alert]],
+    ) -> None:
+        rule = rs.rule
+        keys, values, present = self._rule_view(rs, md)
+        alerting = rule.no_data == "alerting"
+        with np.errstate(invalid="ignore"):
+            cond = OPERATORS[rule.operator](values, rule.threshold)
+        todo = np.flatnonzero(cond | (np.isnan(values) & alerting) if alerting else cond)
+        steps: dict[SeriesKey, tuple[float, bool]] = {
+            keys[i]: (float(values[i]), bool(present[i])) for i in todo.tolist()
+        }
+        if rs.alerts or (alerting and rs.seen):
+            position = {k: i for i, k in enumerate(keys)}
+            waiting = set(rs.alerts) | (rs.seen if alerting else set())
+            for key in waiting - steps.keys():
+                i = position.get(key)
+                # unread (failed) metrics are no data, not a missing series
+                gone = i is None and md.error is None
+                steps[key] = (
+                    (math.nan, not gone) if i is None else (float(values[i]), bool(present[i]))
+                )
+        any_present = bool(present.any())
+        absent_key = SeriesKey(rule.metric, rule.selector_tags)
+        if alerting:
+            rs.seen = {k for k, p in zip(keys, present, strict=True) if p}
+            if not any_present and not steps and md.error is None:
+                steps[absent_key] = (math.nan, False)
+        for key, (value, is_present) in steps.items():
+            if not is_present and key == absent_key and any_present:
+                value, is_present = math.nan, True  # the selector has data again
+                cond_override: bool | None = False
+            else:
+                cond_override = None
+            self._step(rs, key, value, is_present, cond_override, t, changes, notes, dirty)
+
+    def _condition(
+        self, rule: AlertRule, a: Alert | None, value: float, present: bool
+    ) -> bool | None:
+        if not math.isnan(value):
+            if a is not None:
+                a.missing = 0
+            threshold = rule.threshold
+            if (
+                a is not None
+                and a.state is AlertState.FIRING
+                and rule.recovery_threshold is not None
+            ):
+                threshold = rule.recovery_threshold
+            return bool(OPERATORS[rule.operator](value, threshold))
+        if a is not None:
+            a.missing = a.missing + 1 if not present else 0
+        if rule.no_data == "alerting":
+            return True
+        if a is not None and a.missing >= 2:
+            return False  # stale
+        return False if rule.no_data == "ok" else None
+
+    def _step(
+        self,
+        rs: _RuleState,
+        key: SeriesKey,
+        value: float,
+        present: bool,
+        override: bool | None,
+        t: int,
+        changes: list[AlertEvent],
+        notes: list[AlertEvent],
+        dirty: list[tuple[str, Alert]],
+    ) -> None:
+        rule = rs.rule
+        a = rs.alerts.get(key)
+        cond = override if override is not None else self._condition(rule, a, value, present)
+        if cond is None:
+            return
+        if cond:
+            if a is None:
+                fp = fingerprint_of(rule.name, key.tags)
+                a = rs.alerts[key] = Alert(key, fp, AlertState.PENDING, t, value)
+                changes.append(self._event(rule, a, AlertState.PENDING, t))
+                dirty.append((rule.name, a))
+            a.value = value
+            if a.keep_since_ns is not None:
+                a.keep_since_ns = None
+                dirty.append((rule.name, a))
+            if a.state is AlertState.PENDING and t - a.since_ns >= rule.for_ns:
+                a.state, a.fired_at_ns, a.firing_value = AlertState.FIRING, t, value
+                changes.append(self._event(rule, a, AlertState.FIRING, t))
+                dirty.append((rule.name, a))
+            if a.state is AlertState.FIRING:
+                self._maybe_notify(rule, a, t, notes, dirty)
+            return
+        if a is None:
+            return
+        a.value = value
+        if a.state is AlertState.PENDING:
+            del rs.alerts[key]
+            a.state = AlertState.INACTIVE
+            changes.append(self._event(rule, a, AlertState.INACTIVE, t))
+            dirty.append((rule.name, a))
+            return
+        if rule.keep_firing_ns > 0:
+            if a.keep_since_ns is None:
+                a.keep_since_ns = t
+                dirty.append((rule.name, a))
+            if t - a.keep_since_ns < rule.keep_firing_ns:
+                self._maybe_notify(rule, a, t, notes, dirty)
+                return
+        del rs.alerts[key]
+        event = self._event(rule, a, AlertState.RESOLVED, t)
+        changes.append(event)
+        a.state = AlertState.INACTIVE
+        dirty.append((rule.name, a))
+        if a.notified_at_ns is not None and not self._silenced(rule.name, key.tags, t):
+            notes.append(event)
+
+    def _maybe_notify(
+        self,
+        rule: AlertRule,
+        a: Alert,
+        t: int,
+        notes: list[AlertEvent],
+        dirty: list[tuple[str, Alert]],
+    ) -> None:
+        due = a.notified_at_ns is None or (
+            rule.repeat_ns is not None and t - a.notified_at_ns >= rule.repeat_ns
+        )
+        if due and not self._silenced(rule.name, a.key.tags, t):
+            notes.append(self._event(rule, a, AlertState.FIRING, t))
+            a.notified_at_ns = t
+            dirty.append((rule.name, a))
+
+    def _event(self, rule: AlertRule, a: Alert, state: AlertState, t: int) -> AlertEvent:
+        return AlertEvent(
+            rule=rule.name,
+            metric=rule.metric,
+            tags=a.key.tags,
+            state=state,
+            severity=rule.severity,
+            value=a.value,
+            threshold=rule.threshold,
+            operator=rule.operator,
+            at_ns=t,
+            active_since_ns=a.since_ns,
+            fired_at_ns=a.fired_at_ns,
+            firing_value=a.firing_value,
+            summary=render(rule.summary, rule, a, state),
+            description=render(rule.description, rule, a, state) if rule.description else "",
+            channels=rule.channels,
+            fingerprint=a.fingerprint,
+        )
+
+    def _restore(self) -> None:
+        if not self._restored:
+            self._restored = True
+            for name, alert in restore_alerts(
+                self.store, {n: r.rule for n, r in self._states.items()}
+            ):
+                self._states[name].alerts[alert.key] = alert
+
+    def history(
+        self, rule: str | None = None, start: TimeLike | None = None, end: TimeLike | None = None
+    ) -> list[dict[str, Any]]:
+        """Persisted state changes, oldest first: ``{rule, tags, state, at_ns}``."""
+        return read_history(self.store, rule, start, end)
+
+    # -- queries, silences, lifecycle ---------------------------------------------------
+
+    def active_alerts(self) -> list[ActiveAlert]:
+        """Pending and firing alerts as of the last evaluation (silenced ones included)."""
+        now = self.clock.now_ns()
+        out = []
+        with self._lock:
+            self._restore()
+            for rs in self._states.values():
+                rule = rs.rule
+                for a in rs.alerts.values():
+                    out.append(
+                        ActiveAlert(
+                            rule=rule.name,
+                            metric=rule.metric,
+                            tags=a.key.tags,
+                            state=a.state,
+                            severity=rule.severity,
+                            value=a.value,
+                            threshold=rule.threshold,
+                            since_ns=a.since_ns,
+                            fired_at_ns=a.fired_at_ns,
+                            silenced=self._silenced(rule.name, a.key.tags, now),
+                            fingerprint=a.fingerprint,
+                            summary=render(rule.summary, rule, a, a.state),
+                        )
+                    )
+        out.sort(key=lambda x: (-x.severity.rank, x.rule, x.tags))
+        return out
+
+    def overall_status(self) -> str:
+        """``"critical"`` if a critical alert fires, else ``"warning"`` if a warning does,
+        else ``"healthy"``."""
+        firing = [a.severity for a in self.active_alerts() if a.state is AlertState.FIRING]
+        if Severity.CRITICAL in firing:
+            return "critical"
+        return "warning" if Severity.WARNING in firing else "healthy"
+
+    def silence(
+        self,
+        rule: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        until: TimeLike | None = None,
+        *,
+        duration: str | float | None = None,
+        comment: str = "",
+    ) -> Silence:
+        """Mute notifications for ``rule`` (any if ``None``) and ``tags`` until a time.
+
+        Give ``until`` (a time) or ``duration`` (from now). Alerts stay in
+        :meth:`active_alerts`; a firing notification muted by a silence goes out when
+        the silence ends if the alert still fires.
+        """
+        if (until is None) == (duration is None):
+            raise ValueError("give exactly one of until= or duration=")
+        until_ns = (
+            to_ns(until) if until is not None else self.clock.now_ns() + parse_duration(duration)
+        )
+        if rule is not None and rule not in self._states:
+            raise ValueError(f"unknown rule {rule!r}; known: {', '.join(sorted(self._states))}")
+        with self._lock:
+            s = Silence(self._next_silence, rule, Tags(tags or {}), until_ns, comment)
+            self._next_silence += 1
+            self._silences.append(s)
+        return s
+
+    def unsilence(self, silence_id: int) -> bool:
+        """Remove a silence; True if it existed."""
+        with self._lock:
+            before = len(self._silences)
+            self._silences = [s for s in self._silences if s.id != silence_id]
+            return len(self._silences) != before
+
+    def silences(self) -> list[Silence]:
+        """Silences that have not expired."""
+        now = self.clock.now_ns()
+        with self._lock:
+            return [s for s in self._silences if s.until_ns > now]
+
+    def _silenced(self, rule: str, tags: Tags, now: int) -> bool:
+        return any(s.matches(rule, tags, now) for s in self._silences)
+
+    def test_channels(self) -> dict[str, str]:
+        """Send a test event through every channel (the notifier's ``test_channels``)."""
+        if self.notifier is None:
+            return {}
+        result: dict[str, str] = self.notifier.test_channels()
+        return result
+
+    def start(self, interval: str | float = "15s") -> None:
+        """Evaluate every ``interval`` on a background thread until :meth:`stop`."""
+        period = parse_duration(interval) / NS_PER_S
+        if period <= 0:
+            raise ValueError("interval must be longer than 0")
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError("the rule engine is already running")
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, args=(period,), name="metricskit-rules", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, period: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.evaluate()
+            except Exception:  # the loop must outlive one bad evaluation
+                logger.exception("rules: evaluation failed")
+            self._stop.wait(period)
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop the background loop started by :meth:`start` and wait for it."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        self._thread = None
+
+    @property
+    def running(self) -> bool:
+        """True while the background loop runs."""
+        return self._thread is not None and self._thread.is_alive()
