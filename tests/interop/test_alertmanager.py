@@ -1,0 +1,136 @@
+"""The alertmanager and webhook channels against Debian's real Alertmanager.
+
+Alertmanager runs on 127.0.0.1 with a temp storage path and clustering off; its route
+sends to a webhook receiver in this test, so the same run also shows what a real
+Alertmanager's webhook payload looks like next to ours.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from metricskit.channels import AlertmanagerChannel
+from metricskit.channels.alertmanager import webhook_payload
+from metricskit.events import AlertState
+from metricskit.notify import Notifier, RetryPolicy
+from tests.services import binary, free_port, running
+from tests.test_channels_http import Receiver, make_event
+
+pytestmark = pytest.mark.services
+
+CONFIG = """\
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 100ms
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {hook}
+        send_resolved: true
+"""
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory, hook: Receiver) -> Iterator[str]:
+    exe = binary("prometheus-alertmanager")
+    work: Path = tmp_path_factory.mktemp("alertmanager")
+    (work / "alertmanager.yml").write_text(CONFIG.format(hook=hook.url("/am-hook")))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        exe,
+        f"--config.file={work / 'alertmanager.yml'}",
+        f"--storage.path={work / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with running(argv, f"{url}/-/ready", log=work / "alertmanager.log"):
+        yield url
+
+
+def _alerts(url: str, **params: str) -> list[dict[str, Any]]:
+    response = requests.get(f"{url}/api/v2/alerts", params=params, timeout=10)
+    response.raise_for_status()
+    alerts: list[dict[str, Any]] = response.json()
+    return [a for a in alerts if a["labels"]["alertname"] == "interop.high_memory"]
+
+
+def _until(check: Any, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"Alertmanager: {what} did not happen within {timeout}s")
+        time.sleep(0.1)
+
+
+def test_firing_then_resolved_alert_round_trips(alertmanager: str, hook: Receiver) -> None:
+    now = time.time_ns()
+    firing = make_event(
+        "interop.high_memory", tags={"host": "web1"}, channels=("alertmanager",), at_ns=now
+    )
+    channel = AlertmanagerChannel(alertmanager, generator_url="http://metricskit.local/rules")
+    with Notifier([channel], retry=RetryPolicy(3, 0.05, 0.1)) as notifier:
+        notifier.notify([firing])
+        assert notifier.flush(30)
+        assert notifier.stats()["alertmanager"]["sent"] == 1
+
+        (alert,) = _until(lambda: _alerts(alertmanager), "the firing alert showing up")
+        assert alert["status"]["state"] == "active"
+        assert alert["labels"] == {
+            "alertname": "interop.high_memory",
+            "severity": "critical",
+            "metric": "system.memory.usage_percent",
+            "host": "web1",
+        }
+        assert alert["annotations"]["summary"] == "High Memory Usage"
+        assert alert["annotations"]["value"] == "92.5"
+        assert alert["generatorURL"] == "http://metricskit.local/rules"
+        assert alert["startsAt"].startswith(time.strftime("%Y-%m-%d", time.gmtime(now / 1e9)))
+
+        # Alertmanager passes it on to its webhook receiver: same shape as ours.
+        sent = _until(
+            lambda: [r.body for r in hook.requests if r.body["status"] == "firing"],
+            "the webhook notification",
+        )[0]
+        ours = webhook_payload([firing], receiver="hook")
+        assert set(sent) == set(ours)
+        assert set(sent["alerts"][0]) == set(ours["alerts"][0])
+        assert sent["version"] == ours["version"] == "4"
+        assert sent["groupKey"] == ours["groupKey"]
+        assert sent["alerts"][0]["labels"] == ours["alerts"][0]["labels"]
+        assert sent["alerts"][0]["endsAt"] == ours["alerts"][0]["endsAt"]
+
+        resolved = make_event(
+            "interop.high_memory",
+            tags={"host": "web1"},
+            state=AlertState.RESOLVED,
+            channels=("alertmanager",),
+            at_ns=now - 300_000_000_000,  # resolved "now" (make_event adds 5m)
+        )
+        notifier.notify([resolved])
+        assert notifier.flush(30)
+        assert notifier.stats()["alertmanager"]["sent"] == 2
+        _until(lambda: not _alerts(alertmanager), "the alert leaving the active list")
+        _until(
+            lambda: [r.body for r in hook.requests if r.body["status"] == "resolved"],
+            "the resolved webhook notification",
+        )
