@@ -123,7 +123,7 @@ def to_series(key: SeriesKey, items: list[Item], chunky: bool) -> Series:
 
 
 def _tuples_to_series(key: SeriesKey, items: list[tuple[int, float]]) -> Series:
-    arr = np.array(items, dtype=_SAMPLE)
+    arr = np.fromiter(items, dtype=_SAMPLE, count=len(items))
     return Series(key, arr["t"].copy(), arr["v"].copy())
 
 
