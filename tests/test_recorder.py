@@ -32,6 +32,7 @@ class FlakyBackend(MemoryBackend):
         self.failing = False
         self.attempts = 0
         self.samples_written = 0
+        self.writes = 0
         self.written = threading.Event()
 
     def write(self, batch: Sequence[Series]) -> None:
@@ -40,6 +41,7 @@ class FlakyBackend(MemoryBackend):
             raise BackendUnavailableError("flaky backend is down")
         super().write(batch)
         self.samples_written += sum(len(s) for s in batch)
+        self.writes += 1
         self.written.set()
 
     def flush(self) -> None:
@@ -173,6 +175,26 @@ def test_failing_store_never_reaches_record(clock: ManualClock) -> None:
     assert got.values.tolist() == [float(i) for i in range(1000)]
     assert rec.dropped == 0
     assert store.query("metricskit.recorder.dropped") == []
+    rec.close()
+
+
+def test_retries_merge_into_one_write_and_later_samples_win(clock: ManualClock) -> None:
+    backend = FlakyBackend()
+    store = mk.Store(backend)
+    rec = Recorder(store, clock=clock, flush_interval=None)
+    h = rec.bind("app.jobs.done")
+    backend.failing = True
+    for samples_ in ([(T0, 1.0)], [(T0, 2.0), (T0 + 1, 2.0)], [(T0 + 1, 3.0)]):
+        for t, v in samples_:
+            h.record(v, t)
+        with pytest.raises(BackendError):
+            rec.flush()
+    backend.failing = False
+    rec.flush()
+    assert backend.writes == 1
+    got = only(store, "app.jobs.done")
+    assert got.timestamps.tolist() == [T0 * NS, (T0 + 1) * NS]
+    assert got.values.tolist() == [2.0, 3.0]
     rec.close()
 
 

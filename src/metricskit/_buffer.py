@@ -34,7 +34,7 @@ from metricskit._time import Clock
 from metricskit.errors import BackendError, MetricsKitError
 from metricskit.model import Series, SeriesKey
 
-__all__ = ["Chunk", "RecordBuffer", "SeriesBuffer", "StoreLike"]
+__all__ = ["Chunk", "RecordBuffer", "SeriesBuffer", "StoreLike", "merge_batches", "to_series"]
 
 logger = logging.getLogger("metricskit.recorder")
 
@@ -125,6 +125,24 @@ def to_series(key: SeriesKey, items: list[Item], chunky: bool) -> Series:
 def _tuples_to_series(key: SeriesKey, items: list[tuple[int, float]]) -> Series:
     arr = np.fromiter(items, dtype=_SAMPLE, count=len(items))
     return Series(key, arr["t"].copy(), arr["v"].copy())
+
+
+def merge_batches(batches: list[list[Series]]) -> list[Series]:
+    """One series per key, samples concatenated in batch order (so later writes still win)."""
+    parts: dict[SeriesKey, list[Series]] = {}
+    for batch in batches:
+        for series in batch:
+            parts.setdefault(series.key, []).append(series)
+    return [
+        group[0]
+        if len(group) == 1
+        else Series(
+            key,
+            np.concatenate([s.timestamps for s in group]),
+            np.concatenate([s.values for s in group]),
+        )
+        for key, group in parts.items()
+    ]
 
 
 class _RateLimitedWarning:
@@ -295,6 +313,10 @@ class RecordBuffer:
                 self.store.flush()
             except Exception as exc:
                 self._failing = True
+                if len(self._retained) > 1:
+                    # One batch however many attempts failed: a store that comes back
+                    # gets one write, not one per failed attempt.
+                    self._retained = [merge_batches(self._retained)]
                 if isinstance(exc, BackendError):
                     raise
                 raise BackendError(f"the store failed to write: {exc!r}") from exc
