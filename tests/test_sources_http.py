@@ -28,6 +28,12 @@ class _Handler(BaseHTTPRequestHandler):
     }
 
     def do_GET(self) -> None:
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/api/health")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path == "/slow":
             RELEASE.wait(5)
             status, ctype, body = 200, "application/json", b"{}"
@@ -138,3 +144,9 @@ def test_last_result_as_dict(app):
     d = check.last_result.as_dict()
     assert d["ok"] is True and d["status_code"] == 200 and d["elapsed_ms"] > 0
     assert d["checked_at"] == pytest.approx(time.time(), abs=60)
+
+
+def test_redirects_are_followed(app):
+    check = HttpCheck(app + "/moved", expect_json=True)
+    assert _by_name(check.collect())["app.health.status"].value == 1.0
+    assert check.last_result.status_code == 200

@@ -1,4 +1,4 @@
-"""HTTP health checks (requests): ``app.health.status`` and ``app.health.response_time_ms``.
+"""HTTP health checks: ``app.health.status`` and ``app.health.response_time_ms``.
 
 Each check produces, tagged ``check=<name>`` and ``url=<url without credentials>``:
 
@@ -11,6 +11,10 @@ Each check produces, tagged ``check=<name>`` and ``url=<url without credentials>
 
 Failures never raise: the check records status 0 and keeps the reason in
 :attr:`HttpCheck.last_result`.
+
+The checks talk to urllib3 (the transport under requests) directly: profiling showed
+the requests layer doubling a check's CPU cost (about 2 ms against 1 ms a request),
+and a check needs none of what it adds (cookies, hooks, auth helpers).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import time
 from collections.abc import Collection, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
+import urllib3
 
 from metricskit.sources.base import CheckResult, Sample, Source, log_transition
 
@@ -43,7 +47,7 @@ class HttpCheck(Source):
 
     ``expect_status`` is one code or a collection of acceptable codes; ``expect_json``
     requires a JSON content type and a body that parses; ``expect_html`` requires a
-    ``text/html`` content type. ``timeout`` (seconds) bounds connecting and each read.
+    ``text/html`` content type. ``timeout`` (seconds) bounds connecting plus reading.
     Redirects are followed and the final response is checked. ``name`` defaults to
     the URL's path.
     """
@@ -80,32 +84,27 @@ class HttpCheck(Source):
         self.tags = {"check": self.name, "url": _public_url(url)}
         self.last_result: CheckResult | None = None
         """The outcome of the latest run (``None`` before the first)."""
-        self._session: requests.Session | None = None
+        self._pool: urllib3.PoolManager | None = None
 
     def check(self) -> CheckResult:
         """Run the check once and return (and keep) its result."""
-        if self._session is None:
-            self._session = requests.Session()
+        if self._pool is None:
+            self._pool = _pool_for(self.verify)
         start = time.perf_counter()
         try:
-            resp = self._session.request(
+            resp = self._pool.request(
                 self.method,
                 self.url,
                 headers=self.headers,
-                timeout=self.timeout,
-                verify=self.verify,
+                timeout=urllib3.Timeout(total=self.timeout),
+                retries=_RETRIES,
             )
-            body = resp.content
-        except requests.Timeout:
-            result = CheckResult(False, f"timed out after {self.timeout:g}s")
-        except requests.ConnectionError as exc:
-            result = CheckResult(False, _connection_reason(exc, self.timeout))
-        except requests.RequestException as exc:
-            result = CheckResult(False, f"request failed: {type(exc).__name__}: {exc}")
+        except urllib3.exceptions.HTTPError as exc:
+            result = CheckResult(False, _failure_reason(exc, self.timeout))
         else:
             elapsed = (time.perf_counter() - start) * 1000.0
-            reason = self._judge(resp.status_code, resp.headers.get("Content-Type", ""), body)
-            result = CheckResult(reason is None, reason or "ok", elapsed, resp.status_code)
+            reason = self._judge(resp.status, resp.headers.get("Content-Type", ""), resp.data)
+            result = CheckResult(reason is None, reason or "ok", elapsed, resp.status)
         result = result._replace(checked_at=time.time())
         log_transition(f"{self.name} ({self.tags['url']})", self.last_result, result)
         self.last_result = result
@@ -138,26 +137,49 @@ class HttpCheck(Source):
 
     def close(self) -> None:
         """Close the keep-alive connections."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._pool is not None:
+            self._pool.clear()
+            self._pool = None
 
     def __repr__(self) -> str:
         return f"HttpCheck({_public_url(self.url)!r}, name={self.name!r})"
 
 
-def _connection_reason(exc: requests.ConnectionError, timeout: float) -> str:
-    text = str(exc)
-    if "timed out" in text:
-        # a read timeout while streaming the body surfaces as ConnectionError
+# no retries (a check reports what happened), but follow redirects like a browser
+_RETRIES = urllib3.Retry(
+    total=None,
+    connect=0,
+    read=0,
+    status=0,
+    other=0,
+    redirect=5,
+    raise_on_redirect=False,
+    raise_on_status=False,
+)
+
+
+def _pool_for(verify: bool | str) -> urllib3.PoolManager:
+    if verify is False:
+        return urllib3.PoolManager(num_pools=2, maxsize=1, cert_reqs="CERT_NONE")
+    if isinstance(verify, str):
+        return urllib3.PoolManager(num_pools=2, maxsize=1, ca_certs=verify)
+    return urllib3.PoolManager(num_pools=2, maxsize=1)
+
+
+def _failure_reason(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
+    cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+    text = str(cause)
+    # NewConnectionError subclasses ConnectTimeoutError, so it is looked at first
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        if "refused" in text.lower():
+            return "connection refused"
+        if "resolution" in text.lower() or "not known" in text.lower():
+            return "host name not resolved"
+    elif isinstance(cause, urllib3.exceptions.TimeoutError):
         return f"timed out after {timeout:g}s"
-    if "Connection refused" in text or "ECONNREFUSED" in text:
-        return "connection refused"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "host name not resolved"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(cause, urllib3.exceptions.SSLError):
         return f"TLS error: {text}"
-    return f"connection error: {text}"
+    return f"connection error: {type(cause).__name__}: {text}"
 
 
 def default_http_checks(base_url: str, *, timeout: float = 5.0) -> list[HttpCheck]:
