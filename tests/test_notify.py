@@ -349,3 +349,28 @@ def test_from_config_rejects_bad_values(config: dict[str, Any], message: str) ->
         Notifier.from_config(config)
     assert message in str(info.value)
     assert "SECRET" not in str(info.value)
+
+
+# -- the shared event type ------------------------------------------------------------------
+
+
+def test_alert_event_helpers_are_json_safe() -> None:
+    import json
+
+    from metricskit.events import AlertState, Severity
+
+    resolved = make_event(state=AlertState.RESOLVED, value=float("nan"))
+    assert resolved.duration_fired_s == 300.0
+    data = json.loads(json.dumps(resolved.to_dict(), allow_nan=False))
+    assert data["state"] == "resolved" and data["severity"] == "critical"
+    assert data["tags"] == {"host": "web1"}
+    assert data["value"] == "nan"
+    assert data["firing_value"] == 92.5
+    assert data["channels"] == ["slack", "log"]
+    assert make_event(state=AlertState.PENDING).duration_fired_s is None
+    assert sorted([Severity.CRITICAL, Severity.INFO, Severity.WARNING]) == [
+        Severity.INFO, Severity.WARNING, Severity.CRITICAL
+    ]  # fmt: skip
+    assert Severity.from_str(" Warning ") is Severity.WARNING
+    with pytest.raises(ConfigError, match="expected one of: info, warning, critical"):
+        Severity.from_str("urgent")
