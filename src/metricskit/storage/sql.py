@@ -123,7 +123,7 @@ class SQLBackend(StorageBackend):
             options = {**self._flavor.engine_options(), **(engine_options or {})}
             self._engine = sa.create_engine(self._url, **options)
         except (ImportError, OSError, sa_exc.SQLAlchemyError) as exc:
-            raise translate(exc, self._url, "open") from exc
+            raise translate(exc, self._url, "open", connecting=isinstance(exc, OSError)) from exc
         self._flavor.install(self._engine)
         try:
             self._create_schema()
@@ -190,7 +190,7 @@ class SQLBackend(StorageBackend):
         # no-op, and a race inside the catalog (PostgreSQL) is settled by one retry.
         for attempt in (1, 2):
             try:
-                with self._transaction("create tables", write=True) as conn:
+                with self._transaction("open", write=True) as conn:
                     for table in (t.meta, t.series, t.samples):
                         conn.execute(CreateTable(table, if_not_exists=True))
                     for index in t.series.indexes:

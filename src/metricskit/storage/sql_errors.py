@@ -94,7 +94,10 @@ def translate(exc: BaseException, url: URL, what: str, *, connecting: bool = Fal
             f"{where}: the database driver is not installed ({exc}); run: {INSTALL_HINT}"
         )
     if isinstance(exc, OSError) and not hasattr(exc, "sqlite_errorcode"):
-        return backend_error_from_oserror(exc, where)
+        error = backend_error_from_oserror(exc, where)
+        if connecting and type(error) is BackendError:
+            return BackendUnavailableError(f"{where}: cannot reach the database file: {exc}")
+        return error
     orig: BaseException = exc
     if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None:
         orig = exc.orig
