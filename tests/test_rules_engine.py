@@ -1,0 +1,238 @@
+"""The engine around the state machine: restarts, failed reads, recording rules, YAML, loop."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metricskit import BackendUnavailableError, SeriesKey, open_store
+from metricskit.events import AlertState
+from metricskit.model import Series
+from metricskit.notify import Notifier
+from metricskit.rules import STATE_METRIC, RuleEngine
+from metricskit.storage.memory import MemoryBackend
+from metricskit.store import Store
+from metricskit.testing.channels import CapturingChannel
+
+from .test_rules_timeline import METRIC, T0, Env, rule
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/m.db"
+    s = open_store(url)
+    yield s
+    s.close()
+
+
+def test_restart_in_the_middle_of_pending_keeps_the_for_clock(store: Store) -> None:
+    env = Env(store)
+    r = rule(duration_seconds=300)
+    first = env.engine(r)
+    assert env.run(first, [90, 90, 90]) == [["pending"], [], []]
+    del first  # "crash" after the evaluation at 120
+    second = env.engine(r)
+    (alert,) = second.active_alerts()
+    assert alert.state is AlertState.PENDING and env.offset(alert.since_ns) == 0
+    changes = []
+    for i in range(3, 7):
+        env.clock.set(T0 + i * 60)
+        env.write(90)
+        changes.append([e.state.value for e in second.evaluate()])
+    assert changes == [[], [], ["firing"], []]  # fires at 300, not 300 s after the restart
+    assert env.notes() == [("firing", 300)]
+    env.close()
+
+
+def test_restart_in_the_middle_of_firing_does_not_renotify(store: Store) -> None:
+    env = Env(store)
+    r = rule(repeat_interval="10m")
+    first = env.engine(r)
+    env.run(first, [90, 90])
+    assert env.notes() == [("firing", 0)]
+    second = env.engine(r)
+    changes = []
+    for i in range(2, 13):
+        env.clock.set(T0 + i * 60)
+        env.write(90 if i < 12 else 10)
+        changes.append([e.state.value for e in second.evaluate()])
+    assert changes == [[]] * 10 + [["resolved"]]
+    # the repeat counts from the notification before the restart; the resolve is sent
+    # because that firing notification went out
+    assert env.notes() == [("firing", 0), ("firing", 600), ("resolved", 720)]
+    resolved = env.delivered()[-1]
+    assert resolved.firing_value == 90 and env.offset(resolved.fired_at_ns) == 0
+    env.close()
+
+
+def test_restart_keeps_keep_firing_and_silenced_unsent_state(store: Store) -> None:
+    env = Env(store)
+    r = rule(keep_firing_seconds=120)
+    first = env.engine(r)
+    env.run(first, [90, 10])  # firing, then kept since 60
+    second = env.engine(r)
+    env.clock.set(T0 + 120)
+    env.write(10)
+    assert second.evaluate() == []
+    env.clock.set(T0 + 180)
+    env.write(10)
+    assert [e.state.value for e in second.evaluate()] == ["resolved"]
+    env.close()
+
+
+def test_history_lists_persisted_changes(store: Store) -> None:
+    env = Env(store)
+    engine = env.engine(rule(duration_seconds=60))
+    env.run(engine, [90, 90, 10])
+    history = [(h["state"], h["at_ns"] / 1e9 - T0) for h in engine.history(rule="app.high")]
+    assert history == [("pending", 0), ("firing", 60), ("inactive", 120)]
+    keys = store.series(STATE_METRIC)
+    assert {k.tags["field"] for k in keys} >= {"state", "since_age", "notified_age"}
+    env.close()
+
+
+class FlakyBackend(MemoryBackend):
+    """A memory backend whose reads fail while ``broken`` is set (a server going away)."""
+
+    broken = False
+
+    def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
+        if self.broken and key.name == METRIC:
+            raise BackendUnavailableError("connection refused")
+        return super().read(key, start_ns, end_ns)
+
+
+@pytest.mark.parametrize("policy", ["keep", "alerting"])
+def test_failed_read_holds_the_alert(policy: str) -> None:
+    # a failed read is no data, not a gone series: three failures in a row never go stale
+    backend = FlakyBackend()
+    env = Env(Store(backend))
+    engine = env.engine(rule(no_data=policy))
+    env.run(engine, [90])
+    backend.broken = True
+    for i in (1, 2, 3):
+        env.clock.set(T0 + i * 60)
+        assert engine.evaluate() == []
+    assert [a.state for a in engine.active_alerts()] == [AlertState.FIRING]
+    assert env.notes() == [("firing", 0)]
+    backend.broken = False
+    env.clock.set(T0 + 240)
+    env.write(10)
+    assert [e.state.value for e in engine.evaluate()] == ["resolved"]
+    env.close()
+
+
+def test_failed_read_under_ok_resolves_as_the_policy_says() -> None:
+    backend = FlakyBackend()
+    env = Env(Store(backend))
+    engine = env.engine(rule(no_data="ok"))
+    env.run(engine, [90])
+    backend.broken = True
+    env.clock.set(T0 + 60)
+    (resolved,) = engine.evaluate()
+    assert resolved.state is AlertState.RESOLVED and math.isnan(resolved.value)
+    env.close()
+
+
+def test_recording_rules_are_derivations_evaluated_before_alerts(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        """
+recording:
+  business:
+    cost_today:
+      target: business.ai_calls.cost_today
+      source: business.ai_calls.cost_usd
+      function: sum
+      window: 1h
+alerts:
+  business:
+    high_ai_costs:
+      metric: business.ai_calls.cost_today
+      threshold: 100.0
+      operator: gt
+      duration_seconds: 0
+      severity: warning
+      channels: [slack]
+"""
+    )
+    env = Env()
+    engine = RuleEngine.from_yaml(str(path), env.store, notifier=env.notifier, clock=env.clock)
+    assert [r.name for r in engine.recording] == ["business.cost_today"]
+    for i, cost in enumerate([30.0, 40.0, 50.0]):
+        env.clock.set(T0 + i * 60)
+        env.write(cost, name="business.ai_calls.cost_usd")
+        events = engine.evaluate()
+    assert [e.state.value for e in events] == ["pending", "firing"]
+    (series,) = env.store.query("business.ai_calls.cost_today")
+    assert series.values.tolist() == [30.0, 70.0, 120.0]
+    env.close()
+
+
+def test_from_yaml_builds_the_notifier_from_notifications(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        """
+notifications:
+  log:
+    path: alerts.log
+alerts:
+  system:
+    high_cpu:
+      metric: system.cpu.usage_percent
+      threshold: 80.0
+      operator: gt
+      channels: [log]
+"""
+    )
+    store = open_store("memory://")
+    env = Env(store)
+    engine = RuleEngine.from_yaml(str(path), store, clock=env.clock)
+    assert isinstance(engine.notifier, Notifier) and "log" in engine.notifier.channels
+    assert engine.test_channels()["log"] == "ok"
+    env.write(95.0, name="system.cpu.usage_percent")
+    engine.evaluate()
+    engine.notifier.close()
+    env.close()
+
+
+def test_start_and_stop_run_the_loop(tmp_path: Path) -> None:
+    env = Env()
+    capture = CapturingChannel("slack")
+    done = threading.Event()
+
+    class Signalling(Notifier):
+        def notify(self, events: object) -> None:
+            super().notify(events)  # type: ignore[arg-type]
+            done.set()
+
+    notifier = Signalling([capture])
+    engine = RuleEngine([rule()], env.store, notifier=notifier, clock=env.clock)
+    env.write(95.0)
+    engine.start(interval="20ms")
+    assert engine.running
+    assert done.wait(60), "the loop never evaluated"
+    engine.stop()
+    assert not engine.running
+    notifier.close()
+    assert [e.state for e in capture.events] == [AlertState.FIRING]
+    env.close()
+
+
+def test_nan_written_values_and_many_series_are_vectorised() -> None:
+    env = Env()
+    keys = [SeriesKey.of(METRIC, {"host": f"h{i}"}) for i in range(50)]
+    ts = np.array([env.clock.now_ns()], dtype=np.int64)
+    env.store.write(
+        [Series(k, ts, np.array([float(i) if i % 7 else math.nan])) for i, k in enumerate(keys)]
+    )
+    engine = env.engine(rule(threshold=40, no_data="ok"))
+    events = engine.evaluate()
+    hosts = sorted(int(e.tags["host"][1:]) for e in events if e.state is AlertState.FIRING)
+    assert hosts == [i for i in range(41, 50) if i % 7]
+    env.close()
