@@ -27,11 +27,9 @@ from metricskit.storage.parquet_format import (
     Arrays,
     FileIndex,
     decode_rows,
-    encode_table,
     merge_last_wins,
     read_index,
     read_series,
-    write_atomic,
 )
 from metricskit.storage.parquet_layout import (
     DAY_NS,
@@ -43,6 +41,7 @@ from metricskit.storage.parquet_layout import (
     new_file_name,
     partition_of_day,
 )
+from metricskit.storage.parquet_write import write_partition
 
 __all__ = ["ParquetBackend"]
 
@@ -135,12 +134,11 @@ class ParquetBackend(StorageBackend):
             self._buffered = 0
 
     def _commit(self, partition: Partition, series: dict[SeriesKey, Arrays]) -> None:
-        table = encode_table(series)
         with lock_partition(self.root, partition):
             self._make_dir(partition.path)
             files = list_files(partition)
             path = os.path.join(partition.path, new_file_name(files))
-            write_atomic(table, path, row_group_size=self.row_group_size, fsync=self.fsync)
+            write_partition(series, path, row_group_size=self.row_group_size, fsync=self.fsync)
             if len(files) + 1 > self.max_files_per_partition:
                 files = list_files(partition)
                 self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
@@ -199,8 +197,8 @@ class ParquetBackend(StorageBackend):
         if data:
             level = min(99, max(f.level for f in old) + 1)
             name = new_file_name([], level=level, seq=old[-1].seq)
-            write_atomic(
-                encode_table(data),
+            write_partition(
+                data,
                 os.path.join(partition.path, name),
                 row_group_size=self.row_group_size,
                 fsync=self.fsync,
