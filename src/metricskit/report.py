@@ -1,0 +1,413 @@
+"""Reporter: the health report, dashboard frames and their JSON, read from a store.
+
+Everything comes from the store (plus the rule engine's alert state, itself persisted in
+the store), so ``metricskit health`` in one process reports on what ``metricskit start``
+collects in another. Check results held in memory by a collector running in this process
+add the reason a component is down.
+
+Overall status: any firing critical alert -> ``critical``; else any firing warning alert
+-> ``warning``; else a component that is down (a failing health or database check with no
+alert configured for it) -> ``warning``, since the seed's "healthy" means all checks pass;
+else ``healthy``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+
+from metricskit import performance, trends
+from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
+from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS, MetricKind, describe
+from metricskit.recommendations import Finding, recommend
+from metricskit.store import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from metricskit.collector import Collector
+    from metricskit.rules import RuleEngine
+
+__all__ = ["ReportSettings", "Reporter"]
+
+SYSTEM_METRICS = (
+    "system.cpu.usage_percent",
+    "system.memory.usage_percent",
+    "system.memory.available_gb",
+    "system.disk.usage_percent",
+    "system.disk.free_gb",
+    "system.load.1min",
+    "system.processes.count",
+)
+_COMPONENT_METRICS = {"app.health.status": ("http", "check"), "db.status": ("database", "database")}
+_REQUEST_STATS = ("throughput_rps", "error_rate", "p50", "p95", "p99")
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """What the Reporter looks at; the config file's ``dashboard`` and ``performance``."""
+
+    sections: Mapping[str, Sequence[str]] = field(
+        default_factory=lambda: dict(DEFAULT_DASHBOARD_SECTIONS)
+    )
+    performance_window: str = "5m"
+    thresholds: performance.PerformanceThresholds = field(
+        default_factory=performance.PerformanceThresholds
+    )
+    lookback: str = "10m"
+    """How old a latest value may be to count as current."""
+    trend_window: str = "6h"
+    forecast_horizon: str = "24h"
+    dashboard_window: str = "1h"
+    dashboard_points: int = 120
+
+
+def _iso(ns: int | None) -> str | None:
+    if ns is None:
+        return None
+    return dt.datetime.fromtimestamp(ns / NS_PER_S, tz=dt.timezone.utc).isoformat()
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+class Reporter:
+    """Health report and dashboard data for a store.
+
+    ``engine`` (a :class:`~metricskit.rules.RuleEngine`) supplies active alerts;
+    ``collector`` supplies the reasons behind failing checks when it runs in this process.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        engine: RuleEngine | None = None,
+        collector: Collector | None = None,
+        settings: ReportSettings | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.collector = collector
+        self.settings = settings or ReportSettings()
+        self.clock = clock or SystemClock()
+
+    # -- health report ------------------------------------------------------------------
+
+    def health_report(self) -> dict[str, Any]:
+        """The health report as a JSON-serialisable dict (see the module docstring)."""
+        now_ns = self.clock.now_ns()
+        alerts = [self._alert_dict(a) for a in self.engine.active_alerts()] if self.engine else []
+        components = self.components(now_ns)
+        system = self.system_resources(now_ns)
+        summary = performance.summarize(
+            self.store,
+            self.settings.performance_window,
+            now_ns / NS_PER_S,
+            self.settings.thresholds,
+        )
+        issues = performance.detect_issues(
+            self.store,
+            self.settings.performance_window,
+            now_ns / NS_PER_S,
+            self.settings.thresholds,
+        )
+        trend_rows = self.trends(now_ns)
+        findings = Finding.collect(system, components, alerts, issues, trend_rows)
+        return {
+            "generated_at": _iso(now_ns),
+            "overall_status": self._overall(alerts, components),
+            "system": system,
+            "components": components,
+            "active_alerts": alerts,
+            "performance": summary.to_dict(),
+            "performance_issues": [i.to_dict() for i in issues],
+            "trends": trend_rows,
+            "recommendations": [r.to_dict() for r in recommend(findings)],
+        }
+
+    @staticmethod
+    def _overall(
+        alerts: Sequence[Mapping[str, Any]], components: Sequence[Mapping[str, Any]]
+    ) -> str:
+        firing = {a["severity"] for a in alerts if a["state"] == "firing"}
+        if "critical" in firing:
+            return "critical"
+        if "warning" in firing:
+            return "warning"
+        return "warning" if any(c["status"] == "down" for c in components) else "healthy"
+
+    @staticmethod
+    def _alert_dict(alert: Any) -> dict[str, Any]:
+        return {
+            "rule": alert.rule,
+            "metric": alert.metric,
+            "tags": dict(alert.tags),
+            "state": alert.state.value,
+            "severity": alert.severity.value,
+            "value": _finite(alert.value),
+            "threshold": alert.threshold,
+            "since": _iso(alert.since_ns),
+            "fired_at": _iso(alert.fired_at_ns),
+            "silenced": alert.silenced,
+            "summary": alert.summary,
+        }
+
+    def system_resources(self, now_ns: int | None = None) -> dict[str, Any]:
+        """Latest system figures: ``{metric: value}`` (one host), or per host when tagged."""
+        at = (now_ns or self.clock.now_ns()) / NS_PER_S
+        out: dict[str, Any] = {}
+        for name in SYSTEM_METRICS:
+            for key, _ts, value in self.store.latest(name, at=at, lookback=self.settings.lookback):
+                host = key.tags.get("host")
+                if host is None:
+                    out[name] = _finite(value)
+                else:
+                    out.setdefault(name, {})
+                    if isinstance(out[name], dict):
+                        out[name][host] = _finite(value)
+        return out
+
+    def _live_results(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Check results a collector in this process holds, by (kind, name)."""
+        results: dict[tuple[str, str], dict[str, Any]] = {}
+        if self.collector is None:
+            return results
+        for scheduled in self.collector.sources:
+            source = scheduled.source
+            result = getattr(source, "last_result", None)
+            tags = getattr(source, "tags", {})
+            if result is None:
+                continue
+            if "check" in tags:
+                results[("http", tags["check"])] = result.as_dict()
+            elif "database" in tags:
+                results[("database", tags["database"])] = result.as_dict()
+        return results
+
+    def components(self, now_ns: int | None = None) -> list[dict[str, Any]]:
+        """Each health check and database: up/down, response time and, when known, why."""
+        at_ns = now_ns or self.clock.now_ns()
+        live = self._live_results()
+        out = []
+        for metric, (kind, tag) in _COMPONENT_METRICS.items():
+            timing = "app.health.response_time_ms" if kind == "http" else "db.connection_time_ms"
+            times = {
+                k.tags: v
+                for k, _t, v in self.store.latest(
+                    timing, at=at_ns / NS_PER_S, lookback=self.settings.lookback
+                )
+            }
+            latest = self.store.latest(metric, at=at_ns / NS_PER_S, lookback=self.settings.lookback)
+            for key, ts, value in latest:
+                name = key.tags.get(tag, str(key))
+                result = live.get((kind, name), {})
+                up = value >= 0.5
+                out.append(
+                    {
+                        "name": name,
+                        "kind": kind,
+                        "status": "up" if up else "down",
+                        "reason": result.get("reason") or ("ok" if up else f"{metric} = {value:g}"),
+                        "response_time_ms": _finite(times.get(key.tags)),
+                        "checked_at": _iso(ts),
+                        "tags": dict(key.tags),
+                    }
+                )
+        return out
+
+    def trends(self, now_ns: int | None = None) -> list[dict[str, Any]]:
+        """Slopes and forecasts of resource usage; ``crossing_at`` is when it reaches 100 %."""
+        at = (now_ns or self.clock.now_ns()) / NS_PER_S
+        rows: list[dict[str, Any]] = []
+        for name in (
+            "system.disk.usage_percent",
+            "system.memory.usage_percent",
+            "system.cpu.usage_percent",
+        ):
+            frame = trends.linear_trends(
+                self.store,
+                name,
+                self.settings.trend_window,
+                now=at,
+                horizon=self.settings.forecast_horizon,
+                threshold=100.0,
+            )
+            for row in frame.to_dict("records"):
+                rows.append(
+                    {
+                        "metric": name,
+                        "tags": {
+                            k: v
+                            for k, v in row.items()
+                            if k not in _TREND_COLUMNS and isinstance(v, str)
+                        },
+                        "last_value": _finite(row["last_value"]),
+                        "slope_per_hour": _finite(row["slope_per_hour"]),
+                        "predicted": _finite(row["predicted"]),
+                        "horizon": self.settings.forecast_horizon,
+                        "crossing_at": None
+                        if _nat(row["crossing_at"])
+                        else row["crossing_at"].isoformat(),
+                        "hours_to_threshold": _finite(row["hours_to_threshold"]),
+                    }
+                )
+        return rows
+
+    # -- dashboard ----------------------------------------------------------------------
+
+    def dashboard(self, window: str | None = None) -> dict[str, pd.DataFrame]:
+        """``{section: DataFrame}``: columns timestamp, metric, series, value (long format).
+
+        Gauges are averaged per step, counters become per-second rates, request durations
+        become throughput, error rate and p50/p95/p99. The step divides the window into
+        ``dashboard_points`` points.
+        """
+        import pandas as pd
+
+        window_ns = parse_duration(window or self.settings.dashboard_window)
+        end_ns = self.clock.now_ns()
+        step_ns = max(window_ns // self.settings.dashboard_points, NS_PER_S)
+        out = {}
+        for section, metrics in self.settings.sections.items():
+            frames = [self._metric_frame(m, end_ns - window_ns, end_ns, step_ns) for m in metrics]
+            frames = [f for f in frames if len(f)]
+            out[section] = (
+                pd.concat(frames, ignore_index=True)
+                if frames
+                else pd.DataFrame(
+                    {
+                        "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+                        "metric": [],
+                        "series": [],
+                        "value": [],
+                    }
+                )
+            )
+        return out
+
+    def _metric_frame(self, name: str, start_ns: int, end_ns: int, step_ns: int) -> pd.DataFrame:
+        kind = describe(name).kind
+        start, end = np.datetime64(start_ns, "ns"), np.datetime64(end_ns, "ns")
+        step = step_ns / NS_PER_S
+        if kind is MetricKind.HISTOGRAM:
+            return self._request_frame(name, start, end, step)
+        if kind is MetricKind.COUNTER:
+            # one row per series and step: the per-second rate over two steps (>= 1 min)
+            wide = self.store.rate(
+                name, window=max(step * 2, 60.0), step=step, start=start, end=end
+            )
+        else:
+            tag_keys = sorted({k for key in self.store.series(name) for k in key.tags})
+            wide = self.store.aggregate(name, step, ["mean"], start, end, by=tag_keys or None)
+            wide = wide.rename(columns={"mean": "value"})
+        return self._long(wide, name)
+
+    @staticmethod
+    def _long(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+        """timestamp, metric, series (its tags as ``k=v,...``, else the name), value."""
+        tag_columns = [c for c in frame.columns if c not in ("timestamp", "value", "name")]
+        labels = (
+            [
+                ",".join(f"{c}={row[c]}" for c in tag_columns if isinstance(row[c], str)) or name
+                for row in frame[tag_columns].to_dict("records")
+            ]
+            if tag_columns
+            else [name] * len(frame)
+        )
+        long = frame.assign(metric=name, series=labels)
+        return cast("pd.DataFrame", long[["timestamp", "metric", "series", "value"]])
+
+    def _request_frame(self, name: str, start: Any, end: Any, step: float) -> pd.DataFrame:
+        import pandas as pd
+
+        stats = self.store.aggregate(name, step, ["count", "p50", "p95", "p99"], start, end)
+        errors = _error_counts(self.store.query(name, start, end), stats, step)
+        rows = (
+            [
+                pd.DataFrame(
+                    {
+                        "timestamp": stats["timestamp"],
+                        "metric": f"{name}:{label}",
+                        "series": label,
+                        "value": values,
+                    }
+                )
+                for label, values in (
+                    ("throughput_rps", stats["count"] / step),
+                    (
+                        "error_rate",
+                        np.where(stats["count"] > 0, errors / stats["count"].clip(lower=1), np.nan),
+                    ),
+                    ("p50", stats["p50"]),
+                    ("p95", stats["p95"]),
+                    ("p99", stats["p99"]),
+                )
+            ]
+            if len(stats)
+            else []
+        )
+        return cast("pd.DataFrame", pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+
+    def dashboard_json(self, window: str | None = None) -> str:
+        """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]}}``."""
+        sections = {}
+        for section, frame in self.dashboard(window).items():
+            records = []
+            for row in frame.to_dict("records"):
+                records.append(
+                    {
+                        "timestamp": row["timestamp"].isoformat(),
+                        "metric": row["metric"],
+                        "series": row["series"],
+                        "value": _finite(float(row["value"])),
+                    }
+                )
+            sections[section] = records
+        payload = {"generated_at": _iso(self.clock.now_ns()), "sections": sections}
+        return json.dumps(payload, indent=2)
+
+
+_TREND_COLUMNS = {
+    "name",
+    "samples",
+    "last_value",
+    "slope_per_hour",
+    "fitted_now",
+    "predicted",
+    "predicted_at",
+    "threshold",
+    "crossing_at",
+    "hours_to_threshold",
+}
+
+
+def _nat(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def _error_counts(series: Iterable[Any], stats: pd.DataFrame, step: float) -> Any:
+    """Requests with status >= 400 per dashboard window, aligned with ``stats``."""
+    import pandas as pd
+
+    starts = pd.DatetimeIndex(stats["timestamp"]).as_unit("ns").asi8
+    counts = np.zeros(len(starts))
+    step_ns = int(step * NS_PER_S)
+    for s in series:
+        status = s.tags.get("status", "")
+        if not (status.isdigit() and int(status) >= 400):
+            continue
+        idx = np.searchsorted(starts, s.timestamps, side="right") - 1
+        ok = (idx >= 0) & (s.timestamps < starts[np.clip(idx, 0, None)] + step_ns)
+        np.add.at(counts, idx[ok], 1)
+    return counts
