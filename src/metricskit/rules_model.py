@@ -57,7 +57,9 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from metricskit._time import NS_PER_S, parse_duration
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
@@ -265,15 +267,26 @@ class AlertRule(BaseModel):
 
     @field_validator("window")
     @classmethod
-    def _window(cls, v: float | None, info: ValidationInfo) -> float | None:
-        stat = info.data.get("stat", "last")
-        if v is None and stat != "last":
-            raise ValueError(f"stat {stat!r} needs a window (e.g. window: 5m)")
-        if v is not None and stat == "last":
-            raise ValueError("window needs a stat (e.g. stat: p95); a last-value rule has none")
+    def _window(cls, v: float | None) -> float | None:
         if v is not None and v <= 0:
             raise ValueError("window must be longer than 0")
         return v
+
+    @model_validator(mode="after")
+    def _stat_and_window(self) -> AlertRule:
+        # Reported at the key that is written (stat or window), not at the missing one.
+        if self.window is None and self.stat != "last":
+            raise PydanticCustomError(
+                "rule_field",
+                "{message}",
+                {"field": "stat", "message": f"stat {self.stat!r} needs a window (e.g. 5m)"},
+            )
+        if self.window is not None and self.stat == "last":
+            message = "window needs a stat (e.g. stat: p95); a last-value rule has none"
+            raise PydanticCustomError(
+                "rule_field", "{message}", {"field": "window", "message": message}
+            )
+        return self
 
     @field_validator("lookback", "repeat_interval")
     @classmethod
@@ -366,8 +379,15 @@ class RuleSet(BaseModel):
     recording: tuple[RecordingRule, ...] = ()
 
 
+def _location(err: Mapping[str, Any]) -> tuple[Any, ...]:
+    loc = tuple(err["loc"])
+    if err["type"] == "rule_field":
+        loc = (*loc, err["ctx"]["field"])
+    return loc
+
+
 def _describe(err: Mapping[str, Any], known: Sequence[str]) -> str:
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = ".".join(str(p) for p in _location(err))
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])
         parent = ".".join(str(p) for p in err["loc"][:-1])
@@ -378,6 +398,8 @@ def _describe(err: Mapping[str, Any], known: Sequence[str]) -> str:
         return f"{loc}: required key missing"
     message = str(err["msg"]).removeprefix("Value error, ")
     got = repr(err.get("input"))
+    if err["type"] == "rule_field":
+        return f"{loc}: {message}"
     return f"{loc}: {message}" if got in message else f"{loc}: {message} (got {got})"
 
 
@@ -407,7 +429,7 @@ def parse_rules(doc: YamlDocument) -> RuleSet:
         first = errors[0]
         text = "; ".join(_describe(e, _known_keys(e["loc"])) for e in errors[:3])
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise doc.error(text + more, first["loc"]) from None
+        raise doc.error(text + more, _location(first)) from None
     alerts: list[AlertRule] = []
     for group, rules in (parsed.alerts or {}).items():
         for name, rule in (rules or {}).items():
