@@ -1,0 +1,412 @@
+"""``monitoring.yaml``: load, substitute ``${VAR}``, validate every section, with lines.
+
+Every section of the seed's file is read and checked: ``collection``, ``storage``,
+``alerts`` (and ``recording``), ``notifications``, ``dashboard``, ``performance``,
+``integrations`` and ``debug``; metricskit adds ``health_checks`` (what the collector
+checks) and ``service`` (where logs and the pid file go). An empty file is a valid
+config: every key has a default. Any problem is one :class:`~metricskit.errors.ConfigError`
+naming the file and line (``monitoring.yaml:12: unknown key 'treshold' in
+alerts.system.high_cpu (did you mean 'threshold'?)``).
+
+``${VAR}`` and ``${VAR:-default}`` in any string value come from the environment; a
+variable that is not set (and has no default) is an error naming it. Relative paths
+(the SQLite file, Parquet directory, log directory) are taken relative to the config
+file's directory, as Prometheus does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from metricskit._time import parse_duration
+from metricskit._validation import locate_config_error, pydantic_config_error
+from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
+from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
+from metricskit.errors import ConfigError, MetricsKitError
+from metricskit.model import validate_name
+from metricskit.performance import PerformanceThresholds
+from metricskit.rules_model import RuleSet, parse_rules
+
+__all__ = [
+    "DashboardConfig",
+    "DebugConfig",
+    "HealthChecksConfig",
+    "IntegrationsConfig",
+    "MonitoringConfig",
+    "PerformanceConfig",
+    "ServiceConfig",
+    "StorageConfig",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(_Section):
+    """``storage:`` — which store, and how big it may grow."""
+
+    type: str = "sqlite"
+    """``sqlite``, ``parquet``, ``memory``, or a store URL (``postgresql+psycopg://...``)."""
+    connection_string: str = "metrics.db"
+    """The SQLite file or Parquet directory (relative to the config file), or a URL."""
+    cleanup_enabled: bool = True
+    """Delete samples older than ``collection.retention_days`` as the service runs."""
+    max_records_per_metric: int | None = Field(default=None, gt=0)
+    """Keep at most this many samples per series, dropping the oldest."""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        if v not in ("sqlite", "parquet", "memory") and "://" not in v:
+            raise ValueError("use sqlite, parquet, memory or a store URL such as 'memory://'")
+        return v
+
+    def url(self, base_dir: Path) -> str:
+        """The store URL this section names, relative paths resolved against ``base_dir``."""
+        if "://" in self.type:
+            return self.type
+        if "://" in self.connection_string:
+            return self.connection_string
+        if self.type == "memory":
+            return "memory://"
+        location = (base_dir / self.connection_string).resolve()
+        # SQLAlchemy: sqlite:/// + absolute path; parquet:// + absolute path
+        return f"sqlite:///{location}" if self.type == "sqlite" else f"parquet://{location}"
+
+
+class DashboardSection(_Section):
+    """One dashboard section: its metrics (and an optional title)."""
+
+    title: str | None = None
+    metrics: tuple[str, ...] = ()
+
+    @field_validator("metrics")
+    @classmethod
+    def _names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            validate_name(name)
+        return v
+
+
+class DashboardConfig(_Section):
+    """``dashboard:`` — sections of metrics to chart; the seed's four by default."""
+
+    sections: dict[str, DashboardSection] = Field(
+        default_factory=lambda: {
+            name: DashboardSection(metrics=metrics)
+            for name, metrics in DEFAULT_DASHBOARD_SECTIONS.items()
+        }
+    )
+    window: str = "1h"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        parse_duration(v)  # a bad duration raises InvalidDurationError, a ValueError
+        return v
+
+    def metric_sections(self) -> dict[str, tuple[str, ...]]:
+        """``{section: metrics}`` as the Reporter takes them."""
+        return {name: section.metrics for name, section in self.sections.items()}
+
+
+class ResponseTimeTracking(_Section):
+    """``performance.response_time_tracking``."""
+
+    slow_request_threshold_ms: float = Field(default=1000.0, gt=0)
+    percentiles: tuple[float, ...] = (50, 75, 90, 95, 99)
+
+    @field_validator("percentiles")
+    @classmethod
+    def _in_range(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [p for p in v if not 0 < p <= 100]
+        if bad or not v:
+            raise ValueError(f"percentiles must be between 0 and 100, got {list(v)}")
+        return v
+
+
+class ErrorTracking(_Section):
+    """``performance.error_tracking``."""
+
+    error_rate_window_minutes: float = Field(default=5.0, gt=0)
+    track_error_details: bool = True
+
+
+class PerformanceLimits(_Section):
+    """``performance.thresholds``: when request performance is an issue (seed defaults)."""
+
+    mean_response_seconds: float = Field(default=2.0, gt=0)
+    error_rate_percent: float = Field(default=5.0, ge=0, le=100)
+    p95_response_seconds: float = Field(default=5.0, gt=0)
+    degradation_factor: float = Field(default=2.0, gt=1)
+    baseline_windows: int = Field(default=6, ge=0)
+    min_requests: int = Field(default=10, ge=1)
+
+
+class PerformanceConfig(_Section):
+    """``performance:`` — request tracking figures and issue thresholds."""
+
+    response_time_tracking: ResponseTimeTracking = ResponseTimeTracking()
+    error_tracking: ErrorTracking = ErrorTracking()
+    thresholds: PerformanceLimits = PerformanceLimits()
+
+    def performance_thresholds(self) -> PerformanceThresholds:
+        """The :class:`PerformanceThresholds` this section describes."""
+        t = self.thresholds
+        return PerformanceThresholds(
+            mean_seconds=t.mean_response_seconds,
+            error_rate=t.error_rate_percent / 100,
+            p95_seconds=t.p95_response_seconds,
+            degradation_factor=t.degradation_factor,
+            baseline_windows=t.baseline_windows,
+            min_requests=t.min_requests,
+            slow_request_seconds=self.response_time_tracking.slow_request_threshold_ms / 1000,
+            percentiles=self.response_time_tracking.percentiles,
+        )
+
+    @property
+    def window(self) -> str:
+        """The window request figures are computed over."""
+        return f"{self.error_tracking.error_rate_window_minutes:g}m"
+
+
+class BasicAuth(_Section):
+    """Credentials for HTTP basic auth."""
+
+    username: str
+    password: str = Field(repr=False)
+
+
+class PrometheusIntegration(_Section):
+    """``integrations.prometheus``: the ``/metrics`` endpoint."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    path: str = "/metrics"
+    basic_auth: BasicAuth | None = None
+    bearer_token: str | None = Field(default=None, repr=False)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("path must start with '/'")
+        return v
+
+
+class GrafanaIntegration(_Section):
+    """``integrations.grafana``: where Grafana is, and the exported dashboard's title."""
+
+    enabled: bool = False
+    dashboard_url: str | None = None
+    title: str = "metricskit"
+
+
+class IntegrationsConfig(_Section):
+    """``integrations:``."""
+
+    prometheus: PrometheusIntegration = PrometheusIntegration()
+    grafana: GrafanaIntegration = GrafanaIntegration()
+
+
+class DebugConfig(_Section):
+    """``debug:`` — ``enabled``/``verbose_logging`` log at DEBUG; ``performance_profiling``
+    logs how long each collection and evaluation took."""
+
+    enabled: bool = False
+    verbose_logging: bool = False
+    performance_profiling: bool = False
+
+
+class HealthChecksConfig(_Section):
+    """``health_checks:`` — the application and database the collector checks."""
+
+    app_url: str | None = None
+    """Base URL of the app; its ``/api/health``, ``/`` and ``/api/auth/me`` are checked."""
+    database_url: str | None = None
+    """SQLAlchemy URL of the app's database (``postgresql+psycopg://...``)."""
+
+
+class ServiceConfig(_Section):
+    """``service:`` — where the monitoring service writes its files."""
+
+    log_dir: str = "."
+    pid_file: str = "monitoring.pid"
+    status_file: str = "monitoring_status.json"
+    evaluation_interval_seconds: float | None = Field(default=None, gt=0)
+    """How often alert rules run; defaults to ``collection.interval_seconds``."""
+
+
+_MODELS: dict[str, type[_Section]] = {
+    "storage": StorageConfig,
+    "dashboard": DashboardConfig,
+    "performance": PerformanceConfig,
+    "integrations": IntegrationsConfig,
+    "debug": DebugConfig,
+    "health_checks": HealthChecksConfig,
+    "service": ServiceConfig,
+}
+_OTHER_SECTIONS = ("collection", "alerts", "recording", "notifications")
+SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """A validated ``monitoring.yaml``."""
+
+    path: str | None
+    base_dir: Path
+    collection: Mapping[str, Any]
+    storage: StorageConfig
+    rules: RuleSet
+    notifications: Mapping[str, Any]
+    dashboard: DashboardConfig
+    performance: PerformanceConfig
+    integrations: IntegrationsConfig
+    debug: DebugConfig
+    health_checks: HealthChecksConfig
+    service: ServiceConfig
+
+    @property
+    def store_url(self) -> str:
+        """The store URL (relative paths resolved against the config's directory)."""
+        return self.storage.url(self.base_dir)
+
+    @property
+    def interval_seconds(self) -> float:
+        """The collection interval (seed default 60 s)."""
+        return parse_duration(self.collection.get("interval_seconds", 60)) / 1e9
+
+    @property
+    def retention_days(self) -> float | None:
+        """Samples older than this are deleted when ``storage.cleanup_enabled``."""
+        days = self.collection.get("retention_days", 30)
+        return float(days) if self.storage.cleanup_enabled and days is not None else None
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to its directory."""
+        return (self.base_dir / path).resolve()
+
+    @property
+    def log_dir(self) -> Path:
+        """Where ``monitoring.log`` and ``monitoring_alerts.log`` go."""
+        return self.resolve(self.service.log_dir)
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(doc: YamlDocument, value: Any, path: tuple[Hashable, ...]) -> Any:
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = os.environ.get(name, default)
+            if found is None:
+                raise doc.error(
+                    f"environment variable {name} is not set (used in {'.'.join(map(str, path))})",
+                    path,
+                )
+            return found
+
+        return _VAR.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _substitute(doc, v, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(doc, v, (*path, i)) for i, v in enumerate(value)]
+    return value
+
+
+def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
+    model: Any = _MODELS.get(str(loc[0])) if loc else None
+    for part in loc[1:-1]:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        annotation = getattr(field, "annotation", None)
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
+    return list(model.model_fields) if model is not None else list(SECTIONS)
+
+
+def _check_collection(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
+    from metricskit.sources.config import plan_sources
+
+    try:
+        for planned in plan_sources(collection):
+            planned.source.close()
+    except ConfigError as exc:
+        raise locate_config_error(doc, exc) from None
+    except MetricsKitError as exc:
+        raise doc.error(str(exc), ("collection",)) from None
+
+
+def _check_notifications(
+    doc: YamlDocument, notifications: Mapping[str, Any], log_dir: Path
+) -> None:
+    from metricskit.notify import Notifier
+
+    try:
+        Notifier.from_config(notifications, log_dir=log_dir).close(timeout=0)
+    except ConfigError as exc:
+        raise locate_config_error(doc, exc) from None
+
+
+def parse_config(doc: YamlDocument) -> MonitoringConfig:
+    """Validate a loaded document into a :class:`MonitoringConfig`."""
+    raw = doc.data if doc.data is not None else {}
+    if not isinstance(raw, dict):
+        raise doc.error(f"the config must be a mapping of sections, not {type(raw).__name__}")
+    for key in raw:
+        if key not in SECTIONS:
+            hint = difflib.get_close_matches(str(key), SECTIONS, n=1)
+            did = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise doc.error(f"unknown section {key!r}{did}; known: {', '.join(SECTIONS)}", (key,))
+    data: dict[str, Any] = _substitute(doc, raw, ())
+    sections: dict[str, Any] = {}
+    for name, model in _MODELS.items():
+        try:
+            sections[name] = model.model_validate(data.get(name) or {})
+        except ValidationError as exc:
+            raise pydantic_config_error(doc, exc, _known_keys, (name,)) from None
+    base_dir = Path(doc.path).resolve().parent if doc.path else Path.cwd()
+    collection = data.get("collection") or {}
+    notifications = data.get("notifications") or {}
+    for name, value in (("collection", collection), ("notifications", notifications)):
+        if not isinstance(value, dict):
+            raise doc.error(f"{name} must be a mapping, not {type(value).__name__}", (name,))
+    _check_collection(doc, collection)
+    service: ServiceConfig = sections["service"]
+    _check_notifications(doc, notifications, (base_dir / service.log_dir).resolve())
+    substituted = YamlDocument(data, doc.locator, doc.path)
+    return MonitoringConfig(
+        path=doc.path,
+        base_dir=base_dir,
+        collection=collection,
+        rules=parse_rules(substituted),
+        notifications=notifications,
+        **sections,
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, text: str | None = None
+) -> MonitoringConfig:
+    """Load and validate ``monitoring.yaml`` (or YAML ``text``); ``None`` gives the defaults."""
+    if text is not None:
+        return parse_config(load_yaml_text(text, os.fspath(path) if path else None))
+    if path is None:
+        return parse_config(load_yaml_text("", None))
+    return parse_config(load_yaml(path))
