@@ -273,3 +273,16 @@ def test_from_config_groups_intervals_and_errors(store):
     ]:
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
             plan_sources(bad)
+
+
+def test_a_closed_recorder_is_counted_and_logged_once_per_run(store, caplog):
+    rec = Recorder(store, flush_interval=None)
+    rec.close()
+    col = Collector(rec)
+    col.add(lambda: {"a.one": 1, "a.two": 2}, "1s", name="x")
+    with caplog.at_level(logging.WARNING, logger="metricskit.collector"):
+        assert col.collect_once() == []
+    assert col.stats()["x"]["errors"] == 3  # two samples and the collector's own metric
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "closed" in line and "(and 2 more)" in line
+    col.close()

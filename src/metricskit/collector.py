@@ -333,24 +333,30 @@ class Collector:
         if job.only is not None:
             samples = [s for s in samples if s.name in job.only]
         recorded: list[Sample] = []
-        rejected = 0
+        rejected: list[str] = []
         for s in samples:
             s = s if s.timestamp is not None else s._replace(timestamp=stamp)
             try:
                 self.recorder.record(s.name, s.value, s.tags, s.timestamp)
             except MetricsKitError as exc:
-                rejected += 1
-                self._log(job.name, "sample", f"sample {s.name!r} rejected: {exc}")
+                rejected.append(f"{s.name!r}: {exc}")
             else:
                 recorded.append(s)
         if self.self_metrics:
             own = Sample(SELF_METRIC, duration, {"source": job.name}, stamp)
-            self.recorder.record(own.name, own.value, own.tags, own.timestamp)
-            recorded.append(own)
+            try:
+                self.recorder.record(own.name, own.value, own.tags, own.timestamp)
+            except MetricsKitError as exc:
+                rejected.append(f"{own.name!r}: {exc}")
+            else:
+                recorded.append(own)
+        if rejected:
+            more = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            self._log(job.name, "sample", f"sample {rejected[0]} rejected{more}")
         with job._lock:
             job.runs += 1
             job.timeouts += late
-            job.errors += (error is not None) + rejected
+            job.errors += (error is not None) + len(rejected)
             job.last_error = error
             job.last_duration_s = duration
             job.last_samples = len(recorded)
