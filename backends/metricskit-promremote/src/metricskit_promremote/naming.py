@@ -18,6 +18,7 @@ from metricskit.model import SeriesKey
 __all__ = [
     "DEFAULT_NAME_LABEL",
     "key_from_labels",
+    "label_matchers",
     "labels_for",
     "promql_selector",
     "to_prom_name",
@@ -68,6 +69,14 @@ def _quote(value: str) -> str:
         value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     )
     return f'"{escaped}"'
+
+
+def label_matchers(labels: Mapping[str, str], absent: Iterable[str] = ()) -> str:
+    """A PromQL selector for exactly these label values (``__name__`` included), and
+    ``label=""`` for each name in ``absent``."""
+    parts = [f"{k}={_quote(v)}" for k, v in sorted(labels.items())]
+    parts.extend(f'{k}=""' for k in sorted(absent))
+    return "{" + ", ".join(parts) + "}"
 
 
 def promql_selector(

@@ -26,7 +26,7 @@ from metricskit.errors import BackendError
 from metricskit.model import Selector, SeriesKey
 from metricskit.storage.base import StorageStats
 from metricskit_promremote.http import RequestRejected
-from metricskit_promremote.naming import promql_selector
+from metricskit_promremote.naming import promql_selector, to_prom_name
 from metricskit_promremote.remote import NS_PER_MS, RemoteWriteBackend, Samples, seconds
 
 __all__ = ["PromRemoteBackend"]
@@ -84,6 +84,26 @@ class PromRemoteBackend(RemoteWriteBackend):
                 self.collect(found, row["metric"], ts, values)
         return found
 
+    def label_sets(self, match: str) -> list[dict[str, str]]:
+        """Label sets of series holding samples, even right after a delete.
+
+        ``/api/v1/series`` keeps listing a series whose samples were all deleted until the
+        head block is compacted, so metricskit's series (those with ``mk_name``) are listed
+        by ``count_over_time`` instead, which sees tombstones. Series from other tools are
+        listed by ``/api/v1/series`` (``count_over_time`` drops ``__name__``, which they
+        need).
+        """
+        own = match[:-1] + f', {self.name_label}!=""}}'
+        found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        for lo, hi in _windows(_MIN_MS, _MAX_MS):
+            params = {"query": f"count_over_time({own}[{hi - 1 - lo}ms])", "time": seconds(hi - 1)}
+            for row in self.get_json("/api/v1/query", "list series", params)["result"]:
+                labels = dict(row["metric"])
+                labels["__name__"] = to_prom_name(labels[self.name_label])
+                found[tuple(sorted(labels.items()))] = labels
+        foreign = super().label_sets(match[:-1] + f', {self.name_label}=""}}')
+        return [*found.values(), *foreign]
+
     def delete_before(self, cutoff_ns: int, selector: Selector | None = None) -> int:
         """Delete the selected samples older than ``cutoff_ns`` (admin API, any range)."""
         self._check_open()
@@ -113,7 +133,11 @@ class PromRemoteBackend(RemoteWriteBackend):
         return sum(int(ts.size) for ts, _ in doomed.values())
 
     def stats(self) -> StorageStats:
-        """Samples (``count_over_time``), series, and the TSDB's bytes from ``/metrics``."""
+        """Samples (``count_over_time``), series, and the TSDB's bytes from ``/metrics``.
+
+        Bytes are the persisted blocks plus the head's memory-mapped chunks; Prometheus
+        does not report its write-ahead log over HTTP, so a young server reports 0.
+        """
         self._check_open()
         samples = 0
         for lo, hi in _windows(_MIN_MS, _MAX_MS):

@@ -33,12 +33,13 @@ from metricskit_promremote.http import HTTPClient
 from metricskit_promremote.naming import (
     DEFAULT_NAME_LABEL,
     key_from_labels,
+    label_matchers,
     labels_for,
     promql_selector,
     to_prom_name,
 )
 
-__all__ = ["NS_PER_MS", "RemoteOptions", "RemoteWriteBackend", "Samples", "ms_range", "parse_store_url", "seconds"]
+__all__ = ["NS_PER_MS", "RemoteOptions", "RemoteWriteBackend", "Samples", "ms_range", "names_regex", "parse_store_url", "seconds"]
 
 NS_PER_MS = 1_000_000
 Samples = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
@@ -308,24 +309,23 @@ class RemoteWriteBackend(StorageBackend):
         found[key] = merge_last_wins([ts_arr], [vs_arr])
 
     def exact_matchers(self, keys: Sequence[SeriesKey]) -> list[str]:
-        """One selector per key that matches that series and none with more labels.
+        """One selector per stored series of ``keys``, matching it and nothing with more labels.
 
-        PromQL has no "exactly these labels", so each selector also demands ``label=""``
-        for every label name the key's same-named siblings carry and it does not.
+        Built from the stored label sets, so a series written by another tool (no
+        ``mk_name``) is matched as it is stored. PromQL has no "exactly these labels", so
+        each selector also demands ``label=""`` for every label name that its same-named
+        siblings carry and it does not.
         """
-        by_name: dict[str, set[str]] = {}
-        for labels in self.label_sets(
-            "{__name__=~" + _regex_alternatives({k.name for k in keys}) + "}"
-        ):
-            key = key_from_labels(labels, self.name_label)
-            if key is not None:
-                by_name.setdefault(key.name, set()).update(key.tags)
-        matchers = []
-        for key in keys:
-            absent = sorted(by_name.get(key.name, set()) - set(key.tags))
-            tags = [(self.name_label, key.name), *key.tags.items_tuple]
-            matchers.append(promql_selector(key.name, tags, absent))
-        return matchers
+        wanted = set(keys)
+        stored = self.label_sets("{__name__=~" + names_regex({k.name for k in keys}) + "}")
+        names_by_metric: dict[str, set[str]] = {}
+        for labels in stored:
+            names_by_metric.setdefault(labels.get("__name__", ""), set()).update(labels)
+        return [
+            label_matchers(labels, names_by_metric[labels.get("__name__", "")] - set(labels))
+            for labels in stored
+            if key_from_labels(labels, self.name_label) in wanted
+        ]
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -352,6 +352,7 @@ def _to_series(key: SeriesKey, samples: Samples) -> Series:
     return Series(key, ts_ms * NS_PER_MS, values)
 
 
-def _regex_alternatives(names: set[str]) -> str:
+def names_regex(names: set[str]) -> str:
+    """A quoted RE2 alternation of the Prometheus names of ``names``."""
     # Prometheus names hold only [a-zA-Z0-9_:], none of which is special in RE2.
     return '"' + "|".join(sorted({to_prom_name(n) for n in names})) + '"'

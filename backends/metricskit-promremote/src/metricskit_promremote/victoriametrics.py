@@ -40,7 +40,7 @@ from metricskit_promremote.remote import (
     NS_PER_MS,
     RemoteWriteBackend,
     Samples,
-    _regex_alternatives,
+    names_regex,
     seconds,
 )
 
@@ -96,7 +96,7 @@ class VictoriaMetricsBackend(RemoteWriteBackend):
         lo = min(int(ts[0]) for ts, _ in prepared.values())
         hi = max(int(ts[-1]) for ts, _ in prepared.values())
         names = {key.name for key in prepared}
-        match = "{__name__=~" + _regex_alternatives(names) + "}"
+        match = "{__name__=~" + names_regex(names) + "}"
         stored = self._fetch(match, lo, hi + 1)
         clashing = [
             key
@@ -203,6 +203,7 @@ class VictoriaMetricsBackend(RemoteWriteBackend):
             self._delete_series([*whole, *partial])
         if partial:
             self.send(partial)
+            self.flush()
         return removed
 
     def stats(self) -> StorageStats:
