@@ -69,13 +69,12 @@ def test_first_cpu_read_is_a_measurement_not_zero():
 
 
 def test_cpu_first_read_waits_for_the_minimum_window():
-    src = System(metrics=["system.cpu.usage_percent"], min_cpu_window=0.2)
     t0 = time.monotonic()
+    src = System(metrics=["system.cpu.usage_percent"], min_cpu_window=0.2)
     src.collect()
-    assert time.monotonic() - t0 >= 0.15  # it waited instead of dividing 0 by 0
-    t1 = time.monotonic()
-    src.collect()
-    assert time.monotonic() - t1 < 0.15  # later reads never wait
+    # a lower bound guaranteed by the sleep, not a speed claim: it waited instead of
+    # dividing 0 by 0
+    assert time.monotonic() - t0 >= 0.2
 
 
 def test_metrics_subset_and_unknown_name():
