@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 
+import metricskit as mk
 import numpy as np
 import pytest
-
-import metricskit as mk
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import MAX_NS, MIN_NS
+
 from metricskit_promremote.servers import Server
 
 pytestmark = pytest.mark.services
@@ -27,8 +27,14 @@ def _host_writer(url: str, host: str, start: multiprocessing.synchronize.Event) 
             ts = T0 + (b * PER_BATCH + np.arange(PER_BATCH, dtype=np.int64)) * 10**9
             store.write(
                 [
-                    Series(SeriesKey.of("system.cpu.usage_percent", {"host": host}), ts, ts % 97 / 1.0),
-                    Series(SeriesKey.of("system.memory.used_bytes", {"host": host}), ts, np.full(PER_BATCH, 1e9)),
+                    Series(
+                        SeriesKey.of("system.cpu.usage_percent", {"host": host}), ts, ts % 97 / 1.0
+                    ),
+                    Series(
+                        SeriesKey.of("system.memory.used_bytes", {"host": host}),
+                        ts,
+                        np.full(PER_BATCH, 1e9),
+                    ),
                 ]
             )
         store.flush()

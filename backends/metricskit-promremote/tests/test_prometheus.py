@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import metricskit as mk
 import numpy as np
 import pytest
 import requests
-
-import metricskit as mk
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import MAX_NS, MIN_NS
+
 from metricskit_promremote import PromRemoteBackend
 from metricskit_promremote.servers import Server
 
@@ -82,8 +82,12 @@ def test_partial_delete_uses_the_admin_api(prom: PromRemoteBackend) -> None:
     )
     exact = Selector.for_key(SeriesKey.of("test.prom.del", {"host": "a"}))
     assert prom.delete_before(T0 + 5 * S, exact) == 1
-    assert prom.read(SeriesKey.of("test.prom.del", {"host": "a"}), MIN_NS, MAX_NS).values.tolist() == [2]
-    assert len(prom.read(SeriesKey.of("test.prom.del", {"host": "a", "x": "y"}), MIN_NS, MAX_NS)) == 1
+    assert prom.read(
+        SeriesKey.of("test.prom.del", {"host": "a"}), MIN_NS, MAX_NS
+    ).values.tolist() == [2]
+    assert (
+        len(prom.read(SeriesKey.of("test.prom.del", {"host": "a", "x": "y"}), MIN_NS, MAX_NS)) == 1
+    )
     stats = prom.stats()
     assert stats.samples == 2 and stats.series == 2 and stats.bytes >= 0
 

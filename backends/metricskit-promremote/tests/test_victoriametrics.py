@@ -6,14 +6,14 @@ import json
 import math
 from collections.abc import Iterator
 
+import metricskit as mk
 import numpy as np
 import pytest
 import requests
-
-import metricskit as mk
 from metricskit.errors import BackendError, BackendUnavailableError, InvalidMetricError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import MAX_NS, MIN_NS
+
 from metricskit_promremote import VictoriaMetricsBackend
 from metricskit_promremote.servers import Server, free_port
 
@@ -48,7 +48,9 @@ def test_open_store_finds_the_plugin_by_entry_point(victoriametrics: Server) -> 
         assert isinstance(store.backend, VictoriaMetricsBackend)
 
 
-def test_names_map_to_prometheus_and_back(vm: VictoriaMetricsBackend, victoriametrics: Server) -> None:
+def test_names_map_to_prometheus_and_back(
+    vm: VictoriaMetricsBackend, victoriametrics: Server
+) -> None:
     vm.write([_series("system.cpu.usage_percent", {"host": "web1"}, [T0], [12.5])])
     vm.flush()
     (row,) = _export(victoriametrics, '{__name__="system_cpu_usage_percent"}')
@@ -70,7 +72,7 @@ def test_colliding_prometheus_names_stay_apart(vm: VictoriaMetricsBackend) -> No
 def test_series_from_other_tools_read_by_prometheus_name(
     vm: VictoriaMetricsBackend, victoriametrics: Server
 ) -> None:
-    body = f"node_load1{{instance=\"h1\"}} 0.5 {T0 // 10**6}\n"
+    body = f'node_load1{{instance="h1"}} 0.5 {T0 // 10**6}\n'
     requests.post(f"{victoriametrics.http}/api/v1/import/prometheus", data=body, timeout=10)
     vm.flush()
     key = SeriesKey.of("node_load1", {"instance": "h1"})
@@ -83,7 +85,9 @@ def test_reserved_name_label_is_refused(vm: VictoriaMetricsBackend) -> None:
         vm.write([_series("x.y", {"mk_name": "z"}, [T0], [1.0])])
 
 
-def test_nan_is_sent_as_staleness_marker(vm: VictoriaMetricsBackend, victoriametrics: Server) -> None:
+def test_nan_is_sent_as_staleness_marker(
+    vm: VictoriaMetricsBackend, victoriametrics: Server
+) -> None:
     vm.write([_series("test.nan.marker", {}, [T0, T0 + S], [float("nan"), 1.0])])
     vm.flush()
     got = vm.read(SeriesKey.of("test.nan.marker"), MIN_NS, MAX_NS)
@@ -94,7 +98,9 @@ def test_nan_is_sent_as_staleness_marker(vm: VictoriaMetricsBackend, victoriamet
 
 def test_timestamps_floor_to_milliseconds(vm: VictoriaMetricsBackend) -> None:
     key = SeriesKey.of("test.ms.floor")
-    vm.write([Series(key, np.array([T0 + 1_999_999, T0 + 1_000_001, T0 + 5]), np.array([1.0, 2.0, 3.0]))])
+    vm.write(
+        [Series(key, np.array([T0 + 1_999_999, T0 + 1_000_001, T0 + 5]), np.array([1.0, 2.0, 3.0]))]
+    )
     vm.flush()
     got = vm.read(key, MIN_NS, MAX_NS)
     assert got.timestamps.tolist() == [T0, T0 + 10**6]
@@ -115,7 +121,9 @@ def test_partial_delete_without_rewrite_refuses_and_keeps_data(vm: VictoriaMetri
     assert SeriesKey.of("test.pdel.x") not in set(vm.keys())
 
 
-def test_overwrite_without_rewrite_keeps_one_value_per_timestamp(vm: VictoriaMetricsBackend) -> None:
+def test_overwrite_without_rewrite_keeps_one_value_per_timestamp(
+    vm: VictoriaMetricsBackend,
+) -> None:
     key = SeriesKey.of("test.dup.plain")
     vm.write([_series("test.dup.plain", {}, [T0, T0 + S], [1.0, 2.0])])
     vm.write([_series("test.dup.plain", {}, [T0 + S], [20.0])])

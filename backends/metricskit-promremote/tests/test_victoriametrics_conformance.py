@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-
 from metricskit.errors import BackendError
 from metricskit.model import Series, SeriesKey
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
 from metricskit.testing import BackendConformance
+
 from metricskit_promremote import VictoriaMetricsBackend
 from metricskit_promremote.servers import Server
 

@@ -64,11 +64,9 @@ def _build() -> dict[str, Any]:
                 field.type_name = f".{_PACKAGE}.{type_name}"
     # A private pool: never clashes with a real prompb registered by another library.
     pool = descriptor_pool.DescriptorPool()
-    file_descriptor = pool.Add(file_proto)
+    pool.Add(file_proto)
     return {
-        name: message_factory.GetMessageClass(
-            pool.FindMessageTypeByName(f"{_PACKAGE}.{name}")
-        )
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.{name}"))
         for name, _ in _SCHEMA
     }
 

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-
 from metricskit.errors import BackendError, BackendUnavailableError
 
 __all__ = ["HTTPClient", "RequestRejected"]

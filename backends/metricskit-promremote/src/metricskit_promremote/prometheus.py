@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from metricskit.errors import BackendError
 from metricskit.model import Selector, SeriesKey
 from metricskit.storage.base import StorageStats
+
 from metricskit_promremote.http import RequestRejected
 from metricskit_promremote.naming import promql_selector, to_prom_name
 from metricskit_promremote.remote import NS_PER_MS, RemoteWriteBackend, Samples, seconds

@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 import cramjam
 import numpy as np
 import numpy.typing as npt
-
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import Capabilities, StorageBackend
 from metricskit.storage.memory import merge_last_wins
+
 from metricskit_promremote._proto import WriteRequest
 from metricskit_promremote.http import HTTPClient
 from metricskit_promremote.naming import (
@@ -39,7 +39,16 @@ from metricskit_promremote.naming import (
     to_prom_name,
 )
 
-__all__ = ["NS_PER_MS", "RemoteOptions", "RemoteWriteBackend", "Samples", "ms_range", "names_regex", "parse_store_url", "seconds"]
+__all__ = [
+    "NS_PER_MS",
+    "RemoteOptions",
+    "RemoteWriteBackend",
+    "Samples",
+    "ms_range",
+    "names_regex",
+    "parse_store_url",
+    "seconds",
+]
 
 NS_PER_MS = 1_000_000
 Samples = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
@@ -182,7 +191,7 @@ class RemoteWriteBackend(StorageBackend):
                 values = values.copy()
                 values[nan] = self._nan
             add = series.samples.add
-            for t, v in zip(ts_ms.tolist(), values.tolist()):
+            for t, v in zip(ts_ms.tolist(), values.tolist(), strict=True):
                 add(value=v, timestamp=t)
         return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 

@@ -79,11 +79,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
             if requests.get(url, timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
-    raise ServerNotAvailable(f"server not ready at {url} after {timeout}s: {log.read_text()[-2000:]}")
+    raise ServerNotAvailable(
+        f"server not ready at {url} after {timeout}s: {log.read_text()[-2000:]}"
+    )
 
 
 @contextlib.contextmanager
-def _run(args: list[str], ready_url: str, log: Path, timeout: float) -> Iterator[subprocess.Popen[bytes]]:
+def _run(
+    args: list[str], ready_url: str, log: Path, timeout: float
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     try:

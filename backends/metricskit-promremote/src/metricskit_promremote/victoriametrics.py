@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import StorageStats
 from metricskit.storage.memory import merge_last_wins
+
 from metricskit_promremote.http import RequestRejected
 from metricskit_promremote.naming import promql_selector
 from metricskit_promremote.remote import (
