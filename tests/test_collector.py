@@ -286,3 +286,10 @@ def test_a_closed_recorder_is_counted_and_logged_once_per_run(store, caplog):
     (line,) = [r.getMessage() for r in caplog.records]
     assert "closed" in line and "(and 2 more)" in line
     col.close()
+
+
+def test_from_config_defaults_to_the_recorders_store(rec, store):
+    col = Collector.from_config(rec, {"enabled_metrics": {"system": [], "application": []}})
+    (job,) = col.sources
+    assert isinstance(job.source, Business) and job.source.store is store
+    col.close()

@@ -454,19 +454,22 @@ class Collector:
         cls,
         recorder: RecorderLike,
         collection: Mapping[str, Any],
-        *,
         app_url: str | None = None,
         database_url: str | None = None,
         store: Any = None,
+        *,
         clock: Clock | None = None,
     ) -> Collector:
         """Build a collector from the seed's ``collection:`` config section.
 
-        See :func:`metricskit.sources.config.plan_sources` for which
-        ``enabled_metrics`` names enable which metrics.
+        ``store`` (for business metrics) defaults to the recorder's store. See
+        :mod:`metricskit.sources.config` for which ``enabled_metrics`` names enable
+        which metrics.
         """
         from metricskit.sources.config import plan_sources
 
+        if store is None:
+            store = getattr(recorder, "store", None)
         col = cls(recorder, clock=clock)
         for planned in plan_sources(
             collection, app_url=app_url, database_url=database_url, store=store, clock=clock
