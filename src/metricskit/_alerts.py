@@ -27,7 +27,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,7 @@ class Alert:
     notified_at_ns: int | None = None
     keep_since_ns: int | None = None
     missing: int = 0
+    state_keys: tuple[SeriesKey, ...] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def persist_alerts(store: Store, changed: list[tuple[str, Alert]], t: int) -> No
         return math.nan if at is None else (t - at) / NS_PER_S
 
     for name, a in latest.values():
-        labels = json.dumps(dict(a.key.tags.items_tuple), sort_keys=True, separators=(",", ":"))
+        if a.state_keys is None:
+            a.state_keys = _state_keys(name, a)
         fields = (
             _CODES[a.state],
             age(a.since_ns),
@@ -186,15 +188,25 @@ def persist_alerts(store: Store, changed: list[tuple[str, Alert]], t: int) -> No
             a.value,
             math.nan if a.firing_value is None else a.firing_value,
         )
-        base = {"rule": name, "fingerprint": a.fingerprint, "labels": labels}
-        for field_name, v in zip(_FIELDS, fields, strict=True):
-            key = SeriesKey(STATE_METRIC, Tags({**base, "field": field_name}))
+        for key, v in zip(a.state_keys, fields, strict=True):
             batch.append(Series(key, ts, np.array([v], dtype=np.float64)))
     try:
         store.write(batch)
         store.flush()
     except Exception as exc:  # alerting goes on; only a restart would lose this state
         logger.error("rules: could not persist alert state: %s", exc)
+
+
+def _state_keys(rule: str, a: Alert) -> tuple[SeriesKey, ...]:
+    # Validated once per alert, then only the "field" tag differs: the keys are built
+    # without validating the same three values seven times (a burst of thousands of new
+    # alerts spent most of its time there).
+    labels = json.dumps(dict(a.key.tags.items_tuple), sort_keys=True, separators=(",", ":"))
+    base = Tags({"rule": rule, "fingerprint": a.fingerprint, "labels": labels}).items_tuple
+    return tuple(
+        SeriesKey(STATE_METRIC, Tags._trusted(tuple(sorted((*base, ("field", f))))))
+        for f in _FIELDS
+    )
 
 
 def restore_alerts(store: Store, rules: Mapping[str, AlertRule]) -> list[tuple[str, Alert]]:

@@ -48,6 +48,14 @@ class MetricData:
     offsets: npt.NDArray[np.intp]
     error: str | None = None
     _cache: dict[tuple[str, int], tuple[F64, BOOL]] = field(default_factory=dict)
+    _position: dict[SeriesKey, int] | None = None
+
+    @property
+    def position(self) -> dict[SeriesKey, int]:
+        """Index of each key in :attr:`keys` (built once per evaluation, shared by rules)."""
+        if self._position is None:
+            self._position = {k: i for i, k in enumerate(self.keys)}
+        return self._position
 
     @classmethod
     def of(cls, t: int, series: Iterable[Series]) -> MetricData:

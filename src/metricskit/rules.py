@@ -207,7 +207,7 @@ class RuleEngine:
             keys[i]: (float(values[i]), bool(present[i])) for i in todo.tolist()
         }
         if rs.alerts or (alerting and rs.seen):
-            position = {k: i for i, k in enumerate(keys)}
+            position = md.position if keys is md.keys else {k: i for i, k in enumerate(keys)}
             waiting = set(rs.alerts) | (rs.seen if alerting else set())
             for key in waiting - steps.keys():
                 i = position.get(key)
