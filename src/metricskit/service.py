@@ -1,0 +1,319 @@
+"""MonitoringService: the seed's facade, wiring Recorder, Collector, RuleEngine and Reporter.
+
+::
+
+    from metricskit.service import MonitoringService
+    monitoring = MonitoringService(config="config/monitoring.yaml")
+    monitoring.start_monitoring(interval=60)
+    monitoring.record_custom_metric("business.user_signups", 5.0, tags={"source": "web"})
+    monitoring.record_request("/api/chat", 0.245, 200)
+    monitoring.get_monitoring_status()["active_alerts"]
+    monitoring.generate_health_report()["overall_status"]
+
+``MonitoringService()`` without a config reads ``$METRICSKIT_CONFIG``, else
+``config/monitoring.yaml`` or ``monitoring.yaml`` in the working directory when present,
+else the defaults. ``from metricskit.service import monitoring_service`` gives one shared
+instance, created on first use (importing the module creates nothing).
+
+The service writes ``monitoring.log`` (its own log) and, through the log channel,
+``monitoring_alerts.log`` in ``service.log_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metricskit._time import NS_PER_S, Clock, SystemClock
+from metricskit.collector import Collector
+from metricskit.config import MonitoringConfig, load_config
+from metricskit.notify import Notifier
+from metricskit.recorder import Recorder
+from metricskit.report import Reporter, ReportSettings
+from metricskit.rules import RuleEngine
+from metricskit.server import MetricsServer, Response
+from metricskit.store import Store, open_store
+
+__all__ = ["CONFIG_CANDIDATES", "MonitoringService", "find_config"]
+
+log = logging.getLogger("metricskit.service")
+
+CONFIG_CANDIDATES = ("config/monitoring.yaml", "monitoring.yaml")
+"""Where :func:`find_config` looks, in order, after ``$METRICSKIT_CONFIG``."""
+_CLEANUP_EVERY_S = 3600.0
+
+
+def find_config() -> str | None:
+    """The config file to use when none is named (see the module docstring)."""
+    named = os.environ.get("METRICSKIT_CONFIG")
+    if named:
+        return named
+    for candidate in CONFIG_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def _log_handler(path: Path, level: int) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+class MonitoringService:
+    """One object owning a store, a recorder, a collector, a rule engine and a reporter."""
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | MonitoringConfig | None = None,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        write_logs: bool = True,
+    ) -> None:
+        if not isinstance(config, MonitoringConfig):
+            config = load_config(config if config is not None else find_config())
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        self.store = store or open_store(
+            config.store_url, max_records_per_series=config.storage.max_records_per_metric
+        )
+        self._log_handler: logging.Handler | None = None
+        if write_logs:
+            self._start_log()
+        self.recorder = Recorder(self.store, clock=self.clock)
+        self.notifier = Notifier.from_config(config.notifications, log_dir=config.log_dir)
+        self.engine = RuleEngine(config.rules, self.store, notifier=self.notifier, clock=self.clock)
+        self.collector: Collector | None = None
+        self.reporter = Reporter(
+            self.store,
+            engine=self.engine,
+            settings=ReportSettings(
+                sections=config.dashboard.metric_sections(),
+                performance_window=config.performance.window,
+                thresholds=config.performance.performance_thresholds(),
+                dashboard_window=config.dashboard.window,
+            ),
+            clock=self.clock,
+        )
+        self.started_at: float | None = None
+        self.interval: float | None = None
+        self._stop = threading.Event()
+        self._housekeeping: threading.Thread | None = None
+        self._last_cleanup = 0.0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"MonitoringService({self.store!r}, {state})"
+
+    def _start_log(self) -> None:
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        verbose = self.config.debug.enabled or self.config.debug.verbose_logging
+        level = logging.DEBUG if verbose else logging.INFO
+        self._log_handler = _log_handler(self.config.log_dir / "monitoring.log", level)
+        package_logger = logging.getLogger("metricskit")
+        package_logger.addHandler(self._log_handler)
+        if package_logger.level == logging.NOTSET or package_logger.level > level:
+            package_logger.setLevel(level)
+
+    # -- recording (the seed's names) -----------------------------------------------------
+
+    def record_custom_metric(
+        self, name: str, value: float, tags: dict[str, str] | None = None
+    ) -> None:
+        """Record one sample of a custom metric, e.g. ``business.user_signups``."""
+        self.recorder.record(name, value, tags)
+
+    def record_request(
+        self, endpoint: str, response_time: float, status_code: int, method: str | None = None
+    ) -> None:
+        """Record a request: ``response_time`` in seconds, the HTTP ``status_code``."""
+        self.recorder.record_request(endpoint, response_time, status_code, method=method)
+
+    # -- running --------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start_monitoring` and :meth:`stop_monitoring`."""
+        return self.started_at is not None
+
+    def _build_collector(self, interval: float) -> Collector:
+        collection = {**self.config.collection, "interval_seconds": interval}
+        return Collector.from_config(
+            self.recorder,
+            collection,
+            app_url=self.config.health_checks.app_url,
+            database_url=self.config.health_checks.database_url,
+            store=self.store,
+            clock=self.clock,
+        )
+
+    def start_monitoring(self, interval: float | None = None) -> None:
+        """Collect, evaluate alert rules and apply retention in background threads.
+
+        ``interval`` (seconds) overrides ``collection.interval_seconds``; rules are
+        evaluated at ``service.evaluation_interval_seconds`` or the same interval.
+        """
+        if self.running:
+            raise RuntimeError("monitoring is already running; stop_monitoring() first")
+        every = float(interval) if interval is not None else self.config.interval_seconds
+        if every <= 0:
+            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+        self.collector = self._build_collector(every)
+        self.reporter.collector = self.collector
+        self.interval = every
+        self.started_at = self.clock.now()
+        self._stop.clear()
+        self.collector.start()
+        self.engine.start(self.config.service.evaluation_interval_seconds or every)
+        self._housekeeping = threading.Thread(
+            target=self._housekeep, name="metricskit-housekeeping", daemon=True
+        )
+        self._housekeeping.start()
+        log.info("monitoring started: interval %ss, store %s", every, self.store)
+
+    def _housekeep(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                self._maybe_cleanup()
+                self._write_status_file()
+            except Exception:  # keep housekeeping alive; the failure is in the log
+                log.exception("housekeeping failed")
+
+    def _maybe_cleanup(self) -> None:
+        days = self.config.retention_days
+        now = time.monotonic()
+        if days is None or now - self._last_cleanup < _CLEANUP_EVERY_S:
+            return
+        self._last_cleanup = now
+        removed = self.cleanup(days)
+        log.info("retention: removed %d samples older than %g days", removed, days)
+
+    def _write_status_file(self) -> None:
+        path = self.config.log_dir / self.config.service.status_file
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.get_monitoring_status(), default=str))
+        os.replace(tmp, path)
+
+    def stop_monitoring(self) -> None:
+        """Stop collection and evaluation, and flush what was recorded."""
+        if not self.running:
+            return
+        self._stop.set()
+        if self._housekeeping is not None:
+            self._housekeeping.join(timeout=5)
+        if self.collector is not None:
+            self.collector.stop()
+        self.engine.stop()
+        self.recorder.flush()
+        self.started_at = None
+        log.info("monitoring stopped")
+
+    def close(self) -> None:
+        """Stop, flush and release everything (the store too)."""
+        self.stop_monitoring()
+        if self.collector is not None:
+            self.collector.close()
+        self.recorder.close()
+        self.notifier.close()
+        self.store.close()
+        if self._log_handler is not None:
+            logging.getLogger("metricskit").removeHandler(self._log_handler)
+            self._log_handler.close()
+
+    def __enter__(self) -> MonitoringService:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start_server(self, host: str | None = None, port: int | None = None) -> MetricsServer:
+        """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
+
+        Host, port, path and auth come from ``integrations.prometheus`` unless given.
+        ``/api/health`` answers 503 when the overall status is critical, else 200.
+        """
+        settings = self.config.integrations.prometheus
+        auth = settings.basic_auth
+        server = MetricsServer(
+            self.store,
+            host=host or settings.host,
+            port=settings.port if port is None else port,
+            path=settings.path,
+            basic_auth=(auth.username, auth.password) if auth is not None else None,
+            bearer_token=settings.bearer_token,
+            routes={"/": self._dashboard_route, "/api/health": self._health_route},
+        )
+        return server.start()
+
+    def _dashboard_route(self, headers: Mapping[str, str]) -> Response:
+        html = self.reporter.to_html()
+        return Response(html.encode(), "text/html; charset=utf-8")
+
+    def _health_route(self, headers: Mapping[str, str]) -> Response:
+        report = self.generate_health_report()
+        status = 503 if report["overall_status"] == "critical" else 200
+        return Response(json.dumps(report).encode(), "application/json", status)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def get_monitoring_status(self) -> dict[str, Any]:
+        """Running state, store size, active alerts and collector/notifier statistics."""
+        alerts = self.reporter.active_alerts()
+        return {
+            "running": self.running,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime_seconds": None
+            if self.started_at is None
+            else self.clock.now() - self.started_at,
+            "interval_seconds": self.interval,
+            "store": str(self.store.backend),
+            "storage": self.store.stats(),
+            "active_alerts": alerts,
+            "collector": self.collector.stats() if self.collector is not None else {},
+            "notifications": self.notifier.stats(),
+            "recorder": {"pending": self.recorder.pending, "dropped": self.recorder.dropped},
+        }
+
+    def generate_health_report(self) -> dict[str, Any]:
+        """The Reporter's health report (``overall_status``, alerts, recommendations, ...)."""
+        self.recorder.flush()
+        return self.reporter.health_report()
+
+    def get_dashboard_data(self) -> dict[str, Any]:
+        """Dashboard data for the configured sections, JSON-ready."""
+        self.recorder.flush()
+        data: dict[str, Any] = json.loads(self.reporter.dashboard_json())
+        return data
+
+    def cleanup(self, days: float) -> int:
+        """Delete samples older than ``days``; returns how many were removed."""
+        if days < 0:
+            raise ValueError(f"days must be >= 0, got {days}")
+        cutoff = self.clock.now_ns() - round(days * 86_400 * NS_PER_S)
+        return self.store.delete(before=np.datetime64(cutoff, "ns"))
+
+
+_shared: MonitoringService | None = None
+_shared_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Any:
+    # ``monitoring_service`` is created on first use, never at import.
+    global _shared
+    if name == "monitoring_service":
+        with _shared_lock:
+            if _shared is None:
+                _shared = MonitoringService()
+            return _shared
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
