@@ -14,7 +14,7 @@ the minimum is the least disturbed figure), in ns per call:
 The Recorder writes to a ``memory://`` store with batch_size and max_buffer large enough
 that no flush happens inside a timed loop.
 
-    python benchmarks/bench_recorder.py            # 200,000 calls per repeat
+    python benchmarks/bench_recorder.py            # 15 turns of 100,000 calls each
     python benchmarks/bench_recorder.py --smoke    # tiny, for CI
 """
 
@@ -35,25 +35,29 @@ EP, METHOD = "/api/chat", "POST"
 
 
 def best_ns(
-    loop: Callable[[int], object], n: int, repeat: int, between: Callable[[], object]
-) -> float:
-    """Best ns per call of ``loop(n)`` over ``repeat`` runs; ``between`` runs untimed."""
-    best = float("inf")
+    loops: dict[str, Callable[[int], object]], n: int, repeat: int, between: Callable[[], object]
+) -> dict[str, float]:
+    """Best ns per call of each ``loop(n)``, taking turns so load from elsewhere hits all alike.
+
+    ``between`` runs untimed after each loop (it empties the buffers).
+    """
+    best = dict.fromkeys(loops, float("inf"))
     for _ in range(repeat):
-        t = time.perf_counter_ns()
-        loop(n)
-        best = min(best, (time.perf_counter_ns() - t) / n)
-        between()
+        for name, loop in loops.items():
+            t = time.perf_counter_ns()
+            loop(n)
+            best[name] = min(best[name], (time.perf_counter_ns() - t) / n)
+            between()
     return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
-    parser.add_argument("-n", type=int, default=200_000, help="calls per repeat")
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("-n", type=int, default=100_000, help="calls per repeat")
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    n, repeat = (2_000, 2) if args.smoke else (args.n, args.repeat)
+    n, repeat = (2_000, 3) if args.smoke else (args.n, args.repeat)
     many = 20_000 if args.smoke else 2_000_000
 
     store = mk.open_store("memory://")
@@ -99,27 +103,18 @@ def main() -> None:
         rec.flush()
         floor_buf.clear()
 
-    # Interleave the contenders so a burst of load from elsewhere hits both alike.
-    results: dict[str, float] = {}
-    for name, loop in [
-        ("record", mk_record),
-        ("labels", prom_labels),
-        ("bound", mk_bound),
-        ("child", prom_child),
-        ("floor", floor),
-        ("empty", empty),
-    ]:
-        results[name] = best_ns(loop, n, repeat, reset)
-    for name, loop in [
-        ("record", mk_record),
-        ("labels", prom_labels),
-        ("bound", mk_bound),
-        ("child", prom_child),
-    ]:
-        results[name] = min(results[name], best_ns(loop, n, repeat, reset))
+    loops = {
+        "record": mk_record,
+        "labels": prom_labels,
+        "bound": mk_bound,
+        "child": prom_child,
+        "floor": floor,
+        "empty": empty,
+    }
+    results = best_ns(loops, n, repeat, reset)
 
     r = results
-    print(f"Recorder call cost, best of {2 * repeat} x {n:,} calls, ns/call (loop included)")
+    print(f"Recorder call cost, best of {repeat} x {n:,} calls, ns/call (loop included)")
     rows = [
         ("empty loop", f"{r['empty']:8.0f}"),
         ("floor: lock + append((time.time(), v))", f"{r['floor']:8.0f}"),

@@ -45,8 +45,10 @@ __all__ = [
     "extrapolated_rate",
     "over_time",
     "range_function",
+    "range_function_many",
     "segment_quantiles",
     "sliding_windows",
+    "sliding_windows_many",
     "tumbling_windows",
     "window_quantiles",
     "window_stats",
@@ -204,6 +206,38 @@ def sliding_windows(
     starts = np.searchsorted(ts, at - window, "right").astype(np.intp)
     ends = np.searchsorted(ts, at, "right").astype(np.intp)
     return Windows(at, starts, ends, ts, vals)
+
+
+def sliding_windows_many(
+    columns: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]], window_ns: int, times: npt.ArrayLike
+) -> Windows:
+    """:func:`sliding_windows` for many series at once, in one vectorised pass.
+
+    Each series is shifted into its own disjoint time block before concatenation, so one
+    search finds every series' windows; window ``i * len(times) + j`` is series ``i`` at
+    ``times[j]``, and the windows' ``times`` and ``timestamps`` are in that shifted clock
+    (differences between them are all any statistic uses). A span too wide for the shifted
+    times to fit in int64 raises QueryError.
+    """
+    window = _positive(window_ns, "window")
+    at = np.asarray(times, dtype=np.int64)
+    cols = [_columns(ts, vals) for ts, vals in columns]
+    nonempty = [ts for ts, _ in cols if ts.size]
+    if at.size == 0 or not nonempty:
+        empty = np.zeros(len(cols) * at.size, dtype=np.intp)
+        return Windows(np.tile(at, len(cols)), empty, empty, at[:0], np.empty(0), nan_free=True)
+    lowest = min(int(at[0]) - window, *(int(ts[0]) for ts in nonempty))
+    highest = max(int(at[-1]), *(int(ts[-1]) for ts in nonempty))
+    block = highest - lowest + 1
+    if block * len(cols) >= 2**62:
+        raise QueryError("time range too wide to evaluate these series together")
+    shifts = [i * block - lowest for i in range(len(cols))]
+    ts_all = np.concatenate([ts + shift for (ts, _), shift in zip(cols, shifts, strict=True)])
+    vals_all = np.concatenate([vals for _, vals in cols])
+    shifted_at = (at[None, :] + np.array(shifts, dtype=np.int64)[:, None]).ravel()
+    starts = np.searchsorted(ts_all, shifted_at - window, "right").astype(np.intp)
+    ends = np.searchsorted(ts_all, shifted_at, "right").astype(np.intp)
+    return Windows(shifted_at, starts, ends, ts_all, vals_all)
 
 
 def _contiguous(values: npt.NDArray[_T], starts: IDX, ends: IDX) -> tuple[npt.NDArray[_T], IDX]:
@@ -512,9 +546,24 @@ def range_function(
     fn: str, timestamps: npt.ArrayLike, values: npt.ArrayLike, window_ns: int, times: npt.ArrayLike
 ) -> F64:
     """``fn(x[window])`` at each evaluation time; ``fn`` is one of :data:`RANGE_FUNCTIONS`."""
+    result: F64 = range_function_many(fn, [(timestamps, values)], window_ns, times)[0]
+    return result
+
+
+def range_function_many(
+    fn: str,
+    columns: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]],
+    window_ns: int,
+    times: npt.ArrayLike,
+) -> F64:
+    """:func:`range_function` for many series: shape ``(len(columns), len(times))``."""
     if fn not in RANGE_FUNCTIONS:
         raise QueryError(f"unknown range function {fn!r}; known: {', '.join(RANGE_FUNCTIONS)}")
-    windows = sliding_windows(timestamps, values, window_ns, times)
+    if not columns:
+        return np.empty((0, np.asarray(times).shape[0]))
+    windows = sliding_windows_many(columns, window_ns, times)
     if fn == "deriv":
-        return deriv(windows)
-    return extrapolated_rate(windows, window_ns, is_counter=fn != "delta", is_rate=fn == "rate")
+        flat = deriv(windows)
+    else:
+        flat = extrapolated_rate(windows, window_ns, is_counter=fn != "delta", is_rate=fn == "rate")
+    return flat.reshape(len(columns), -1)

@@ -239,7 +239,9 @@ def rate_frame(
     if fn not in agg.RANGE_FUNCTIONS:
         raise QueryError(f"unknown function {fn!r}; known: {', '.join(agg.RANGE_FUNCTIONS)}")
     times = _eval_grid(series, step_ns, start_ns, end_ns)
-    results = [agg.range_function(fn, s.timestamps, s.values, window_ns, times) for s in series]
+    results = list(
+        agg.range_function_many(fn, [(s.timestamps, s.values) for s in series], window_ns, times)
+    )
     if by is None:
         return _per_series_frame([s.key for s in series], times, results)
     by_keys = list(by)

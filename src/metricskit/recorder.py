@@ -1,6 +1,6 @@
 """The Recorder: what application code calls on every request.
 
-``record()`` appends a ``(t_ns, value)`` tuple to an in-memory buffer and returns; a
+``record()`` appends ``t_ns, value`` to an in-memory buffer and returns; a
 daemon thread writes the buffers to the store in batches (one :class:`Series` per
 series) when ``batch_size`` samples are pending, every ``flush_interval`` seconds, on
 :meth:`Recorder.flush`, on :meth:`Recorder.close` and at interpreter exit. A slow or
@@ -115,9 +115,9 @@ class BoundSeries:
         t = self._now() if timestamp is None else _timestamp_ns(timestamp)
         ticket = next(self._ticks)
         if ticket < self._core.threshold:
-            self._items.append((t, value))
+            self._items.extend((t, value))
         else:
-            self._core.append_slow(self._buf, (t, value), ticket)
+            self._core.append_slow(self._buf, t, value, ticket)
 
     def record_many(self, values: npt.ArrayLike, timestamps: npt.ArrayLike) -> None:
         """Record arrays of values and their timestamps (seconds, or datetime64)."""

@@ -29,6 +29,8 @@ from metricskit.recommendations import Finding, recommend
 from metricskit.store import Store
 
 if TYPE_CHECKING:
+    import os
+
     import pandas as pd
 
     from metricskit.collector import Collector
@@ -105,7 +107,7 @@ class Reporter:
     def health_report(self) -> dict[str, Any]:
         """The health report as a JSON-serialisable dict (see the module docstring)."""
         now_ns = self.clock.now_ns()
-        alerts = [self._alert_dict(a) for a in self.engine.active_alerts()] if self.engine else []
+        alerts = self.active_alerts()
         components = self.components(now_ns)
         system = self.system_resources(now_ns)
         summary = performance.summarize(
@@ -133,6 +135,12 @@ class Reporter:
             "trends": trend_rows,
             "recommendations": [r.to_dict() for r in recommend(findings)],
         }
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts (from the engine's persisted state) as dicts."""
+        if self.engine is None:
+            return []
+        return [self._alert_dict(a) for a in self.engine.active_alerts()]
 
     @staticmethod
     def _overall(
@@ -356,6 +364,20 @@ class Reporter:
             else []
         )
         return cast("pd.DataFrame", pd.concat(rows, ignore_index=True)) if rows else pd.DataFrame()
+
+    def to_html(self, path: str | os.PathLike[str] | None = None, window: str | None = None) -> str:
+        """The health report and dashboard charts as one offline HTML page; written to ``path``.
+
+        See :func:`metricskit.report_html.render_dashboard`.
+        """
+        from metricskit.report_html import render_dashboard, write_dashboard
+
+        page = render_dashboard(
+            self.health_report(), self.dashboard(window), metrics=self.settings.sections
+        )
+        if path is not None:
+            write_dashboard(page, path)
+        return page
 
     def dashboard_json(self, window: str | None = None) -> str:
         """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]}}``."""

@@ -48,7 +48,7 @@ class TestParquetConformanceCompactingEagerly(BackendConformance):
 
         def open_() -> StorageBackend:
             backend = ParquetBackend(
-                f"parquet://{tmp_path}/data", max_files_per_partition=2, row_group_size=7
+                f"parquet://{tmp_path}/data", max_files_per_partition=2, row_group_size=1000
             )
             opened.append(backend)
             return backend

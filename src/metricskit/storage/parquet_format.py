@@ -25,6 +25,7 @@ min_ts, max_ts], ...]}`` (compressed: plain JSON costs ~130 bytes per series), s
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import zlib
 from collections.abc import Iterable, Sequence
@@ -87,6 +88,7 @@ SCHEMA = pa.schema(
 Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 
 
+@functools.lru_cache(maxsize=65_536)
 def tags_json(tags: Tags) -> str:
     """The canonical ``tags`` column text: compact JSON with keys sorted."""
     return json.dumps(dict(tags.items_tuple), separators=(",", ":"), ensure_ascii=False)

@@ -57,17 +57,15 @@ def _row_scales(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
 
 
 def _scaled(
-    v: npt.NDArray[np.float64], scale_rows: npt.NDArray[np.int8]
+    v: npt.NDArray[np.float64], power: float | npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """``rint(v * 10**scale)`` and where decoding it gives back ``v``'s exact bits."""
-    lo, hi = (int(scale_rows.min()), int(scale_rows.max())) if scale_rows.size else (0, 0)
-    pow_rows = POW10[lo] if lo == hi else POW10[scale_rows]
+    """``rint(v * power)`` and where dividing it by ``power`` gives back ``v``'s exact bits."""
     with np.errstate(invalid="ignore", over="ignore"):
-        scaled = np.multiply(v, pow_rows)
+        scaled = np.multiply(v, power)
         np.rint(scaled, out=scaled)
         ints = scaled.astype(np.int64)
         # Compare bits, not floats: -0.0, NaN and out-of-range values must not pass.
-        np.divide(ints, pow_rows, out=scaled)
+        np.divide(ints, power, out=scaled)
         exact = scaled.view(np.int64) == v.view(np.int64)
     return ints, exact
 
@@ -91,18 +89,23 @@ def encode_values(
     )
     seg_scale = np.zeros(nseg, dtype=np.int8)
     np.maximum.at(seg_scale, head_owner, _row_scales(v[head]))
-    owner = np.repeat(np.arange(nseg), lengths)
-    scale_rows = seg_scale[owner]
-    ints, exact = _scaled(v, scale_rows)
+    if nseg and seg_scale.min() == seg_scale.max():
+        # The common case (one kind of series in the row group): a scalar multiplier.
+        ints, exact = _scaled(v, POW10[seg_scale[0]])
+    else:
+        ints, exact = _scaled(v, np.repeat(POW10[seg_scale], lengths))
+    scale_rows = np.repeat(seg_scale, lengths)
+    if bool(exact.all()):
+        return ints, exact, scale_rows
     misses = np.flatnonzero(~exact)
-    if misses.size:
-        needed = seg_scale.copy()
-        np.maximum.at(needed, owner[misses], _row_scales(v[misses]))
-        raised = needed > seg_scale
-        if raised.any():
-            rows = np.flatnonzero(raised[owner])
-            scale_rows[rows] = needed[owner[rows]]
-            ints[rows], exact[rows] = _scaled(v[rows], scale_rows[rows])
+    owner = np.repeat(np.arange(nseg), lengths)
+    needed = seg_scale.copy()
+    np.maximum.at(needed, owner[misses], _row_scales(v[misses]))
+    raised = needed > seg_scale
+    if raised.any():
+        rows = np.flatnonzero(raised[owner])
+        scale_rows[rows] = needed[owner[rows]]
+        ints[rows], exact[rows] = _scaled(v[rows], POW10[scale_rows[rows]])
     return ints, exact, scale_rows
 
 
@@ -111,14 +114,17 @@ def encode_values(
 
 @dataclass(frozen=True)
 class _Layout:
-    """A partition's rows sorted by (name, tags, ts): one segment per series."""
+    """A partition's rows sorted by (name, tags, ts): one segment per series.
+
+    The series' arrays are not concatenated up front: each row group gathers its own
+    slices, so that work overlaps with the writer thread compressing the previous one.
+    """
 
     names: list[str]
     tags: list[str]
+    arrays: list[Arrays]
     starts: IntArray
     lengths: IntArray
-    ts: npt.NDArray[np.int64]
-    values: npt.NDArray[np.float64]
 
     @classmethod
     def of(cls, series: Mapping[SeriesKey, Arrays]) -> _Layout:
@@ -131,47 +137,53 @@ class _Layout:
         return cls(
             [nk[0] for nk, _ in keyed],
             [nk[1] for nk, _ in keyed],
+            [a for _, a in keyed],
             starts,
             lengths,
-            np.concatenate([a[0] for _, a in keyed]) if keyed else np.empty(0, np.int64),
-            np.concatenate([a[1] for _, a in keyed]) if keyed else np.empty(0, np.float64),
         )
 
     def index(self) -> list[list[object]]:
         """The footer series index (see :mod:`parquet_format`)."""
-        ends = self.starts + self.lengths
         return [
-            [name, tags, int(first), int(n), int(self.ts[first]), int(self.ts[end - 1])]
-            for name, tags, first, n, end in zip(
-                self.names, self.tags, self.starts, self.lengths, ends, strict=True
+            [name, tags, int(first), int(n), int(ts[0]), int(ts[-1])]
+            for name, tags, first, n, (ts, _) in zip(
+                self.names, self.tags, self.starts, self.lengths, self.arrays, strict=True
             )
         ]
 
     def row_groups(self, rows: int) -> Iterator[pa.Table]:
         """Encode the rows ``rows`` at a time, one table per row group."""
-        total = int(self.ts.size)
+        total = int(self.lengths.sum())
         ends = self.starts + self.lengths
         for a in range(0, total, rows):
             b = min(a + rows, total)
             lo = int(np.searchsorted(ends, a, side="right"))
             hi = int(np.searchsorted(self.starts, b, side="left"))
-            seg_starts = np.maximum(self.starts[lo:hi], a) - a
-            seg_lengths = np.minimum(ends[lo:hi], b) - a - seg_starts
-            yield self._table(a, b, lo, hi, seg_starts, seg_lengths)
+            cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
+            cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
+            pieces = [
+                (ts[i:j], vs[i:j])
+                for (ts, vs), i, j in zip(self.arrays[lo:hi], cut_lo, cut_hi, strict=True)
+            ]
+            seg_lengths = cut_hi - cut_lo
+            seg_starts = np.zeros_like(seg_lengths)
+            np.cumsum(seg_lengths[:-1], out=seg_starts[1:])
+            yield self._table(pieces, lo, hi, seg_starts, seg_lengths)
 
     def _table(
-        self, a: int, b: int, lo: int, hi: int, seg_starts: IntArray, seg_lengths: IntArray
+        self, pieces: list[Arrays], lo: int, hi: int, seg_starts: IntArray, seg_lengths: IntArray
     ) -> pa.Table:
-        values = self.values[a:b]
+        ts = np.concatenate([p[0] for p in pieces])
+        values = np.concatenate([p[1] for p in pieces])
         ints, exact, scale_rows = encode_values(values, seg_starts, seg_lengths)
         all_exact = bool(exact.all())
         columns = [
             _codes(self.names[lo:hi], seg_lengths),
             _codes(self.tags[lo:hi], seg_lengths),
-            pa.array(self.ts[a:b], SCHEMA.field("ts").type),
+            pa.array(ts, SCHEMA.field("ts").type),
             pa.array(ints, pa.int64(), mask=None if all_exact else ~exact),
             pa.array(scale_rows, pa.int8()),
-            pa.nulls(b - a, pa.float64())
+            pa.nulls(values.size, pa.float64())
             if all_exact
             else pa.array(values, pa.float64(), mask=exact),
         ]

@@ -59,12 +59,13 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 
 def _columns(rows: Sequence[Sequence[Any]], first: int) -> list[np.ndarray[Any, Any]]:
-    """Columns of fetched rows as numpy arrays; ``NULL`` values become NaN."""
-    if not rows:
-        return [np.empty(0, np.int64)] * first + [np.empty(0, np.float64)]
-    columns = list(zip(*rows, strict=True))
-    ints = [np.array(c, dtype=np.int64) for c in columns[:first]]
-    return [*ints, np.array(columns[first], dtype=np.float64)]
+    """Columns of fetched rows: ``first`` int64 columns then a float64 one (NULL -> NaN).
+
+    A list comprehension per column measured faster than ``zip(*rows)`` or a structured
+    ``np.array(rows, dtype=...)`` on 10,000 rows.
+    """
+    ints = [np.array([row[i] for row in rows], dtype=np.int64) for i in range(first)]
+    return [*ints, np.array([row[first] for row in rows], dtype=np.float64)]
 
 
 def _last_wins(
