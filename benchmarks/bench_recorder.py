@@ -152,7 +152,7 @@ def main() -> None:
         t = time.perf_counter_ns()
         rec.flush()
         best = min(best, (time.perf_counter_ns() - t) / n)
-    print(f"  flush (tuples -> numpy -> memory store)    {best:8.0f} ns/sample")
+    print(f"  flush (pairs -> numpy -> memory store)    {best:8.0f} ns/sample")
     rec.close()
 
 
