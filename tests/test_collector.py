@@ -293,3 +293,13 @@ def test_from_config_defaults_to_the_recorders_store(rec, store):
     (job,) = col.sources
     assert isinstance(job.source, Business) and job.source.store is store
     col.close()
+
+
+def test_stop_right_after_start_stops(rec):
+    col = Collector(rec)
+    col.add(Counting("s"), 0.05)
+    for _ in range(20):
+        col.start()
+        col.stop(timeout=5)
+        assert not col.running
+    col.close()

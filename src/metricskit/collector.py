@@ -376,10 +376,13 @@ class Collector:
 
     def run(self, duration: str | float | None = None) -> None:
         """Run the schedule in this thread until :meth:`stop` or ``duration`` passes."""
+        self._stopping.clear()
+        self._loop(duration)
+
+    def _loop(self, duration: str | float | None) -> None:
         deadline = None
         if duration is not None:
             deadline = self.clock.now_ns() + parse_duration(duration)
-        self._stopping.clear()
         while not self._stopping.is_set():
             now = self.clock.now_ns()
             if deadline is not None and now >= deadline:
@@ -398,7 +401,11 @@ class Collector:
             raise RuntimeError("the collector is already running")
         self._stopping.clear()
         self._thread = threading.Thread(
-            target=self.run, args=(duration,), name="metricskit-collector", daemon=True
+            # _loop, not run: a stop() right after start() must not be undone
+            target=self._loop,
+            args=(duration,),
+            name="metricskit-collector",
+            daemon=True,
         )
         self._thread.start()
 
