@@ -231,13 +231,22 @@ def sliding_windows_many(
     block = highest - lowest + 1
     if block * len(cols) >= 2**62:
         raise QueryError("time range too wide to evaluate these series together")
-    shifts = [i * block - lowest for i in range(len(cols))]
+    shifts = np.arange(len(cols), dtype=np.int64) * block - lowest
     ts_all = np.concatenate([ts + shift for (ts, _), shift in zip(cols, shifts, strict=True)])
     vals_all = np.concatenate([vals for _, vals in cols])
-    shifted_at = (at[None, :] + np.array(shifts, dtype=np.int64)[:, None]).ravel()
-    starts = np.searchsorted(ts_all, shifted_at - window, "right").astype(np.intp)
-    ends = np.searchsorted(ts_all, shifted_at, "right").astype(np.intp)
-    return Windows(shifted_at, starts, ends, ts_all, vals_all)
+    # Searching each series on its own keeps the binary searches in cache: one search of
+    # every needle in the whole concatenation measured 10x slower.
+    lengths = np.array([ts.shape[0] for ts, _ in cols], dtype=np.intp)
+    base = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    starts = np.empty((len(cols), at.shape[0]), dtype=np.intp)
+    ends = np.empty_like(starts)
+    for i, (ts, _) in enumerate(cols):
+        starts[i] = np.searchsorted(ts, at - window, "right")
+        ends[i] = np.searchsorted(ts, at, "right")
+    starts += base[:, None]
+    ends += base[:, None]
+    shifted_at = (at[None, :] + shifts[:, None]).ravel()
+    return Windows(shifted_at, starts.ravel(), ends.ravel(), ts_all, vals_all)
 
 
 def _contiguous(values: npt.NDArray[_T], starts: IDX, ends: IDX) -> tuple[npt.NDArray[_T], IDX]:
@@ -485,10 +494,11 @@ def extrapolated_rate(windows: Windows, window_ns: int, *, is_counter: bool, is_
     t = windows.times[ok]
     v_first = vals[first]
     result = vals[last] - v_first
-    if is_counter:
+    dropped = vals[1:] < vals[:-1] if is_counter else None
+    if dropped is not None and dropped.any():
         # resets[i] = sum of the values just before each drop up to sample i
-        drops = np.where(vals[1:] < vals[:-1], vals[:-1], 0.0)
-        resets = np.concatenate(([0.0], np.cumsum(drops)))
+        resets = np.zeros(vals.shape[0])
+        np.cumsum(np.where(dropped, vals[:-1], 0.0), out=resets[1:])
         result = result + (resets[last] - resets[first])
     first_t, last_t = ts[first], ts[last]
     to_start = (first_t - (t - window_ns)) / _NS_PER_S
