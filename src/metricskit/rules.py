@@ -63,6 +63,7 @@ logger = logging.getLogger("metricskit.rules")
 @dataclass
 class _RuleState:
     rule: AlertRule
+    name: str
     alerts: dict[SeriesKey, Alert] = field(default_factory=dict)
     seen: set[SeriesKey] = field(default_factory=set)
     masks: dict[int, tuple[list[SeriesKey], np.ndarray[Any, Any]]] = field(default_factory=dict)
@@ -95,7 +96,7 @@ class RuleEngine:
         self.rules = tuple(r for r in ruleset.alerts if r.enabled)
         self.recording = (*ruleset.recording, *recording)
         self._derivations = [r.derivation() for r in self.recording]
-        self._states = {r.name: _RuleState(r) for r in self.rules}
+        self._states = {r.name: _RuleState(r, r.name) for r in self.rules}
         self._silences: list[Silence] = []
         self._next_silence = 1
         self._lock = threading.RLock()
@@ -271,18 +272,18 @@ class RuleEngine:
             return
         if cond:
             if a is None:
-                fp = fingerprint_of(rule.name, key.tags)
+                fp = fingerprint_of(rs.name, key.tags)
                 a = rs.alerts[key] = Alert(key, fp, AlertState.PENDING, t, value)
                 changes.append(self._event(rule, a, AlertState.PENDING, t))
-                dirty.append((rule.name, a))
+                dirty.append((rs.name, a))
             a.value = value
             if a.keep_since_ns is not None:
                 a.keep_since_ns = None
-                dirty.append((rule.name, a))
+                dirty.append((rs.name, a))
             if a.state is AlertState.PENDING and t - a.since_ns >= rule.for_ns:
                 a.state, a.fired_at_ns, a.firing_value = AlertState.FIRING, t, value
                 changes.append(self._event(rule, a, AlertState.FIRING, t))
-                dirty.append((rule.name, a))
+                dirty.append((rs.name, a))
             if a.state is AlertState.FIRING:
                 self._maybe_notify(rule, a, t, notes, dirty)
             return
@@ -293,12 +294,12 @@ class RuleEngine:
             del rs.alerts[key]
             a.state = AlertState.INACTIVE
             changes.append(self._event(rule, a, AlertState.INACTIVE, t))
-            dirty.append((rule.name, a))
+            dirty.append((rs.name, a))
             return
         if rule.keep_firing_ns > 0:
             if a.keep_since_ns is None:
                 a.keep_since_ns = t
-                dirty.append((rule.name, a))
+                dirty.append((rs.name, a))
             if t - a.keep_since_ns < rule.keep_firing_ns:
                 self._maybe_notify(rule, a, t, notes, dirty)
                 return
@@ -306,8 +307,8 @@ class RuleEngine:
         event = self._event(rule, a, AlertState.RESOLVED, t)
         changes.append(event)
         a.state = AlertState.INACTIVE
-        dirty.append((rule.name, a))
-        if a.notified_at_ns is not None and not self._silenced(rule.name, key.tags, t):
+        dirty.append((rs.name, a))
+        if a.notified_at_ns is not None and not self._silenced(rs.name, key.tags, t):
             notes.append(event)
 
     def _maybe_notify(

@@ -46,6 +46,7 @@ import operator as _op
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -181,38 +182,38 @@ class AlertRule(BaseModel):
         """The YAML group the rule sits in (``"system"``)."""
         return self._group
 
-    @property
+    @cached_property
     def for_ns(self) -> int:
         """``duration_seconds`` in ns."""
         return round(self.duration_seconds * NS_PER_S)
 
-    @property
+    @cached_property
     def window_ns(self) -> int | None:
         """``window`` in ns, ``None`` for a last-value rule."""
         return None if self.window is None else round(self.window * NS_PER_S)
 
-    @property
+    @cached_property
     def lookback_ns(self) -> int:
         """How old the newest sample of a last-value rule may be, in ns."""
         return round(self.lookback * NS_PER_S)
 
-    @property
+    @cached_property
     def keep_firing_ns(self) -> int:
         """``keep_firing_seconds`` in ns."""
         return round(self.keep_firing_seconds * NS_PER_S)
 
-    @property
+    @cached_property
     def repeat_ns(self) -> int | None:
         """``repeat_interval`` in ns, ``None`` for no re-notification."""
         return None if self.repeat_interval is None else round(self.repeat_interval * NS_PER_S)
 
-    @property
+    @cached_property
     def quantile(self) -> float | None:
         """The quantile (0..1) of a ``pNN`` stat, else ``None``."""
         match = _PERCENTILE.fullmatch(self.stat)
         return float(match.group(1)) / 100 if match else None
 
-    @property
+    @cached_property
     def selector_tags(self) -> Tags:
         """``tags`` as validated :class:`Tags`."""
         return Tags(self.tags)
