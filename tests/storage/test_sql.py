@@ -361,11 +361,11 @@ def test_full_disk_rolls_back_and_retry_succeeds(tmp_path: Path) -> None:
         backend.close()
 
 
-# -- two processes on one SQLite file ----------------------------------------------------
+# -- two processes on one store ----------------------------------------------------
 
 
-def _write_in_process(url: str, worker: int, samples: int, batch: int) -> None:
-    backend = SQLBackend.from_url(url)
+def _write_in_process(url: str, prefix: str, worker: int, samples: int, batch: int) -> None:
+    backend = SQLBackend.from_url(url, table_prefix=prefix)
     try:
         keys = [SeriesKey.of("mp.test.x", {"s": str(i)}) for i in range(10)]
         for start in range(0, samples, batch):
@@ -381,19 +381,21 @@ def _write_in_process(url: str, worker: int, samples: int, batch: int) -> None:
         backend.close()
 
 
-def test_two_processes_write_one_file(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/shared.db"
-    SQLBackend.from_url(url).close()
+def test_two_processes_write_one_store(location: str, prefix: str) -> None:
+    """Two writer processes on one SQLite file (or one server), sharing every series."""
+    url = location
+    SQLBackend.from_url(url, table_prefix=prefix).close()
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_write_in_process, args=(url, worker, 4_000, 40)) for worker in (0, 1)
+        ctx.Process(target=_write_in_process, args=(url, prefix, worker, 4_000, 40))
+        for worker in (0, 1)
     ]
     for proc in procs:
         proc.start()
     for proc in procs:
         proc.join(timeout=240)
         assert proc.exitcode == 0
-    with SQLBackend.from_url(url) as backend:
+    with SQLBackend.from_url(url, table_prefix=prefix) as backend:
         # Each worker wrote 4,000 timestamps into 5 of the 10 series per batch, alternating
         # halves: 2 workers x 4,000 x 5 = 40,000 samples.
         assert backend.stats().samples == 40_000

@@ -261,7 +261,9 @@ class SQLBackend(StorageBackend):
         found: dict[SeriesKey, int] = {}
         for chunk in _chunks(list(by_hash)):
             stmt = sa.select(series.c.id, series.c.key_hash).where(series.c.key_hash.in_(chunk))
-            for series_id, digest in conn.execute(stmt):
+            # A locking read sees rows another transaction committed after our snapshot
+            # (InnoDB's REPEATABLE READ), e.g. the same new series created concurrently.
+            for series_id, digest in conn.execute(stmt.with_for_update(read=True)):
                 found[by_hash[digest]] = int(series_id)
         return found
 

@@ -26,14 +26,18 @@ INSTALL_HINT = "pip install 'metricskit[sql]'"
 
 # SQLite primary result codes (``sqlite3.Error.sqlite_errorcode & 0xFF``).
 _SQLITE_BUSY, _SQLITE_FULL, _SQLITE_CANTOPEN = 5, 13, 14
+# Transient conditions (a deadlock victim, a lock wait that timed out) are reported as
+# "unavailable right now" too: the same call can simply be retried.
 # PostgreSQL SQLSTATE: 53100 disk_full; class 08 connection errors, 28 authentication,
-# 57P01..57P03 server shutting down or not yet accepting connections.
+# 57P01..57P03 server shutting down or not yet accepting connections, 40001/40P01
+# serialization failure / deadlock, 55P03 lock not available.
 _PG_FULL = frozenset({"53100"})
-_PG_UNAVAILABLE_PREFIXES = ("08", "28", "57P0")
+_PG_UNAVAILABLE_PREFIXES = ("08", "28", "57P0", "40001", "40P01", "55P03")
 # MySQL/MariaDB error numbers: 1021 disk full, 1114 table full; 1040 too many connections,
-# 1044/1045 access denied, 1049 unknown database, 2002/2003 cannot connect, 2006/2013 lost.
+# 1044/1045 access denied, 1049 unknown database, 1205 lock wait timeout, 1213 deadlock,
+# 2002/2003 cannot connect, 2006/2013 connection lost.
 _MYSQL_FULL = frozenset({1021, 1114})
-_MYSQL_UNAVAILABLE = frozenset({1040, 1044, 1045, 1049, 2002, 2003, 2006, 2013})
+_MYSQL_UNAVAILABLE = frozenset({1040, 1044, 1045, 1049, 1205, 1213, 2002, 2003, 2006, 2013})
 
 
 def parse_url(url: str | URL) -> URL:
