@@ -334,3 +334,18 @@ def test_duckdb_reads_the_directory(mixed_store: tuple[Path, dict[SeriesKey, Ser
         f"SELECT DISTINCT day FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true)"
     ).fetchall()
     assert len(days) == 3
+
+
+@pytest.mark.parametrize("flush_samples", [1, 10**9])
+def test_caller_arrays_may_change_after_write(tmp_path: Path, flush_samples: int) -> None:
+    key = SeriesKey.of("test.a.b")
+    backend = ParquetBackend(f"parquet://{tmp_path}", flush_samples=flush_samples)
+    ts = T0 + np.arange(5, dtype=np.int64)
+    values = np.arange(5.0)
+    backend.write([Series(key, ts, values)])
+    ts[:] = 0
+    values[:] = -1.0
+    got = _all(backend, key)
+    np.testing.assert_array_equal(got.timestamps, T0 + np.arange(5))
+    np.testing.assert_array_equal(got.values, np.arange(5.0))
+    assert len(_files(tmp_path)) == (1 if flush_samples == 1 else 0)

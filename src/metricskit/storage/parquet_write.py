@@ -61,6 +61,11 @@ def _scaled(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """``rint(v * power)`` and where dividing it by ``power`` gives back ``v``'s exact bits."""
     with np.errstate(invalid="ignore", over="ignore"):
+        if isinstance(power, float) and power == 1.0:
+            # Integers (counters): truncation equals rounding wherever the check passes.
+            ints = v.astype(np.int64)
+            exact = ints.astype(np.float64).view(np.int64) == v.view(np.int64)
+            return ints, exact
         scaled = np.multiply(v, power)
         np.rint(scaled, out=scaled)
         ints = scaled.astype(np.int64)
