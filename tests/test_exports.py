@@ -1,3 +1,7 @@
+import importlib
+import subprocess
+import sys
+
 import metricskit
 import metricskit.errors
 
@@ -5,12 +9,31 @@ import metricskit.errors
 def test_all_is_sorted_and_complete() -> None:
     exported = metricskit.__all__
     assert exported == sorted(exported)
-    public = {name for name in vars(metricskit) if not name.startswith("_")}
-    public -= {"annotations"}
-    modules = {name for name in public if type(getattr(metricskit, name)).__name__ == "module"}
-    assert public - modules <= set(exported)
+    ours = {
+        name
+        for name, obj in vars(metricskit).items()
+        if not name.startswith("_") and getattr(obj, "__module__", "").startswith("metricskit")
+    }
+    assert ours <= set(exported)
     for name in exported:
-        assert hasattr(metricskit, name), name
+        assert getattr(metricskit, name) is not None, name
+
+
+def test_lazy_exports_resolve_to_their_modules() -> None:
+    for name, module in metricskit._LAZY.items():
+        obj = getattr(metricskit, name)
+        expected = importlib.import_module(module)
+        assert obj is (expected if name == "sources" else getattr(expected, name))
+
+
+def test_import_does_not_pull_in_heavy_dependencies() -> None:
+    code = (
+        "import sys, metricskit; "
+        "print(sorted(m for m in ('sqlalchemy', 'pandas', 'pydantic', 'requests', 'pyarrow') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_every_error_subclasses_the_root() -> None:

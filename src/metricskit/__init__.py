@@ -9,6 +9,9 @@ plugin's storage), analyse them with numpy and pandas, alert on them and report 
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from metricskit._time import Clock, SystemClock, parse_duration, to_ns
 from metricskit.errors import (
     BackendError,
@@ -25,29 +28,97 @@ from metricskit.errors import (
     StorageFullError,
 )
 from metricskit.model import Selector, Series, SeriesKey, Tags
+from metricskit.recorder import BoundSeries, Recorder
 from metricskit.storage.base import Capabilities, StorageBackend, StorageStats
 from metricskit.storage.registry import available_schemes, open_backend, register_backend
 from metricskit.store import Store, open_store
 
+if TYPE_CHECKING:
+    from metricskit import sources
+    from metricskit.collector import Collector
+    from metricskit.config import MonitoringConfig, load_config
+    from metricskit.derive import Derivation
+    from metricskit.events import AlertEvent, AlertState, Severity
+    from metricskit.notify import Notifier
+    from metricskit.performance import PerformanceThresholds
+    from metricskit.report import Reporter, ReportSettings
+    from metricskit.rules import ActiveAlert, RuleEngine, Silence
+    from metricskit.rules_model import AlertRule, RecordingRule, RuleSet, load_rules
+    from metricskit.service import MonitoringService
+
+# Imported on first use: these pull in SQLAlchemy, requests or pydantic, which an
+# application that only records metrics should not pay for at ``import metricskit``.
+_LAZY = {
+    "ActiveAlert": "metricskit.rules",
+    "AlertEvent": "metricskit.events",
+    "AlertRule": "metricskit.rules_model",
+    "AlertState": "metricskit.events",
+    "Collector": "metricskit.collector",
+    "Derivation": "metricskit.derive",
+    "MonitoringConfig": "metricskit.config",
+    "MonitoringService": "metricskit.service",
+    "Notifier": "metricskit.notify",
+    "PerformanceThresholds": "metricskit.performance",
+    "RecordingRule": "metricskit.rules_model",
+    "ReportSettings": "metricskit.report",
+    "Reporter": "metricskit.report",
+    "RuleEngine": "metricskit.rules",
+    "RuleSet": "metricskit.rules_model",
+    "Severity": "metricskit.events",
+    "Silence": "metricskit.rules",
+    "load_config": "metricskit.config",
+    "load_rules": "metricskit.rules_model",
+    "sources": "metricskit.sources",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if name == "sources" else getattr(module, name)
+    globals()[name] = value
+    return value
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActiveAlert",
+    "AlertEvent",
+    "AlertRule",
+    "AlertState",
     "BackendError",
     "BackendImportError",
     "BackendNotFoundError",
     "BackendUnavailableError",
+    "BoundSeries",
     "Capabilities",
     "Clock",
+    "Collector",
     "ConfigError",
     "CorruptDataError",
+    "Derivation",
     "InvalidDurationError",
     "InvalidMetricError",
     "MetricsKitError",
+    "MonitoringConfig",
+    "MonitoringService",
     "NotificationError",
+    "Notifier",
+    "PerformanceThresholds",
     "QueryError",
+    "Recorder",
+    "RecordingRule",
+    "ReportSettings",
+    "Reporter",
+    "RuleEngine",
+    "RuleSet",
     "Selector",
     "Series",
     "SeriesKey",
+    "Severity",
+    "Silence",
     "StorageBackend",
     "StorageFullError",
     "StorageStats",
@@ -56,9 +127,12 @@ __all__ = [
     "Tags",
     "__version__",
     "available_schemes",
+    "load_config",
+    "load_rules",
     "open_backend",
     "open_store",
     "parse_duration",
     "register_backend",
+    "sources",
     "to_ns",
 ]

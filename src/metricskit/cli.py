@@ -40,7 +40,8 @@ def _console() -> Console:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"metricskit: error: {message}", err=True)
+    one_line = " ".join(message.split())  # drivers add hint lines; scripts want one line
+    click.echo(f"metricskit: error: {one_line}", err=True)
     sys.exit(EXIT_ERROR)
 
 

@@ -1,0 +1,224 @@
+"""The CLI as a user runs it: real processes, a real SQLite store in a temp directory."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import metricskit as mk
+from metricskit.model import Series, SeriesKey
+
+CONFIG = """
+collection:
+  interval_seconds: 1
+alerts:
+  system:
+    high_cpu:
+      metric: system.cpu.usage_percent
+      threshold: 80
+      operator: gt
+      duration_seconds: 0
+      severity: warning
+      channels: [log]
+    critical_memory:
+      metric: system.memory.usage_percent
+      threshold: 95
+      operator: gt
+      duration_seconds: 0
+      severity: critical
+      channels: [log]
+"""
+
+
+def run(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "metricskit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "monitoring.yaml").write_text(CONFIG)
+    return tmp_path
+
+
+def seed_store(workdir: Path, cpu: float, memory: float) -> None:
+    now = time.time_ns()
+    store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
+    for name, value in (("system.cpu.usage_percent", cpu), ("system.memory.usage_percent", memory)):
+        store.write([Series(SeriesKey.of(name), np.array([now]), np.array([value]))])
+    store.close()
+
+
+def start_background(workdir: Path, *args: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metricskit", "start", *args],
+        cwd=workdir,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    pid_file = workdir / "config" / "monitoring.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "start did not write its pid file"
+        time.sleep(0.1)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--interval", "30"), ("--duration", "3600")],
+    ids=["start", "start-interval", "start-duration"],
+)
+def test_seed_start_lines_then_stop(workdir: Path, args: tuple[str, ...]) -> None:
+    proc = start_background(workdir, *args)
+    time.sleep(2)
+    status = run(workdir, "status", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["running"] is True and data["pid"] == proc.pid
+    stopped = run(workdir, "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopped" in out
+    assert not (workdir / "config" / "monitoring.pid").exists()
+    assert (workdir / "config" / "monitoring.log").read_text().count("monitoring started") == 1
+    assert run(workdir, "stop").returncode == 1  # nothing left to stop
+
+
+def test_ctrl_c_stops_cleanly(workdir: Path) -> None:
+    proc = start_background(workdir, "--interval", "1")
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
+    assert store.query("system.cpu.usage_percent"), "collected samples reached the store"
+    store.close()
+
+
+def test_seed_read_commands(workdir: Path) -> None:
+    seed_store(workdir, cpu=50, memory=40)
+    assert run(workdir, "status").returncode == 0
+    metrics = run(workdir, "metrics")
+    assert metrics.returncode == 0 and "system.cpu.usage_percent" in metrics.stdout
+    piped = subprocess.run(
+        f"{sys.executable} -m metricskit metrics --output json | jq '.system'",
+        shell=True,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(piped.stdout) == {
+        "system.cpu.usage_percent": 50.0,
+        "system.memory.usage_percent": 40.0,
+    }
+    assert run(workdir, "alerts", "list").returncode == 0
+    assert run(workdir, "health").returncode == 0
+    saved = run(workdir, "health", "--save")
+    assert saved.returncode == 0
+    assert list((workdir / "config").glob("health_report_*.json"))
+    explicit = run(workdir, "health", "--save", str(workdir / "h.json"))
+    assert json.loads((workdir / "h.json").read_text())["overall_status"] == "healthy"
+    assert explicit.returncode == 0
+    dashboard = run(workdir, "dashboard")
+    assert dashboard.returncode == 0
+    assert "system_overview" in json.loads(dashboard.stdout)["sections"]
+    html = run(workdir, "dashboard", "--output", "html", "--file", "d.html")
+    assert html.returncode == 0 and (workdir / "d.html").read_text().lstrip().startswith("<!")
+    test = run(workdir, "alerts", "test")
+    assert test.returncode == 0 and "log: ok" in test.stdout
+    cleanup = run(workdir, "cleanup", "--days", "30")
+    assert cleanup.returncode == 0 and "removed 0 samples" in cleanup.stdout
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "status", "code"),
+    [(50, 40, "healthy", 0), (90, 40, "warning", 1), (90, 99, "critical", 2)],
+)
+def test_health_exit_codes(
+    workdir: Path, cpu: float, memory: float, status: str, code: int
+) -> None:
+    seed_store(workdir, cpu, memory)
+    from metricskit.service import MonitoringService
+
+    with MonitoringService(workdir / "config" / "monitoring.yaml", write_logs=False) as service:
+        service.engine.evaluate()
+    result = run(workdir, "health", "--output", "json")
+    assert result.returncode == code, result.stderr
+    assert json.loads(result.stdout)["overall_status"] == status
+
+
+def test_export_and_config_check(workdir: Path) -> None:
+    seed_store(workdir, cpu=12, memory=34)
+    csv = run(workdir, "export", "system.cpu.usage_percent", "--file", "cpu.csv")
+    assert csv.returncode == 0, csv.stderr
+    assert "12.0" in (workdir / "cpu.csv").read_text()
+    pq = run(workdir, "export", "--format", "parquet", "--file", "all.parquet")
+    assert pq.returncode == 0, pq.stderr
+    import pandas as pd
+
+    assert set(pd.read_parquet(workdir / "all.parquet")["name"]) >= {
+        "system.cpu.usage_percent",
+        "system.memory.usage_percent",
+    }
+    check = run(workdir, "config", "check")
+    assert check.returncode == 0 and "2 alert rules" in check.stdout
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alerts:\n  s:\n    r: {metric: a.b, threshold: 1, operator: bigger}\n",
+        "storage: {type: nosuch}\n",
+        "collection: [1\n",
+        "notifications:\n  slack: {webhook_url: '${MISSING_HOOK}'}\n",
+        "dashboard: {sections: {x: {metrics: ['bad name']}}}\n",
+        "unknown_section: 1\n",
+    ],
+)
+def test_bad_config_is_one_line_and_non_zero(workdir: Path, text: str) -> None:
+    (workdir / "config" / "monitoring.yaml").write_text(text)
+    for command in (["config", "check"], ["health"], ["status"]):
+        result = run(workdir, *command)
+        assert result.returncode == 3, (command, result.stdout, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "monitoring.yaml:" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_usage_error_and_unreachable_store(workdir: Path) -> None:
+    bad = run(workdir, "cleanup")
+    assert bad.returncode == 3 and "--days" in bad.stderr
+    (workdir / "config" / "monitoring.yaml").write_text(
+        "storage: {type: 'postgresql+psycopg://nobody@127.0.0.1:1/none'}\n"
+    )
+    down = run(workdir, "metrics")
+    assert down.returncode == 3, down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in down.stderr
+    env = {**os.environ, "METRICSKIT_CONFIG": str(workdir / "nope.yaml")}
+    missing = subprocess.run(
+        [sys.executable, "-m", "metricskit", "status"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert missing.returncode == 3 and "nope.yaml" in missing.stderr
