@@ -15,9 +15,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-__all__ = ["Label", "Sample", "TimeSeries", "WriteRequest"]
+__all__ = [
+    "Label",
+    "Sample",
+    "TimeSeries",
+    "WriteRequest",
+    "encode_samples",
+    "encode_write_request",
+]
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "metricskit_promremote.prompb"
@@ -80,3 +89,88 @@ TimeSeries: Any = _CLASSES["TimeSeries"]
 """``prometheus.TimeSeries``: repeated ``labels`` (sorted by name), repeated ``samples``."""
 WriteRequest: Any = _CLASSES["WriteRequest"]
 """``prometheus.WriteRequest``: repeated ``timeseries``."""
+
+
+def _varint_matrix(
+    values: npt.NDArray[np.uint64],
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.intp]]:
+    """Base-128 varints of ``values``: a (n, 10) byte matrix and each varint's length."""
+    groups = np.empty((values.size, 10), dtype=np.uint8)
+    rest = values.copy()
+    for i in range(10):
+        groups[:, i] = (rest & np.uint64(0x7F)).astype(np.uint8)
+        rest >>= np.uint64(7)
+    significant = groups != 0
+    # Length = index of the last non-zero 7-bit group + 1 (at least 1, for zero).
+    lengths = 10 - np.argmax(significant[:, ::-1], axis=1)
+    lengths[~significant.any(axis=1)] = 1
+    cols = np.arange(10)
+    groups[cols[None, :] < (lengths[:, None] - 1)] |= np.uint8(0x80)
+    return groups, lengths
+
+
+def encode_samples(ts_ms: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> bytes:
+    """The ``TimeSeries.samples`` fields (field 2, repeated ``Sample``) for these samples.
+
+    Byte for byte what protobuf writes for ``samples.add(value=v, timestamp=t)`` in order,
+    built with numpy instead of one Python object per sample: ``0x12 len 0x09 <double>
+    0x10 <varint ts>`` each. Concatenated after a serialized ``TimeSeries`` holding only
+    labels, it is that ``TimeSeries`` with these samples (protobuf fields concatenate).
+    """
+    n = int(ts_ms.size)
+    if n == 0:
+        return b""
+    varints, lengths = _varint_matrix(ts_ms.astype(np.int64).view(np.uint64))
+    # A zero double or timestamp is proto3's default and omitted, as protobuf does.
+    has_value = values.view(np.uint64) != 0
+    has_ts = ts_ms != 0
+    sample_len = np.where(has_value, 9, 0) + np.where(has_ts, 1 + lengths, 0)
+    width = 22  # 0x12, a length byte (a Sample is at most 20 bytes), the sample
+    out = np.zeros((n, width), dtype=np.uint8)
+    keep = np.zeros((n, width), dtype=bool)
+    out[:, 0] = 0x12
+    out[:, 1] = sample_len.astype(np.uint8)
+    keep[:, :2] = True
+    out[:, 2] = 0x09
+    out[:, 3:11] = values.astype("<f8").view(np.uint8).reshape(n, 8)
+    keep[:, 2:11] = has_value[:, None]
+    ts_start = np.where(has_value, 11, 2)
+    cols = np.arange(width)
+    tag_at = cols[None, :] == ts_start[:, None]
+    out[tag_at & has_ts[:, None]] = 0x10
+    keep |= tag_at & has_ts[:, None]
+    body = (cols[None, :] > ts_start[:, None]) & (cols[None, :] <= (ts_start + lengths)[:, None])
+    body &= has_ts[:, None]
+    # Scatter each row's varint bytes just after its tag.
+    rows_idx, cols_idx = np.nonzero(body)
+    out[rows_idx, cols_idx] = varints[rows_idx, cols_idx - ts_start[rows_idx] - 1]
+    keep |= body
+    return out[keep].tobytes()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def encode_write_request(
+    series: list[tuple[list[tuple[str, str]], npt.NDArray[np.int64], npt.NDArray[np.float64]]],
+) -> bytes:
+    """A serialized ``WriteRequest`` of ``(labels, ts_ms, values)`` per time series.
+
+    Labels go through protobuf (a ``TimeSeries`` holding only them); samples through
+    :func:`encode_samples`; each ``TimeSeries`` is framed as field 1 of the request. Parsed
+    with :data:`WriteRequest` it equals the request built message by message.
+    """
+    parts = []
+    for labels, ts_ms, values in series:
+        message = TimeSeries()
+        for name, value in labels:
+            message.labels.add(name=name, value=value)
+        body = message.SerializeToString() + encode_samples(ts_ms, values)
+        parts.append(b"\x0a" + _varint(len(body)) + body)
+    return b"".join(parts)

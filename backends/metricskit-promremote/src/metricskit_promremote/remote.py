@@ -28,7 +28,7 @@ from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import Capabilities, StorageBackend
 from metricskit.storage.memory import merge_last_wins
 
-from metricskit_promremote._proto import WriteRequest
+from metricskit_promremote._proto import encode_write_request
 from metricskit_promremote.http import HTTPClient
 from metricskit_promremote.naming import (
     DEFAULT_NAME_LABEL,
@@ -181,19 +181,14 @@ class RemoteWriteBackend(StorageBackend):
         """Raise :class:`BackendError` for timestamps the server would drop; default: none."""
 
     def _encode(self, items: Sequence[tuple[SeriesKey, Samples]]) -> bytes:
-        request = WriteRequest()
+        encoded = []
         for key, (ts_ms, values) in items:
-            series = request.timeseries.add()
-            for name, value in labels_for(key, self.name_label):
-                series.labels.add(name=name, value=value)
             nan = np.isnan(values)
             if nan.any():
                 values = values.copy()
                 values[nan] = self._nan
-            add = series.samples.add
-            for t, v in zip(ts_ms.tolist(), values.tolist(), strict=True):
-                add(value=v, timestamp=t)
-        return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+            encoded.append((labels_for(key, self.name_label), ts_ms, values))
+        return bytes(cramjam.snappy.compress_raw(encode_write_request(encoded)))
 
     def _requests(self, prepared: dict[SeriesKey, Samples]) -> Iterator[bytes]:
         """Encoded requests of at most ``max_samples_per_request`` samples each."""
