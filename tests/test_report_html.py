@@ -249,7 +249,7 @@ def test_axes_have_time_and_value_ticks() -> None:
     assert labels[:5] == ["0", "25", "50", "75", "100"]  # 0..87 % plus headroom
     times = [lab for lab in labels if re.fullmatch(r"\d\d:\d\d", lab)]
     assert 3 <= len(times) <= 7 and times == sorted(times)
-    assert "87%" in chart  # legend: last value with unit
+    assert "87\u2009%" in chart  # legend: last value with unit
 
 
 def test_long_series_are_thinned_keeping_extremes() -> None:

@@ -32,7 +32,7 @@ PALETTE = (
 """Series colours in legend order (Tableau 10); the eleventh series reuses the first."""
 
 _W, _H = 640, 240
-_LEFT, _RIGHT, _TOP, _BOTTOM = 58, 14, 10, 26
+_LEFT, _RIGHT, _TOP, _BOTTOM = 58, 22, 10, 26  # room for a time label at either end
 _TIME_STEPS_S = (
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
     86400, 172800, 604800, 2592000,
@@ -101,16 +101,28 @@ def _value_axis(lo: float, hi: float) -> tuple[float, float, list[float]]:
     return y0, y1, [y0 + i * step for i in range(count + 1)]
 
 
+def _si(magnitude: float) -> tuple[float, str]:
+    """The divisor and suffix for numbers this large (``k``, ``M``, ...), from 10 000 up."""
+    if magnitude < 1e4:
+        return 1.0, ""
+    return next((s, x) for s, x in _SI if magnitude >= s)
+
+
 def _value_label(value: float, step: float, magnitude: float) -> str:
-    scale, suffix = 1.0, ""
-    if magnitude >= 1e4:
-        scale, suffix = next((s, x) for s, x in _SI if magnitude >= s)
+    scale, suffix = _si(magnitude)
     scaled_step = step / scale
     decimals = 0
     while decimals < 6 and abs(round(scaled_step, decimals) - scaled_step) > scaled_step * 1e-6:
         decimals += 1
     text = f"{value / scale:.{decimals}f}"
-    return ("0" if text.strip("-0.") == "" else text) + suffix
+    return "0" if text.strip("-0.") == "" else text + suffix
+
+
+def _legend_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    scale, suffix = _si(abs(value))
+    return f"{value / scale:.4g}{suffix}" + (f"\u2009{html.escape(unit)}" if unit else "")
 
 
 def _time_ticks(t0: int, t1: int) -> tuple[list[int], str]:
@@ -223,7 +235,7 @@ def render_chart(lines: Sequence[Line], span: tuple[int, int] | None, unit: str 
         colour = PALETTE[i % len(PALETTE)]
         parts.append(_series_svg(line, colour, x_of, y_of))
         last = _last(line.values)
-        value = "—" if last is None else f"{last:.4g}{html.escape(unit) if unit else ''}"
+        value = _legend_value(last, unit)
         legend.append(
             f'<li><i style="background:{colour}"></i>{html.escape(line.label)}'
             f' <span class="last">{value}</span></li>'

@@ -486,7 +486,7 @@ font-weight:600;color:#fff}.badge.ok{background:#2e7d32}.badge.warn{background:#
 .chart svg{width:100%;height:auto;display:block}
 .chart .grid{stroke:#edf0f2}.chart .axis{stroke:#9aa5b1}
 .chart text{font-size:11px;fill:#52606d}
-.chart polyline{fill:none;stroke-width:1.6;stroke-linejoin:round}
+.chart polyline{fill:none;stroke-width:2;stroke-linejoin:round}
 .nodata{display:flex;align-items:center;justify-content:center;height:120px;
 color:#9aa5b1;background:#fafbfc;border:1px dashed #dde3e8}
 .legend{list-style:none;padding:0;margin:4px 0 0;display:flex;flex-wrap:wrap;gap:4px 14px;
