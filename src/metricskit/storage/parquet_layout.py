@@ -139,7 +139,7 @@ def new_file_name(files: list[DataFile], level: int = 0, seq: int | None = None)
 
 @contextmanager
 def lock_partition(root: str, partition: Partition) -> Iterator[None]:
-    """Hold the partition's exclusive lock (across processes and threads) and make its dir."""
+    """Hold the partition's exclusive lock, across processes and threads (per open file)."""
     lock_dir = os.path.join(root, LOCK_DIR)
     try:
         os.makedirs(lock_dir, exist_ok=True)
