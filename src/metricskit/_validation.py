@@ -18,15 +18,31 @@ from pydantic import ValidationError
 from metricskit._yaml import YamlDocument
 from metricskit.errors import ConfigError
 
-__all__ = ["describe_pydantic_error", "locate_config_error", "pydantic_config_error"]
+__all__ = [
+    "FIELD_ERROR",
+    "describe_pydantic_error",
+    "locate_config_error",
+    "pydantic_config_error",
+]
+
+FIELD_ERROR = "config_field"
+"""``PydanticCustomError`` type for a model-level check that blames one key: its context
+holds ``field`` (the key to point at) and ``message``; the error is reported at that key."""
 
 _PRIORITY = {"extra_forbidden": 0, "missing": 2}
 _DOTTED_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*)")
 
 
+def _location(err: Mapping[str, Any]) -> tuple[Any, ...]:
+    loc = tuple(err["loc"])
+    if err["type"] == FIELD_ERROR:
+        loc = (*loc, err["ctx"]["field"])
+    return loc
+
+
 def describe_pydantic_error(err: Mapping[str, Any], known: Sequence[str]) -> str:
     """One pydantic error as a sentence; unknown keys get a did-you-mean from ``known``."""
-    loc = ".".join(str(p) for p in err["loc"])
+    loc = ".".join(str(p) for p in _location(err))
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])
         parent = ".".join(str(p) for p in err["loc"][:-1])
@@ -36,6 +52,8 @@ def describe_pydantic_error(err: Mapping[str, Any], known: Sequence[str]) -> str
     if err["type"] == "missing":
         return f"{loc}: required key missing"
     message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == FIELD_ERROR:
+        return f"{loc}: {message}"
     got = repr(err.get("input"))
     return f"{loc}: {message}" if got in message else f"{loc}: {message} (got {got})"
 
@@ -53,7 +71,7 @@ def pydantic_config_error(
     validated section inside ``doc``.
     """
     errors = sorted(exc.errors(), key=lambda e: _PRIORITY.get(str(e["type"]), 1))
-    paths = [(*prefix, *e["loc"]) for e in errors]
+    paths = [(*prefix, *_location(e)) for e in errors]
     text = "; ".join(
         describe_pydantic_error({**e, "loc": loc}, known_keys(loc))
         for e, loc in zip(errors[:3], paths, strict=False)

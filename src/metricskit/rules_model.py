@@ -45,7 +45,7 @@ import math
 import operator as _op
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -63,6 +63,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from metricskit._time import NS_PER_S, parse_duration
+from metricskit._validation import FIELD_ERROR, pydantic_config_error
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.derive import FUNCTIONS, Derivation
 from metricskit.errors import ConfigError
@@ -278,14 +279,14 @@ class AlertRule(BaseModel):
         # Reported at the key that is written (stat or window), not at the missing one.
         if self.window is None and self.stat != "last":
             raise PydanticCustomError(
-                "rule_field",
+                FIELD_ERROR,
                 "{message}",
                 {"field": "stat", "message": f"stat {self.stat!r} needs a window (e.g. 5m)"},
             )
         if self.window is not None and self.stat == "last":
             message = "window needs a stat (e.g. stat: p95); a last-value rule has none"
             raise PydanticCustomError(
-                "rule_field", "{message}", {"field": "window", "message": message}
+                FIELD_ERROR, "{message}", {"field": "window", "message": message}
             )
         return self
 
@@ -380,39 +381,6 @@ class RuleSet(BaseModel):
     recording: tuple[RecordingRule, ...] = ()
 
 
-def _location(err: Mapping[str, Any]) -> tuple[Any, ...]:
-    loc = tuple(err["loc"])
-    if err["type"] == "rule_field":
-        loc = (*loc, err["ctx"]["field"])
-    return loc
-
-
-def _describe(err: Mapping[str, Any], known: Sequence[str]) -> str:
-    loc = ".".join(str(p) for p in _location(err))
-    if err["type"] == "extra_forbidden":
-        key = str(err["loc"][-1])
-        parent = ".".join(str(p) for p in err["loc"][:-1])
-        hint = difflib.get_close_matches(key, known, n=1)
-        did = f" (did you mean {hint[0]!r}?)" if hint else ""
-        return f"unknown key {key!r} in {parent}{did}"
-    if err["type"] == "missing":
-        return f"{loc}: required key missing"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    got = repr(err.get("input"))
-    if err["type"] == "rule_field":
-        return f"{loc}: {message}"
-    return f"{loc}: {message}" if got in message else f"{loc}: {message} (got {got})"
-
-
-_PRIORITY = {"extra_forbidden": 0, "missing": 2}
-
-
-def _by_precision(err: Mapping[str, Any]) -> int:
-    # A misspelt key shows up twice: as unknown and as a required key missing. The unknown
-    # one points at the exact line, so it goes first.
-    return _PRIORITY.get(str(err["type"]), 1)
-
-
 def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
     model = AlertRule if loc and loc[0] == "alerts" else RecordingRule
     return list(model.model_fields)
@@ -426,11 +394,7 @@ def parse_rules(doc: YamlDocument) -> RuleSet:
     try:
         parsed = _RuleFile.model_validate(data)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=_by_precision)
-        first = errors[0]
-        text = "; ".join(_describe(e, _known_keys(e["loc"])) for e in errors[:3])
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-        raise doc.error(text + more, _location(first)) from None
+        raise pydantic_config_error(doc, exc, _known_keys) from None
     alerts: list[AlertRule] = []
     for group, rules in (parsed.alerts or {}).items():
         for name, rule in (rules or {}).items():
