@@ -59,20 +59,27 @@ def downsample(line: Line, max_points: int = MAX_POINTS) -> Line:
     if n <= max_points:
         return line
     buckets = max(max_points // 3, 1)
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    keep: list[int] = []
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-        chunk = line.values[lo:hi]
-        gaps = np.flatnonzero(np.isnan(chunk))
-        if len(gaps) == len(chunk):
-            keep.append(lo)
-            continue
-        picks = {lo + int(np.nanargmin(chunk)), lo + int(np.nanargmax(chunk))}
-        if len(gaps):
-            picks.add(lo + int(gaps[0]))
-        keep.extend(sorted(picks))
-    idx = np.asarray(keep, dtype=np.int64)
+    starts = np.linspace(0, n, buckets + 1).astype(np.int64)[:-1]
+    bucket = np.repeat(np.arange(buckets), np.diff(np.append(starts, n)))
+    gap = np.isnan(line.values)
+    low = np.where(gap, np.inf, line.values)
+    high = np.where(gap, -np.inf, line.values)
+    # the first index in each bucket where it reaches its extreme (an all-NaN bucket: its first)
+    picks = [
+        _first_per_bucket(low == np.minimum.reduceat(low, starts)[bucket], bucket),
+        _first_per_bucket(high == np.maximum.reduceat(high, starts)[bucket], bucket),
+        _first_per_bucket(gap, bucket),
+    ]
+    idx = np.unique(np.concatenate(picks))
     return Line(line.label, line.timestamps[idx], line.values[idx])
+
+
+def _first_per_bucket(
+    mask: npt.NDArray[np.bool_], bucket: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    hits = np.flatnonzero(mask)
+    _, first = np.unique(bucket[hits], return_index=True)
+    return hits[first].astype(np.int64)
 
 
 def _nice_step(span: float, target: int) -> float:
