@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
-__all__ = ["CATALOG", "DEFAULT_DASHBOARD_SECTIONS", "MetricInfo", "MetricKind", "describe"]
+__all__ = [
+    "CATALOG",
+    "DEFAULT_DASHBOARD_SECTIONS",
+    "SYSTEM_METRICS",
+    "MetricInfo",
+    "MetricKind",
+    "describe",
+]
 
 
 class MetricKind(str, Enum):
@@ -70,6 +77,10 @@ CATALOG = MappingProxyType(
     }
 )
 """The well-known metrics by name (read-only)."""
+
+
+SYSTEM_METRICS: tuple[str, ...] = tuple(n for n in CATALOG if n.startswith("system."))
+"""The seed's system metrics, in the seed's order (the System source produces these)."""
 
 
 def describe(name: str) -> MetricInfo:

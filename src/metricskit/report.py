@@ -24,7 +24,7 @@ import numpy as np
 
 from metricskit import performance, trends
 from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
-from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS, MetricKind, describe
+from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS, SYSTEM_METRICS, MetricKind, describe
 from metricskit.recommendations import Finding, recommend
 from metricskit.store import Store
 
@@ -38,15 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ReportSettings", "Reporter"]
 
-SYSTEM_METRICS = (
-    "system.cpu.usage_percent",
-    "system.memory.usage_percent",
-    "system.memory.available_gb",
-    "system.disk.usage_percent",
-    "system.disk.free_gb",
-    "system.load.1min",
-    "system.processes.count",
-)
 _COMPONENT_METRICS = {"app.health.status": ("http", "check"), "db.status": ("database", "database")}
 _REQUEST_STATS = ("throughput_rps", "error_rate", "p50", "p95", "p99")
 
@@ -174,6 +165,8 @@ class Reporter:
         at = (now_ns or self.clock.now_ns()) / NS_PER_S
         out: dict[str, Any] = {}
         for name in SYSTEM_METRICS:
+            if describe(name).kind is MetricKind.COUNTER:
+                continue  # cumulative network counters say nothing about current load
             for key, _ts, value in self.store.latest(name, at=at, lookback=self.settings.lookback):
                 host = key.tags.get("host")
                 if host is None:

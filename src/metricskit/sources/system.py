@@ -23,25 +23,13 @@ from collections.abc import Callable, Iterable
 
 import psutil
 
+from metricskit.catalog import SYSTEM_METRICS
 from metricskit.errors import InvalidMetricError
 from metricskit.sources.base import Sample, Source
 
 __all__ = ["SYSTEM_METRICS", "System"]
 
 GIB = 1024**3
-
-SYSTEM_METRICS = (
-    "system.cpu.usage_percent",
-    "system.memory.usage_percent",
-    "system.memory.available_gb",
-    "system.disk.usage_percent",
-    "system.disk.free_gb",
-    "system.load.1min",
-    "system.network.bytes_sent",
-    "system.network.bytes_recv",
-    "system.processes.count",
-)
-"""Every metric :class:`System` can produce, in the seed's order."""
 
 
 def _cpu_busy_total(t: object) -> tuple[float, float]:
