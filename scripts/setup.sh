@@ -25,7 +25,8 @@ python=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 extras=(-e '.[dev]')
-for plugin in backends/*/; do
+# separately installable packages: storage plugins and the example third-party backend
+for plugin in backends/*/ examples/custom_backend/; do
     [[ -f "$plugin/pyproject.toml" ]] && extras+=(-e "$plugin")
 done
 .venv/bin/python -m pip install -q "${extras[@]}"
