@@ -10,8 +10,9 @@ a string that slipped past escaping still could not load anything.
 Each configured metric gets one time-series chart (a request histogram gets three:
 throughput, error rate and latency percentiles): a polyline per series, NaN breaking the
 line, time ticks in UTC, value ticks, a legend with each series' last value and the unit
-from the catalog. Series longer than :data:`MAX_POINTS` are thinned to the minimum and
-maximum of each of ``MAX_POINTS / 2`` buckets, which keeps spikes a plain stride would drop.
+from the catalog. The drawing, gap handling and thinning of long series (to each bucket's
+minimum, maximum and gap, which keeps spikes a plain stride would drop) live in
+:mod:`metricskit._svg_chart`.
 """
 
 from __future__ import annotations
