@@ -97,17 +97,8 @@ def test_sigkill_keeps_every_flushed_sample(kind: str, tmp_path: Path) -> None:
     assert all(seen[i] == float(i) for i in range(durable))
 
 
-# parquet's first write at exit imports pandas, whose import of concurrent.futures.thread
-# fails once the interpreter has shut threading down ("can't register atexit after
-# shutdown"), so the backend cannot write from an atexit hook. Reported; strict, so the
-# fix shows up as an XPASS failure here.
-PARQUET_AT_EXIT = pytest.mark.xfail(
-    reason="ParquetBackend imports pandas lazily and cannot write from atexit", strict=True
-)
-
-
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("parquet", marks=PARQUET_AT_EXIT)])
+@pytest.mark.parametrize("kind", ["sqlite", "parquet"])
 def test_interpreter_exit_flushes(kind: str, tmp_path: Path) -> None:
     url = _url(kind, tmp_path)
     proc = _child(EXITING_CHILD, url, tmp_path)

@@ -230,7 +230,13 @@ def _write_file(layout: _Layout, tmp: str, row_group_size: int) -> None:
         for table in layout.row_groups(row_group_size):
             if pending is not None:
                 pending.result()
-            pending = pool.submit(writer.write_table, table, row_group_size)
+            try:
+                pending = pool.submit(writer.write_table, table, row_group_size)
+            except RuntimeError:
+                # The interpreter is exiting (a Recorder's last flush from atexit): no new
+                # threads can start, so this row group is written here instead.
+                pending = None
+                writer.write_table(table, row_group_size)
         if pending is not None:
             pending.result()
         writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index())})
