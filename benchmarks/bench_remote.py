@@ -119,6 +119,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--no-prometheus", action="store_true", help="skip promtool's on-disk measurement"
+    )
     args = parser.parse_args()
     n_series, n_points = (20, 500) if args.smoke else (1000, 10_000)
     rounds = args.rounds or (1 if args.smoke else 3)
@@ -145,9 +148,9 @@ def main() -> int:
             print(f"ratio metricskit/import throughput: {best['import'] / best['metricskit']:.2f}")
             for side, runs in results.items():
                 print(f"VictoriaMetrics on disk after {side}: {runs[-1][1] / n:.2f} bytes/sample")
-            prom = prometheus_bytes(data, workdir)
+            prom = None if args.no_prometheus else prometheus_bytes(data, workdir)
             if prom is None:
-                print("Prometheus on disk: promtool not installed, skipped")
+                print("Prometheus on disk: skipped (promtool missing or --no-prometheus)")
             else:
                 print(f"Prometheus on disk (promtool blocks): {prom / n:.2f} bytes/sample")
     except ServerNotAvailable as exc:
