@@ -226,14 +226,11 @@ class Reporter:
         return out
 
     def trends(self, now_ns: int | None = None) -> list[dict[str, Any]]:
-        """Slopes and forecasts of resource usage; ``crossing_at`` is when it reaches 100 %."""
+        """Slopes and forecasts of disk and memory usage; ``crossing_at`` is when one
+        reaches 100 %. Forecasts are clamped to 0..100 % (CPU is too noisy to forecast)."""
         at = (now_ns or self.clock.now_ns()) / NS_PER_S
         rows: list[dict[str, Any]] = []
-        for name in (
-            "system.disk.usage_percent",
-            "system.memory.usage_percent",
-            "system.cpu.usage_percent",
-        ):
+        for name in ("system.disk.usage_percent", "system.memory.usage_percent"):
             frame = trends.linear_trends(
                 self.store,
                 name,
@@ -253,7 +250,7 @@ class Reporter:
                         },
                         "last_value": _finite(row["last_value"]),
                         "slope_per_hour": _finite(row["slope_per_hour"]),
-                        "predicted": _finite(row["predicted"]),
+                        "predicted": _finite(min(max(row["predicted"], 0.0), 100.0)),
                         "horizon": self.settings.forecast_horizon,
                         "crossing_at": None
                         if _nat(row["crossing_at"])
@@ -304,7 +301,13 @@ class Reporter:
         if kind is MetricKind.COUNTER:
             # one row per series and step: the per-second rate over two steps (>= 1 min)
             wide = self.store.rate(
-                name, window=max(step * 2, 60.0), step=step, start=start, end=end
+                # Prometheus' habit: rate over >= 5 minutes, so a counter collected every
+                # minute has several samples in each window
+                name,
+                window=max(step * 2, 300.0),
+                step=step,
+                start=start,
+                end=end,
             )
         else:
             tag_keys = sorted({k for key in self.store.series(name) for k in key.tags})
