@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from metricskit.aggregate import Windows, extrapolated_rate, window_quantiles, window_stats
+from metricskit.aggregate import Windows, window_quantiles, window_stats
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.promql import extrapolated_rate
 from metricskit.rules_model import AlertRule
 from metricskit.storage.base import StorageBackend
 from metricskit.store import Store

@@ -1,12 +1,14 @@
-"""Numpy kernels for windowed statistics, exact percentiles and PromQL range functions.
+"""Numpy kernels for windowed statistics and exact percentiles.
 
 Everything here works on one series' sorted columns (``timestamps`` int64 ns, ``values``
 float64) and does no I/O. Two ways to cut a series into windows:
 
 - :func:`tumbling_windows`: fixed ``step`` windows ``[t, t + step)`` aligned to the epoch
   (or to ``origin_ns``), labelled by their start, as ``pandas.DataFrame.resample`` does;
-- :func:`sliding_windows`: one window ``(t - window, t]`` per evaluation time ``t`` on a
-  ``step`` grid, as a Prometheus 3 / VictoriaMetrics range query evaluates ``f(x[window])``.
+- :func:`~metricskit.promql.sliding_windows`: one window ``(t - window, t]`` per evaluation
+  time ``t`` on a ``step`` grid, as a Prometheus 3 / VictoriaMetrics range query evaluates
+  ``f(x[window])``. The PromQL range functions live in :mod:`metricskit.promql`; their
+  names still import from here.
 
 Rules shared by every statistic:
 
@@ -17,22 +19,34 @@ Rules shared by every statistic:
   ``(n - 1) * q``), which is also Prometheus' ``quantile_over_time``.
 - ``stddev`` takes ``ddof``: :func:`window_stats` defaults to 1 (pandas' ``std()``),
   :func:`over_time` to 0 (Prometheus' ``stddev_over_time``).
-- ``rate``/``increase``/``delta`` are Prometheus' ``extrapolatedRate`` (promql/functions.go,
-  Prometheus 3): counter resets, extrapolation towards the window edges by at most half
-  an average sample interval, never below a counter's zero point. ``deriv`` is the
-  least-squares slope in units per second.
+- ``rate``/``increase``/``delta``/``deriv``: see :mod:`metricskit.promql`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from metricskit.errors import QueryError
+
+if TYPE_CHECKING:
+    from metricskit.promql import (
+        OVER_TIME_STATS,
+        RANGE_FUNCTIONS,
+        default_range,
+        deriv,
+        eval_times,
+        extrapolated_rate,
+        over_time,
+        range_function,
+        range_function_many,
+        sliding_windows,
+        sliding_windows_many,
+    )
 
 __all__ = [
     "OVER_TIME_STATS",
@@ -61,12 +75,21 @@ _T = TypeVar("_T", bound=np.generic)
 
 WINDOW_STATS = ("count", "sum", "mean", "min", "max", "stddev", "first", "last")
 """Statistics :func:`window_stats` computes (percentiles come from :func:`window_quantiles`)."""
-OVER_TIME_STATS = ("avg", "sum", "count", "min", "max", "quantile", "last", "first", "stddev")
-"""The ``<stat>_over_time`` functions :func:`over_time` evaluates."""
-RANGE_FUNCTIONS = ("rate", "increase", "delta", "deriv")
-"""The rate-like functions :func:`range_function` evaluates."""
-
-_NS_PER_S = 1e9
+_PROMQL_NAMES = frozenset(
+    {
+        "OVER_TIME_STATS",
+        "RANGE_FUNCTIONS",
+        "default_range",
+        "deriv",
+        "eval_times",
+        "extrapolated_rate",
+        "over_time",
+        "range_function",
+        "range_function_many",
+        "sliding_windows",
+        "sliding_windows_many",
+    }
+)
 # Windows up to this many samples are sorted together as rows of a padded 2-D array; longer
 # ones one by one with np.partition, which beats a full sort once a window is a few hundred
 # samples long (measured: 7,000-sample windows, 3 quantiles: 21 us per partition vs 55 us
@@ -169,84 +192,6 @@ def tumbling_windows(
     bounds[1:-1] = np.searchsorted(ts, times[1:], "left")
     bounds[-1] = ts.shape[0]
     return Windows(times, bounds[:-1], bounds[1:], ts, vals)
-
-
-def eval_times(start_ns: int, end_ns: int, step_ns: int) -> I64:
-    """Evaluation times ``start, start + step, ...`` up to and including ``end`` (PromQL)."""
-    step = _positive(step_ns, "step")
-    if end_ns < start_ns:
-        return np.empty(0, dtype=np.int64)
-    times: I64 = start_ns + np.arange((end_ns - start_ns) // step + 1, dtype=np.int64) * step
-    return times
-
-
-def default_range(timestamps: npt.ArrayLike, step_ns: int) -> tuple[int, int] | None:
-    """The step-grid (epoch-aligned) evaluation span covering every sample, or None if empty.
-
-    From the first grid time at or after the first sample to the first at or after the
-    last, so every sample lies in some ``(t - window, t]`` when ``window >= step``.
-    """
-    ts = np.asarray(timestamps, dtype=np.int64)
-    if ts.size == 0:
-        return None
-    step = _positive(step_ns, "step")
-    return -(-int(ts[0]) // step) * step, -(-int(ts[-1]) // step) * step
-
-
-def sliding_windows(
-    timestamps: npt.ArrayLike,
-    values: npt.ArrayLike,
-    window_ns: int,
-    times: npt.ArrayLike,
-) -> Windows:
-    """One window ``(t - window, t]`` per evaluation time ``t`` (Prometheus 3 selection)."""
-    window = _positive(window_ns, "window")
-    ts, vals = _columns(timestamps, values)
-    at = np.asarray(times, dtype=np.int64)
-    starts = np.searchsorted(ts, at - window, "right").astype(np.intp)
-    ends = np.searchsorted(ts, at, "right").astype(np.intp)
-    return Windows(at, starts, ends, ts, vals)
-
-
-def sliding_windows_many(
-    columns: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]], window_ns: int, times: npt.ArrayLike
-) -> Windows:
-    """:func:`sliding_windows` for many series at once, in one vectorised pass.
-
-    Each series is shifted into its own disjoint time block before concatenation, so one
-    search finds every series' windows; window ``i * len(times) + j`` is series ``i`` at
-    ``times[j]``, and the windows' ``times`` and ``timestamps`` are in that shifted clock
-    (differences between them are all any statistic uses). A span too wide for the shifted
-    times to fit in int64 raises QueryError.
-    """
-    window = _positive(window_ns, "window")
-    at = np.asarray(times, dtype=np.int64)
-    cols = [_columns(ts, vals) for ts, vals in columns]
-    nonempty = [ts for ts, _ in cols if ts.size]
-    if at.size == 0 or not nonempty:
-        empty = np.zeros(len(cols) * at.size, dtype=np.intp)
-        return Windows(np.tile(at, len(cols)), empty, empty, at[:0], np.empty(0), nan_free=True)
-    lowest = min(int(at[0]) - window, *(int(ts[0]) for ts in nonempty))
-    highest = max(int(at[-1]), *(int(ts[-1]) for ts in nonempty))
-    block = highest - lowest + 1
-    if block * len(cols) >= 2**62:
-        raise QueryError("time range too wide to evaluate these series together")
-    shifts = np.arange(len(cols), dtype=np.int64) * block - lowest
-    ts_all = np.concatenate([ts + shift for (ts, _), shift in zip(cols, shifts, strict=True)])
-    vals_all = np.concatenate([vals for _, vals in cols])
-    # Searching each series on its own keeps the binary searches in cache: one search of
-    # every needle in the whole concatenation measured 10x slower.
-    lengths = np.array([ts.shape[0] for ts, _ in cols], dtype=np.intp)
-    base = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    starts = np.empty((len(cols), at.shape[0]), dtype=np.intp)
-    ends = np.empty_like(starts)
-    for i, (ts, _) in enumerate(cols):
-        starts[i] = np.searchsorted(ts, at - window, "right")
-        ends[i] = np.searchsorted(ts, at, "right")
-    starts += base[:, None]
-    ends += base[:, None]
-    shifted_at = (at[None, :] + shifts[:, None]).ravel()
-    return Windows(shifted_at, starts.ravel(), ends.ravel(), ts_all, vals_all)
 
 
 def _contiguous(values: npt.NDArray[_T], starts: IDX, ends: IDX) -> tuple[npt.NDArray[_T], IDX]:
@@ -446,134 +391,11 @@ def _stddev(flat: F64, offsets: IDX, mean: F64, ddof: int) -> F64:
     return std
 
 
-def over_time(
-    stat: str,
-    timestamps: npt.ArrayLike,
-    values: npt.ArrayLike,
-    window_ns: int,
-    times: npt.ArrayLike,
-    *,
-    q: float | None = None,
-    ddof: int = 0,
-) -> F64:
-    """``<stat>_over_time(x[window])`` at each evaluation time: NaN where the window is empty.
+def __getattr__(name: str) -> Any:
+    # metricskit.promql imports this module's kernels, so its names are served lazily
+    # here (not imported at the top) to keep them importable from here without a cycle.
+    if name in _PROMQL_NAMES:
+        from metricskit import promql
 
-    ``stat`` is one of :data:`OVER_TIME_STATS`; ``quantile`` needs ``q`` in 0..1.
-    ``stddev`` uses ``ddof=0`` as Prometheus does. ``count`` is 0, not NaN, when empty.
-    """
-    if stat not in OVER_TIME_STATS:
-        raise QueryError(f"unknown over_time statistic {stat!r}; known: {OVER_TIME_STATS}")
-    windows = sliding_windows(timestamps, values, window_ns, times)
-    if stat == "quantile":
-        if q is None:
-            raise QueryError("quantile_over_time needs q (0..1)")
-        result: F64 = window_quantiles(windows, [q])[:, 0]
-        return result
-    name = "mean" if stat == "avg" else stat
-    return window_stats(windows, [name], ddof=ddof)[name]
-
-
-def extrapolated_rate(windows: Windows, window_ns: int, *, is_counter: bool, is_rate: bool) -> F64:
-    """Prometheus' ``extrapolatedRate`` for every sliding window (NaN: fewer than 2 samples).
-
-    ``rate`` is ``(is_counter=True, is_rate=True)``, ``increase`` ``(True, False)`` and
-    ``delta`` ``(False, False)``. Computed as Prometheus 3 does: the result is the last
-    minus the first value (plus, for counters, the value before each drop), stretched to
-    the window edges when the first/last sample is within 1.1 average intervals of them,
-    else by half an interval, and for counters never back past the zero point.
-    """
-    windows = windows.without_nan()
-    ts, vals = windows.timestamps, windows.values
-    n = windows.counts
-    ok = n >= 2
-    out = np.full(n.shape[0], np.nan)
-    if not ok.any():
-        return out
-    first = windows.starts[ok]
-    last = windows.ends[ok] - 1
-    t = windows.times[ok]
-    v_first = vals[first]
-    result = vals[last] - v_first
-    dropped = vals[1:] < vals[:-1] if is_counter else None
-    if dropped is not None and dropped.any():
-        # resets[i] = sum of the values just before each drop up to sample i
-        resets = np.zeros(vals.shape[0])
-        np.cumsum(np.where(dropped, vals[:-1], 0.0), out=resets[1:])
-        result = result + (resets[last] - resets[first])
-    first_t, last_t = ts[first], ts[last]
-    to_start = (first_t - (t - window_ns)) / _NS_PER_S
-    to_end = (t - last_t) / _NS_PER_S
-    sampled = (last_t - first_t) / _NS_PER_S
-    avg_gap = sampled / (n[ok] - 1)
-    threshold = avg_gap * 1.1
-    to_start = np.where(to_start >= threshold, avg_gap / 2, to_start)
-    if is_counter:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            to_zero = sampled * (v_first / result)
-        to_zero = np.where((result > 0) & (v_first >= 0), to_zero, to_start)
-        to_start = np.minimum(to_start, to_zero)
-    to_end = np.where(to_end >= threshold, avg_gap / 2, to_end)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        factor = (sampled + to_start + to_end) / sampled
-    if is_rate:
-        factor = factor / (window_ns / _NS_PER_S)
-    out[ok] = result * factor
-    return out
-
-
-def deriv(windows: Windows) -> F64:
-    """Least-squares slope (units per second) in each window; NaN with fewer than 2 samples.
-
-    Computed on centred data, which is what Prometheus' Kahan-summed regression
-    approximates; a window whose values are all equal has slope 0.
-    """
-    windows = windows.without_nan()
-    flat_v, offsets = _contiguous(windows.values, windows.starts, windows.ends)
-    flat_t, _ = _contiguous(windows.timestamps, windows.starts, windows.ends)
-    counts = np.diff(offsets)
-    out = np.full(counts.shape[0], np.nan)
-    ok = counts >= 2
-    if not ok.any():
-        return out
-    # seconds since each window's first sample keeps x small and exact enough
-    t0 = np.repeat(flat_t[offsets[:-1][counts > 0]], counts[counts > 0])
-    x = (flat_t - t0) / _NS_PER_S
-    safe = np.where(counts > 0, counts, 1)
-    mx = np.repeat(_reduce(np.add, x, offsets) / safe, counts)
-    my = np.repeat(_reduce(np.add, flat_v, offsets) / safe, counts)
-    dx = x - mx
-    cov = _reduce(np.add, dx * (flat_v - my), offsets)
-    var = _reduce(np.add, dx * dx, offsets)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = cov / var
-    constant = _reduce(np.minimum, flat_v, offsets) == _reduce(np.maximum, flat_v, offsets)
-    slope[constant] = 0.0
-    out[ok] = slope[ok]
-    return out
-
-
-def range_function(
-    fn: str, timestamps: npt.ArrayLike, values: npt.ArrayLike, window_ns: int, times: npt.ArrayLike
-) -> F64:
-    """``fn(x[window])`` at each evaluation time; ``fn`` is one of :data:`RANGE_FUNCTIONS`."""
-    result: F64 = range_function_many(fn, [(timestamps, values)], window_ns, times)[0]
-    return result
-
-
-def range_function_many(
-    fn: str,
-    columns: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]],
-    window_ns: int,
-    times: npt.ArrayLike,
-) -> F64:
-    """:func:`range_function` for many series: shape ``(len(columns), len(times))``."""
-    if fn not in RANGE_FUNCTIONS:
-        raise QueryError(f"unknown range function {fn!r}; known: {', '.join(RANGE_FUNCTIONS)}")
-    if not columns:
-        return np.empty((0, np.asarray(times).shape[0]))
-    windows = sliding_windows_many(columns, window_ns, times)
-    if fn == "deriv":
-        flat = deriv(windows)
-    else:
-        flat = extrapolated_rate(windows, window_ns, is_counter=fn != "delta", is_rate=fn == "rate")
-    return flat.reshape(len(columns), -1)
+        return getattr(promql, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,6 +32,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from metricskit import aggregate as agg
+from metricskit import promql
 from metricskit._time import parse_duration
 from metricskit.errors import QueryError
 from metricskit.model import Series, SeriesKey
@@ -192,13 +193,13 @@ def _eval_grid(
 ) -> npt.NDArray[np.int64]:
     """Evaluation times shared by every series (so groups line up)."""
     if start_ns is None or end_ns is None:
-        spans = [agg.default_range(s.timestamps, step_ns) for s in series if len(s)]
+        spans = [promql.default_range(s.timestamps, step_ns) for s in series if len(s)]
         found = [span for span in spans if span is not None]
         if not found:
             return np.empty(0, dtype=np.int64)
         start_ns = min(a for a, _ in found) if start_ns is None else start_ns
         end_ns = max(b for _, b in found) if end_ns is None else end_ns
-    return agg.eval_times(start_ns, end_ns, step_ns)
+    return promql.eval_times(start_ns, end_ns, step_ns)
 
 
 def _per_series_frame(
@@ -236,22 +237,24 @@ def rate_frame(
     """
     window_ns = _duration(window, "window")
     step_ns = _duration(step, "step")
-    if fn not in agg.RANGE_FUNCTIONS:
-        raise QueryError(f"unknown function {fn!r}; known: {', '.join(agg.RANGE_FUNCTIONS)}")
+    if fn not in promql.RANGE_FUNCTIONS:
+        raise QueryError(f"unknown function {fn!r}; known: {', '.join(promql.RANGE_FUNCTIONS)}")
     times = _eval_grid(series, step_ns, start_ns, end_ns)
-    results = list(
-        agg.range_function_many(fn, [(s.timestamps, s.values) for s in series], window_ns, times)
+    results = promql.range_function_many(
+        fn, [(s.timestamps, s.values) for s in series], window_ns, times
     )
     if by is None:
-        return _per_series_frame([s.key for s in series], times, results)
+        return _per_series_frame([s.key for s in series], times, list(results))
     by_keys = list(by)
     row_of = {id(s): i for i, s in enumerate(series)}
+    # one pass over the (series x times) matrix; each group then sums its rows
+    present = ~np.isnan(results)
+    filled = np.where(present, results, 0.0)
     chunks: list[dict[str, Any]] = []
     for group, members in _groups(series, by_keys).items():
-        stacked = np.vstack([results[row_of[id(s)]] for s in members])
-        present = ~np.isnan(stacked)
-        has = present.any(axis=0)
-        total = np.where(present, stacked, 0.0).sum(axis=0)
+        rows = np.fromiter((row_of[id(s)] for s in members), dtype=np.intp, count=len(members))
+        has = present[rows].any(axis=0)
+        total = filled[rows].sum(axis=0)
         cols: dict[str, Any] = {"timestamp": times[has]}
         cols["tags"] = dict(zip(by_keys, group, strict=True))
         cols["value"] = total[has]
@@ -286,7 +289,7 @@ def over_time_frame(
     times = _eval_grid(series, step_ns, start_ns, end_ns)
 
     def compute(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> Any:
-        out = agg.over_time(kind, ts, vals, window_ns, times, q=pq)
+        out = promql.over_time(kind, ts, vals, window_ns, times, q=pq)
         if kind == "count":
             out[out == 0] = np.nan  # no samples: no row, as with every other statistic
         return out
