@@ -104,7 +104,7 @@ def test_ctrl_c_stops_cleanly(workdir: Path) -> None:
     proc = start_background(workdir, "--interval", "1")
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
@@ -222,3 +222,42 @@ def test_usage_error_and_unreachable_store(workdir: Path) -> None:
         env=env,
     )
     assert missing.returncode == 3 and "nope.yaml" in missing.stderr
+
+
+def test_serve_metrics_dashboard_and_health(workdir: Path) -> None:
+    import requests
+
+    from tests.services import free_port
+
+    seed_store(workdir, cpu=50, memory=40)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metricskit", "serve", "--port", str(port)],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                metrics = requests.get(f"{base}/metrics", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        assert metrics.status_code == 200
+        assert "system_cpu_usage_percent 50.0" in metrics.text
+        health = requests.get(f"{base}/api/health", timeout=30)
+        assert health.status_code == 200
+        assert health.json()["overall_status"] == "healthy"
+        page = requests.get(f"{base}/", timeout=30)
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert "<svg" in page.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
