@@ -185,6 +185,9 @@ def _concat(
         else:
             columns[name] = np.empty(0, dtype=np.int64 if name in ("timestamp", "count") else float)
     columns["timestamp"] = _timestamps(columns["timestamp"])
+    if len(set(order)) == len(order):
+        # the dict is already in column order; columns= would cost a reindex (~3x slower)
+        return cast("pd.DataFrame", pd.DataFrame(columns, copy=False))
     return cast("pd.DataFrame", pd.DataFrame(columns, columns=order))
 
 
