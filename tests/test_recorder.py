@@ -490,3 +490,18 @@ def test_an_unreferenced_recorder_is_collected_and_flushed(store: mk.Store) -> N
     gc.collect()
     assert ref() is None
     assert samples(store) == 1
+
+
+def test_host_tag_option() -> None:
+    import socket
+
+    store = mk.open_store("memory://")
+    with Recorder(store, host=True) as rec:
+        rec.record("app.x.y", 1.0)
+        rec.record("app.x.z", 2.0, tags={"host": "explicit"})
+    with Recorder(store, host="web-9", default_tags={"dc": "eu"}) as rec:
+        rec.record("app.x.y", 3.0)
+    hosts = {(k.name, k.tags.get("host"), k.tags.get("dc")) for k in store.series()}
+    assert ("app.x.y", socket.gethostname(), None) in hosts
+    assert ("app.x.z", "explicit", None) in hosts
+    assert ("app.x.y", "web-9", "eu") in hosts

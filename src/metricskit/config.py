@@ -246,6 +246,9 @@ class ServiceConfig(_Section):
     status_file: str = "monitoring_status.json"
     evaluation_interval_seconds: float | None = Field(default=None, gt=0)
     """How often alert rules run; defaults to ``collection.interval_seconds``."""
+    host_tag: bool | str = False
+    """Tag every recorded series with ``host`` (``true``: the hostname; or a name), so
+    several hosts can share one store."""
 
 
 _MODELS: dict[str, type[_Section]] = {

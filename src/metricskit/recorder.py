@@ -19,6 +19,7 @@ at the call: that is a programming error, not a runtime condition.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import weakref
 from collections.abc import Mapping
@@ -147,6 +148,13 @@ class _OverflowSeries(BoundSeries):
         self._recorder._count_overflow(int(np.size(values)))
 
 
+def _with_host(tags: Mapping[str, str] | None, host: bool | str) -> Mapping[str, str] | None:
+    if host is False:
+        return tags
+    name = socket.gethostname() if host is True else host
+    return {"host": name, **(tags or {})}
+
+
 def _close_core(core: RecordBuffer) -> None:
     core.close()
 
@@ -167,6 +175,8 @@ class Recorder:
             recorded into one series tagged ``overflow="true"`` (counted in
             :attr:`overflowed`).
         allow_inf: accept +-inf values (NaN is always accepted).
+        host: tag every series with ``host`` (``True``: this machine's hostname; a
+            string: that name), so several hosts can share one store and be told apart.
         default_tags: tags added to every series (explicit tags win), e.g.
             ``{"host": socket.gethostname()}``.
     """
@@ -182,6 +192,7 @@ class Recorder:
         cardinality_limit: int = 2000,
         allow_inf: bool = False,
         default_tags: Mapping[str, str] | None = None,
+        host: bool | str = False,
     ) -> None:
         for arg, value in (
             ("batch_size", batch_size),
@@ -201,7 +212,7 @@ class Recorder:
         """Whether +-inf values are accepted."""
         self.cardinality_limit = cardinality_limit
         """Distinct tag sets per metric before new ones fold into the overflow series."""
-        self.default_tags: Tags = validate_tags(default_tags)
+        self.default_tags: Tags = validate_tags(_with_host(default_tags, host))
         """Tags added to every series."""
         self.overflowed = 0
         """Samples recorded into an overflow series because of ``cardinality_limit``."""

@@ -90,7 +90,7 @@ class MonitoringService:
         self._log_handler: logging.Handler | None = None
         if write_logs:
             self._start_log()
-        self.recorder = Recorder(self.store, clock=self.clock)
+        self.recorder = Recorder(self.store, clock=self.clock, host=config.service.host_tag)
         self.notifier = Notifier.from_config(config.notifications, log_dir=config.log_dir)
         self.engine = RuleEngine(config.rules, self.store, notifier=self.notifier, clock=self.clock)
         self.collector: Collector | None = None
