@@ -1,0 +1,306 @@
+"""The documentation site builds, and its reference pages cannot drift from the code.
+
+- ``mkdocs build --strict`` (broken links, missing pages, pages missing from the nav and
+  unknown anchors fail it; see ``mkdocs.yml``). Skips without mkdocs unless
+  ``METRICSKIT_REQUIRE_SERVICES=1``.
+- docs/configuration.md has a row for every key the config loader accepts (pydantic
+  models, the collection planner, the notification channels), and every default shown in
+  backticks is the model's real default.
+- docs/cli.md has a section for every command of ``metricskit.cli.cli`` that names every
+  option and argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from metricskit.cli import cli
+from metricskit.config import SECTIONS, MonitoringConfig
+from metricskit.errors import ConfigError
+from metricskit.notify import Notifier
+from metricskit.rules_model import AlertRule, RecordingRule, RuleSet
+from metricskit.sources.config import METRIC_GROUPS, plan_sources
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+# -- the site builds ------------------------------------------------------------------
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    if importlib.util.find_spec("mkdocs") is None:
+        message = "mkdocs is not installed (pip install mkdocs)"
+        if os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"METRICSKIT_REQUIRE_SERVICES=1 but {message}")
+        pytest.skip(message)
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml", "-d", site],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    for page in ("index", "configuration", "cli", "writing-a-backend", "operations"):
+        assert (site / page / "index.html").is_file() or (site / f"{page}.html").is_file()
+
+
+# -- configuration.md -----------------------------------------------------------------
+
+_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|(.*)\|\s*$")
+
+
+def _rows(page: str) -> dict[str, tuple[str, str, str]]:
+    rows = {}
+    for line in (DOCS / page).read_text(encoding="utf-8").splitlines():
+        match = _ROW.match(line)
+        if match:
+            key, type_, default, meaning = (g.strip() for g in match.groups())
+            rows[key] = (type_, default, meaning)
+    return rows
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The pydantic model a field holds (directly, optionally, or as dict values)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    is_dict = typing.get_origin(annotation) is dict
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg, is_dict
+    return None, False
+
+
+def _fields(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, Any, bool]]:
+    """``(dotted path, default, is a nested model)`` for every field, recursively."""
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{name}"
+        sub, in_dict = _submodel(field.annotation)
+        default = None if field.is_required() else field.get_default(call_default_factory=True)
+        yield (
+            path,
+            ("required" if field.is_required() else default),
+            sub is not None and (not in_dict),
+        )
+        if sub is not None:
+            yield from _fields(sub, f"{path}.<name>" if in_dict else path)
+
+
+def _config_models() -> dict[str, type[BaseModel]]:
+    hints = typing.get_type_hints(MonitoringConfig)
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(MonitoringConfig)
+        if isinstance(hints[f.name], type)
+        and issubclass(hints[f.name], BaseModel)
+        and hints[f.name] is not RuleSet  # alerts and recording: walked below, per rule
+    }
+
+
+def _all_model_fields() -> list[tuple[str, Any, bool]]:
+    found = []
+    for section, model in _config_models().items():
+        found += _fields(model, section)
+    found += _fields(AlertRule, "alerts.<group>.<rule>")
+    found += _fields(RecordingRule, "recording.<group>.<rule>")
+    return found
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def test_every_section_is_documented() -> None:
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f"\n## {section}\n" in text, f"no '## {section}' heading in configuration.md"
+
+
+def test_model_walk_sees_every_section() -> None:
+    # guards the walk itself: if MonitoringConfig changes shape, the drift test must not
+    # silently check nothing
+    assert set(_config_models()) == {
+        "storage",
+        "dashboard",
+        "performance",
+        "integrations",
+        "debug",
+        "health_checks",
+        "service",
+    }
+    assert len(_all_model_fields()) > 60
+
+
+def test_every_model_field_has_a_row_with_its_default() -> None:
+    rows = _rows("configuration.md")
+    problems = []
+    for path, default, nested in _all_model_fields():
+        if nested:
+            continue  # a nested section: its own keys have the rows
+        if path not in rows:
+            problems.append(f"{path}: no row")
+            continue
+        type_, shown, meaning = rows[path]
+        if not type_ or not meaning:
+            problems.append(f"{path}: empty type or meaning")
+        if default == "required":
+            if shown != "required":
+                problems.append(f"{path}: is required, the page says {shown!r}")
+        elif shown.startswith("`") and shown.endswith("`"):
+            documented = yaml.safe_load(shown[1:-1])
+            if _plain(documented) != _plain(default):
+                problems.append(f"{path}: default is {default!r}, the page says {shown}")
+        elif not isinstance(default, (dict, list, tuple)) or not default:
+            problems.append(f"{path}: a scalar default must be shown in backticks: {shown!r}")
+    assert not problems, "\n".join(problems)
+
+
+def _known_keys(error: ConfigError) -> list[str]:
+    listed = str(error).rsplit("known: ", 1)[1]
+    return [k.strip(" '[]") for k in listed.split(",")]
+
+
+def test_collection_keys_have_rows() -> None:
+    rows = _rows("configuration.md")
+    with pytest.raises(ConfigError) as caught:
+        plan_sources({"__not_a_key__": 1})
+    keys = _known_keys(caught.value)
+    assert "interval_seconds" in keys
+    missing = [k for k in keys if f"collection.{k}" not in rows]
+    missing += [g for g in METRIC_GROUPS if f"collection.enabled_metrics.{g}" not in rows]
+    assert not missing, missing
+    for group, names in METRIC_GROUPS.items():
+        _type, _default, meaning = rows[f"collection.enabled_metrics.{group}"]
+        for name, metrics in names.items():
+            assert f"`{name}`" in meaning, f"{group}: {name}"
+            assert all(f"`{m}`" in meaning for m in metrics), f"{group}: {metrics}"
+
+
+def _notification_keys() -> dict[str, list[str]]:
+    with pytest.raises(ConfigError) as caught:
+        Notifier.from_config({"__not_a_channel__": {}})
+    channels = _known_keys(caught.value)
+    keys = {}
+    for channel in channels:
+        with pytest.raises(ConfigError) as caught:
+            Notifier.from_config({channel: {"__not_a_key__": 1}})
+        keys[channel] = _known_keys(caught.value)
+    return keys
+
+
+def test_notification_keys_have_rows() -> None:
+    rows = _rows("configuration.md")
+    keys = _notification_keys()
+    assert {"log", "slack", "email", "webhook", "alertmanager", "delivery"} <= set(keys)
+    missing = [f"notifications.{c}" for c in keys if f"notifications.{c}" not in rows]
+    missing += [
+        f"notifications.{c}.{k}"
+        for c, ks in keys.items()
+        for k in ks
+        if f"notifications.{c}.{k}" not in rows
+    ]
+    assert not missing, missing
+
+
+def test_no_row_documents_a_key_that_does_not_exist() -> None:
+    rows = _rows("configuration.md")
+    real = {path for path, _default, _nested in _all_model_fields()}
+    real |= {f"notifications.{c}" for c in _notification_keys()}
+    real |= {f"notifications.{c}.{k}" for c, ks in _notification_keys().items() for k in ks}
+    real |= {"collection.intervals.<group>"}
+    real |= {f"collection.enabled_metrics.{g}" for g in METRIC_GROUPS}
+    with pytest.raises(ConfigError) as caught:
+        plan_sources({"__not_a_key__": 1})
+    real |= {f"collection.{k}" for k in _known_keys(caught.value)}
+    stale = sorted(set(rows) - real)
+    assert not stale, f"rows for keys the loader does not know: {stale}"
+
+
+# -- cli.md ---------------------------------------------------------------------------
+
+
+def _commands(command: click.Command, path: tuple[str, ...]) -> Iterator[tuple[str, click.Command]]:
+    yield " ".join(path), command
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            yield from _commands(sub, (*path, name))
+
+
+def _cli_sections() -> dict[str, str]:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    parts = re.split(r"^#{2,3} `(metricskit[^`]*)`\s*$", text, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def test_every_cli_command_option_and_argument_is_documented() -> None:
+    sections = _cli_sections()
+    problems = []
+    commands = list(_commands(cli, ("metricskit",)))
+    assert len(commands) > 15
+    for path, command in commands:
+        body = sections.get(path)
+        if body is None:
+            problems.append(f"{path}: no '### `{path}`' section")
+            continue
+        for param in command.params:
+            if isinstance(param, click.Option):
+                names = [*param.opts, *param.secondary_opts]
+                problems += [f"{path}: {n}" for n in names if f"`{n}" not in body]
+            else:
+                metavar = (param.name or "").upper()
+                if f"`{metavar}`" not in body:
+                    problems.append(f"{path}: argument {metavar}")
+    root = sections.get("metricskit", "")
+    for name in click.Context(cli).help_option_names:
+        if f"`{name}`" not in root:
+            problems.append(f"metricskit: {name}")
+    assert not problems, "\n".join(problems)
+
+
+def test_cli_page_documents_no_command_that_does_not_exist() -> None:
+    real = {path for path, _command in _commands(cli, ("metricskit",))}
+    stale = sorted(set(_cli_sections()) - real)
+    assert not stale, stale
+
+
+# -- user-guide.md runs ---------------------------------------------------------------
+
+
+def test_user_guide_python_blocks_run_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (DOCS / "user-guide.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    assert len(blocks) >= 8
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "user_guide"}
+    for number, block in enumerate(blocks):
+        exec(compile(block, f"docs/user-guide.md python block {number}", "exec"), namespace)
+    # what the guide's prose says happens
+    assert namespace["report"]["overall_status"] == "critical"
+    assert "[FIRING critical] rule=system.high_cpu" in (tmp_path / "alerts.log").read_text()
+    assert (tmp_path / "dashboard.html").stat().st_size > 0
+    assert "pending" in capsys.readouterr().out
