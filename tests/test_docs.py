@@ -304,3 +304,14 @@ def test_user_guide_python_blocks_run_in_order(
     assert "[FIRING critical] rule=system.high_cpu" in (tmp_path / "alerts.log").read_text()
     assert (tmp_path / "dashboard.html").stat().st_size > 0
     assert "pending" in capsys.readouterr().out
+
+
+def test_configuration_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from metricskit.config import load_config
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    example = text.split("## A complete example", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.example.com/services/T/B/x")
+    config = load_config(text=example)
+    assert [rule.name for rule in config.rules.alerts] == ["system.high_cpu"]
+    assert config.integrations.prometheus.port == 9464
