@@ -56,3 +56,48 @@ def test_queries_by_kind() -> None:
     assert hist["p95"].startswith("histogram_quantile(0.95, sum by (le, endpoint)")
     assert "http_request_duration_seconds_bucket" in hist["p95"]
     assert 'status=~"4..|5.."' in hist["error rate"]
+
+
+def test_push_creates_the_dashboard_through_grafanas_api() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from metricskit.errors import MetricsKitError
+    from metricskit.grafana import push
+
+    received: list[tuple[str, str | None, dict]] = []
+
+    class FakeGrafanaApi(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append((self.path, self.headers.get("Authorization"), body))
+            code = 200 if body["dashboard"]["title"] != "refused" else 412
+            reply = json.dumps({"status": "success", "url": f"/d/{body['dashboard']['uid']}/x"})
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(reply.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGrafanaApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        model = dashboard(title="Team")
+        url = push(model, base + "/", api_key="glsa_secret")
+        assert url == f"{base}/d/{model['uid']}/x"
+        path, auth, body = received[0]
+        assert path == "/api/dashboards/db" and auth == "Bearer glsa_secret"
+        assert body["overwrite"] is True and body["dashboard"] == model
+        with pytest.raises(MetricsKitError, match="HTTP 412"):
+            push(dashboard(title="refused"), base)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(MetricsKitError, match="unreachable") as info:
+        push(model, base, api_key="glsa_secret")
+    assert "glsa_secret" not in str(info.value)

@@ -206,10 +206,15 @@ class PrometheusIntegration(_Section):
 
 
 class GrafanaIntegration(_Section):
-    """``integrations.grafana``: where Grafana is, and the exported dashboard's title."""
+    """``integrations.grafana``: the dashboard ``metricskit grafana export`` writes, and
+    where it pushes it (Grafana's HTTP API) when enabled."""
 
     enabled: bool = False
+    """Push the dashboard to ``dashboard_url`` on ``metricskit grafana export``."""
     dashboard_url: str | None = None
+    """Grafana's base URL, e.g. ``http://localhost:3000``."""
+    api_key: str | None = Field(default=None, repr=False)
+    """A Grafana service-account token (use ``${GRAFANA_API_KEY}``)."""
     title: str = "metricskit"
 
 

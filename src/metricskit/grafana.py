@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS, MetricKind, describe
+from metricskit.errors import MetricsKitError
 from metricskit.exposition import exposed_name
 
-__all__ = ["SCHEMA_VERSION", "dashboard", "panel_queries"]
+__all__ = ["SCHEMA_VERSION", "dashboard", "panel_queries", "push"]
 
 SCHEMA_VERSION = 39
 """The dashboard JSON schema version written (Grafana 10.x and 11.x read it)."""
@@ -170,3 +171,38 @@ def dashboard(
         },
         "panels": panels,
     }
+
+
+def push(
+    model: Mapping[str, Any], grafana_url: str, *, api_key: str | None = None, timeout: float = 10.0
+) -> str:
+    """Create or update the dashboard in Grafana through its HTTP API; return its URL.
+
+    ``POST {grafana_url}/api/dashboards/db`` with ``overwrite: true``, so pushing again
+    updates the dashboard with the same ``uid``. ``api_key`` is a Grafana service-account
+    token (sent as a bearer token, never logged).
+    """
+    import requests
+
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    endpoint = grafana_url.rstrip("/") + "/api/dashboards/db"
+    try:
+        response = requests.post(
+            endpoint,
+            json={"dashboard": dict(model), "overwrite": True},
+            headers=headers,
+            timeout=timeout,
+        )
+    except requests.RequestException as exc:
+        raise MetricsKitError(
+            f"Grafana at {grafana_url} is unreachable: {type(exc).__name__}"
+        ) from exc
+    if response.status_code >= 400:
+        raise MetricsKitError(
+            f"Grafana at {grafana_url} refused the dashboard: HTTP {response.status_code} "
+            f"{response.text[:200]}"
+        )
+    path = response.json().get("url", f"/d/{model.get('uid')}")
+    return grafana_url.rstrip("/") + str(path)

@@ -105,6 +105,7 @@ class MonitoringService:
             ),
             clock=self.clock,
         )
+        self._track_error_details = config.performance.error_tracking.track_error_details
         self.started_at: float | None = None
         self.interval: float | None = None
         self._stop = threading.Event()
@@ -136,8 +137,18 @@ class MonitoringService:
     def record_request(
         self, endpoint: str, response_time: float, status_code: int, method: str | None = None
     ) -> None:
-        """Record a request: ``response_time`` in seconds, the HTTP ``status_code``."""
+        """Record a request: ``response_time`` in seconds, the HTTP ``status_code``.
+
+        With ``performance.error_tracking.track_error_details`` (the default), a 4xx/5xx
+        request is also counted as ``business.error`` tagged with its status and endpoint,
+        as the seed's business-metric examples record errors; that feeds
+        ``business.errors.rate_per_hour``.
+        """
         self.recorder.record_request(endpoint, response_time, status_code, method=method)
+        if status_code >= 400 and self._track_error_details:
+            self.recorder.record(
+                "business.error", 1.0, {"type": str(status_code), "endpoint": endpoint}
+            )
 
     # -- running --------------------------------------------------------------------------
 

@@ -1,0 +1,90 @@
+"""MonitoringService, the seed's facade: its method names as the seed calls them."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from metricskit.config import load_config
+from metricskit.service import MonitoringService
+
+CONFIG = """
+storage: {type: memory}
+collection:
+  interval_seconds: 1
+  enabled_metrics: {system: [cpu_usage], application: [], business: []}
+alerts:
+  system:
+    any_cpu:
+      metric: system.cpu.usage_percent
+      threshold: -1
+      operator: gt
+      duration_seconds: 0
+      severity: warning
+      channels: [log]
+"""
+
+
+@pytest.fixture
+def service(tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONFIG)
+    with MonitoringService(config=str(path)) as svc:
+        yield svc
+
+
+def test_seed_programmatic_usage(service: MonitoringService, tmp_path: Path) -> None:
+    service.start_monitoring(interval=1)
+    service.record_custom_metric("user.login", 1.0)
+    service.record_custom_metric("business.user_signups", 5.0, tags={"source": "web"})
+    service.record_request("/api/chat", 0.5, 200)
+    service.record_request("/api/chat", 0.7, 503)
+    deadline = time.monotonic() + 30
+    while not service.get_monitoring_status()["active_alerts"]:
+        assert time.monotonic() < deadline, "the CPU rule never fired"
+        time.sleep(0.2)
+    status = service.get_monitoring_status()
+    assert status["running"] and status["interval_seconds"] == 1
+    assert f"Active alerts: {len(status['active_alerts'])}" == "Active alerts: 1"
+    health = service.generate_health_report()
+    assert health["overall_status"] == "warning"
+    assert health["performance"]["endpoints"]["/api/chat"]["count"] == 2
+    dashboard = service.get_dashboard_data()
+    assert "system_overview" in dashboard["sections"]
+    service.stop_monitoring()
+    assert not service.get_monitoring_status()["running"]
+    errors = service.store.query("business.error")
+    assert [dict(s.tags) for s in errors] == [{"type": "503", "endpoint": "/api/chat"}]
+    assert service.store.query("user.login")[0].values.tolist() == [1.0]
+    assert (tmp_path / "monitoring.log").read_text().count("monitoring started") == 1
+    assert "FIRING" in (tmp_path / "monitoring_alerts.log").read_text()
+    assert service.cleanup(0) > 0
+    assert service.store.query("user.login") == []
+
+
+def test_error_details_can_be_turned_off(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "storage: {type: memory}\nperformance: {error_tracking: {track_error_details: false}}\n"
+    )
+    with MonitoringService(load_config(path), write_logs=False) as svc:
+        svc.record_request("/x", 0.1, 500)
+        svc.recorder.flush()
+        assert svc.store.query("business.error") == []
+        assert len(svc.store.query("http.request.duration_seconds")) == 1
+
+
+def test_shared_instance_is_created_on_first_use(tmp_path: Path) -> None:
+    (tmp_path / "monitoring.yaml").write_text("storage: {type: memory}\n")
+    code = (
+        "import sys, metricskit.service as s; assert s._shared is None; "
+        "from metricskit.service import monitoring_service as m; "
+        "m.record_request(endpoint='/a', response_time=0.1, status_code=200); "
+        "print(type(m).__name__, m.store.backend.scheme)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["MonitoringService", "memory"]
