@@ -83,3 +83,12 @@ def test_empty_results_have_columns() -> None:
     store = mk.open_store("memory://")
     assert list(linear_trends(store, "no.such.metric").columns)[:2] == ["name", "samples"]
     assert len(anomalies(store, "no.such.metric")) == 0
+
+
+def test_crossing_out_of_sight_is_nat_not_an_error() -> None:
+    store = mk.open_store("memory://")
+    t = T0 + np.arange(0, HOUR, 60)
+    put(store, "system.disk.usage_percent", {}, t, 10 + (t - T0) * 1e-12)  # fills in ~10^5 years
+    row = linear_trends(store, "system.disk.usage_percent", "1h", threshold=100).iloc[0]
+    assert row["slope_per_hour"] > 0
+    assert pd.isna(row["crossing_at"]) and pd.isna(row["hours_to_threshold"])

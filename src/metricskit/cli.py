@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import numpy as np
 from rich.console import Console
 
 from metricskit import _cli_render as render
@@ -102,7 +103,7 @@ def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str
     newest = max((ts for _k, ts, _v in store.latest()), default=None)
     if newest is None:
         return groups
-    for key, _ts, value in store.latest(at=newest / 1e9, lookback=lookback):
+    for key, _ts, value in store.latest(at=np.datetime64(newest, "ns"), lookback=lookback):
         if key.name.startswith("metricskit."):
             continue
         category = key.name.split(".", 1)[0]

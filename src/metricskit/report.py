@@ -104,13 +104,13 @@ class Reporter:
         summary = performance.summarize(
             self.store,
             self.settings.performance_window,
-            now_ns / NS_PER_S,
+            np.datetime64(now_ns, "ns"),
             self.settings.thresholds,
         )
         issues = performance.detect_issues(
             self.store,
             self.settings.performance_window,
-            now_ns / NS_PER_S,
+            np.datetime64(now_ns, "ns"),
             self.settings.thresholds,
         )
         trend_rows = self.trends(now_ns)
@@ -162,7 +162,7 @@ class Reporter:
 
     def system_resources(self, now_ns: int | None = None) -> dict[str, Any]:
         """Latest system figures: ``{metric: value}`` (one host), or per host when tagged."""
-        at = (now_ns or self.clock.now_ns()) / NS_PER_S
+        at = np.datetime64(now_ns or self.clock.now_ns(), "ns")
         out: dict[str, Any] = {}
         for name in SYSTEM_METRICS:
             if describe(name).kind is MetricKind.COUNTER:
@@ -204,10 +204,12 @@ class Reporter:
             times = {
                 k.tags: v
                 for k, _t, v in self.store.latest(
-                    timing, at=at_ns / NS_PER_S, lookback=self.settings.lookback
+                    timing, at=np.datetime64(at_ns, "ns"), lookback=self.settings.lookback
                 )
             }
-            latest = self.store.latest(metric, at=at_ns / NS_PER_S, lookback=self.settings.lookback)
+            latest = self.store.latest(
+                metric, at=np.datetime64(at_ns, "ns"), lookback=self.settings.lookback
+            )
             for key, ts, value in latest:
                 name = key.tags.get(tag, str(key))
                 result = live.get((kind, name), {})
@@ -228,7 +230,7 @@ class Reporter:
     def trends(self, now_ns: int | None = None) -> list[dict[str, Any]]:
         """Slopes and forecasts of disk and memory usage; ``crossing_at`` is when one
         reaches 100 %. Forecasts are clamped to 0..100 % (CPU is too noisy to forecast)."""
-        at = (now_ns or self.clock.now_ns()) / NS_PER_S
+        at = np.datetime64(now_ns or self.clock.now_ns(), "ns")
         rows: list[dict[str, Any]] = []
         for name in ("system.disk.usage_percent", "system.memory.usage_percent"):
             frame = trends.linear_trends(

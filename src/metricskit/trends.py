@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["anomalies", "fit_line", "linear_trends", "period_change"]
 
 _TS = "datetime64[ns, UTC]"
+_LATEST_NS = 2**63 - 1
 _STATS = {"mean", "median", "min", "max", "last", "sum"}
 
 
@@ -112,7 +113,8 @@ def linear_trends(
         crossing = None
         if threshold is not None and slope == slope and slope != 0.0:
             seconds = (threshold - at_now) / slope
-            if seconds > 0:
+            # a crossing past what datetime64[ns] holds (year 2262) is "not in sight"
+            if 0 < seconds < (_LATEST_NS - end_ns) / NS_PER_S:
                 crossing = end_ns + round(seconds * NS_PER_S)
         rows.append(
             {
