@@ -1,11 +1,11 @@
 """The rules engine's per-series alert records, their persistence, silences and templates.
 
-Persistence works on every backend because it is only series: each change of an alert
-writes one sample per field to ``metricskit.alerts.state`` tagged ``rule``,
-``fingerprint``, ``labels`` (the alerting series' tags as compact JSON) and ``field``:
+Persistence works on every backend because it is only series: an alert's fields are
+written to ``metricskit.alerts.state`` tagged ``rule``, ``fingerprint``, ``labels`` (the
+alerting series' tags as compact JSON) and ``field``:
 
 =============  ===========================================================
-field          value at the change's time ``t``
+field          value at the write's time ``t``
 =============  ===========================================================
 state          0 inactive/resolved, 1 pending, 2 firing
 since_age      seconds from the pending start (the ``for`` clock) to ``t``
@@ -17,16 +17,30 @@ firing         the value when it started firing (NaN: not firing)
 =============  ===========================================================
 
 Times are stored as ages relative to the sample's own int64 timestamp, so float64 loses
-nothing a clock comparison could notice. Reading back the newest sample of each series
-restores every pending/firing alert with its clocks.
+nothing a clock comparison could notice.
+
+Only the fields that changed since the alert's last write are written: a new pending
+alert writes ``state``, ``since_age`` and ``value`` (3 samples, not 7; a burst of 7,000
+new alerts is dominated by per-series setup in the store). Restoring reads the newest
+sample of each field and ignores a field's sample older than the alert's pending start:
+it belongs to an earlier pending/firing episode of the same (rule, series), and the
+field's value in this one is "none" (NaN).
+
+Retention deletes samples by age (``Store.delete(before=...)``, ``metricskit cleanup``),
+so the state of an alert that stays pending or firing without changes would age out.
+The engine rewrites every set field of each active alert before it is
+:data:`STATE_REFRESH_NS` (1 hour) old, at a point spread by the fingerprint so a burst of
+alerts does not refresh in one evaluation: a retention longer than that never deletes
+an active alert's state.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +48,13 @@ import numpy as np
 
 from metricskit._time import NS_PER_S, TimeLike
 from metricskit.events import AlertState, Severity, fingerprint_of
-from metricskit.model import Series, SeriesKey, Tags
+from metricskit.model import Series, SeriesKey, Tags, validate_tags
 from metricskit.rules_model import OPERATOR_SYMBOLS, AlertRule
 from metricskit.store import Store
 
 __all__ = [
     "STATE_METRIC",
+    "STATE_REFRESH_NS",
     "ActiveAlert",
     "Alert",
     "Silence",
@@ -56,6 +71,12 @@ STATE_METRIC = "metricskit.alerts.state"
 _CODES = {AlertState.INACTIVE: 0.0, AlertState.PENDING: 1.0, AlertState.FIRING: 2.0}
 _STATES = {0: AlertState.INACTIVE, 1: AlertState.PENDING, 2: AlertState.FIRING}
 _FIELDS = ("state", "since_age", "fired_age", "notified_age", "keep_age", "value", "firing")
+STATE_REFRESH_NS = 3_600 * NS_PER_S
+"""An active alert's whole state is rewritten at least this often (see the module doc)."""
+
+# (state code, since, fired_at, notified_at, keep_since, value, firing value): times are
+# absolute ns, None or NaN when unset
+_Record = tuple[float, int, int | None, int | None, int | None, float, float]
 
 
 @dataclass
@@ -72,7 +93,35 @@ class Alert:
     notified_at_ns: int | None = None
     keep_since_ns: int | None = None
     missing: int = 0
-    state_keys: tuple[SeriesKey, ...] | None = field(default=None, repr=False, compare=False)
+    state_tags: tuple[tuple[str, str], ...] | None = field(default=None, repr=False, compare=False)
+    """The validated rule/fingerprint/labels tags of the state series (built once)."""
+    state_keys: dict[int, SeriesKey] = field(default_factory=dict, repr=False, compare=False)
+    """The state series' keys by field index, each built when first written."""
+    persisted: _Record | None = field(default=None, repr=False, compare=False)
+    """What the store holds for this episode (None: nothing written yet)."""
+    persisted_at: int | None = field(default=None, repr=False, compare=False)
+    """When every field was last written (the refresh clock)."""
+
+    def record(self) -> _Record:
+        """The fields as persisted, times absolute."""
+        return (
+            _CODES[self.state],
+            self.since_ns,
+            self.fired_at_ns,
+            self.notified_at_ns,
+            self.keep_since_ns,
+            self.value,
+            math.nan if self.firing_value is None else self.firing_value,
+        )
+
+    def refresh_due(self, t: int) -> bool:
+        """True when the whole state should be rewritten so retention cannot age it out."""
+        if self.persisted_at is None:
+            return False
+        # between 3/8 and 7/8 of the period, spread by the (hex) fingerprint; the engine
+        # looks every 1/8, so no state gets older than the whole period
+        period = 3 * STATE_REFRESH_NS // 8 + int(self.fingerprint[:8], 16) % (STATE_REFRESH_NS // 2)
+        return t - self.persisted_at >= period
 
 
 @dataclass(frozen=True)
@@ -165,31 +214,44 @@ def render(template: str | None, rule: AlertRule, alert: Alert, state: AlertStat
         return template  # e.g. {tags[host]} on a series without that tag
 
 
-def persist_alerts(store: Store, changed: list[tuple[str, Alert]], t: int) -> None:
-    """Write the current state of each changed ``(rule name, alert)`` at ``t``, durably."""
-    if not changed:
+def persist_alerts(
+    store: Store,
+    changed: Sequence[tuple[str, Alert]],
+    t: int,
+    refresh: Sequence[tuple[str, Alert]] = (),
+) -> None:
+    """Write what changed in each ``(rule name, alert)`` at ``t``, durably.
+
+    ``refresh`` alerts have every set field rewritten (see the module docstring).
+    """
+    if not changed and not refresh:
         return
-    latest = {(name, a.fingerprint): (name, a) for name, a in changed}
-    batch: list[Series] = []
+    latest = {(name, a.fingerprint): (name, a, False) for name, a in changed}
+    for name, a in refresh:
+        latest[(name, a.fingerprint)] = (name, a, True)
+    keys: list[SeriesKey] = []
+    values: list[float] = []
+    for name, a, whole in latest.values():
+        now = a.record()
+        before = None if whole else a.persisted
+        for i, (v, encoded) in enumerate(zip(now, _encode(now, t), strict=True)):
+            if before is None:
+                # a new episode or a refresh: unset fields need no sample (the restore
+                # rule reads an earlier episode's as unset)
+                if i and math.isnan(encoded):
+                    continue
+            elif _same(before[i], v):
+                continue
+            keys.append(_state_key(name, a, i))
+            values.append(encoded)
+        a.persisted = now
+        if before is None:
+            a.persisted_at = t
+    if not keys:
+        return
     ts = np.array([t], dtype=np.int64)
-
-    def age(at: int | None) -> float:
-        return math.nan if at is None else (t - at) / NS_PER_S
-
-    for name, a in latest.values():
-        if a.state_keys is None:
-            a.state_keys = _state_keys(name, a)
-        fields = (
-            _CODES[a.state],
-            age(a.since_ns),
-            age(a.fired_at_ns),
-            age(a.notified_at_ns),
-            age(a.keep_since_ns),
-            a.value,
-            math.nan if a.firing_value is None else a.firing_value,
-        )
-        for key, v in zip(a.state_keys, fields, strict=True):
-            batch.append(Series(key, ts, np.array([v], dtype=np.float64)))
+    column = np.array(values, dtype=np.float64)
+    batch = [Series(key, ts, column[i : i + 1]) for i, key in enumerate(keys)]
     try:
         store.write(batch)
         store.flush()
@@ -197,16 +259,47 @@ def persist_alerts(store: Store, changed: list[tuple[str, Alert]], t: int) -> No
         logger.error("rules: could not persist alert state: %s", exc)
 
 
-def _state_keys(rule: str, a: Alert) -> tuple[SeriesKey, ...]:
-    # Validated once per alert, then only the "field" tag differs: the keys are built
-    # without validating the same three values seven times (a burst of thousands of new
-    # alerts spent most of its time there).
-    labels = json.dumps(dict(a.key.tags.items_tuple), sort_keys=True, separators=(",", ":"))
-    base = Tags({"rule": rule, "fingerprint": a.fingerprint, "labels": labels}).items_tuple
-    return tuple(
-        SeriesKey(STATE_METRIC, Tags._trusted(tuple(sorted((*base, ("field", f))))))
-        for f in _FIELDS
+def _encode(record: _Record, t: int) -> tuple[float, ...]:
+    """The stored floats: times become ages (seconds) relative to ``t``, unset is NaN."""
+    code, since, fired, notified, keep, value, firing = record
+    ages = tuple(
+        math.nan if at is None else (t - at) / NS_PER_S for at in (since, fired, notified, keep)
     )
+    return (code, *ages, value, firing)
+
+
+def _same(a: float | int | None, b: float | int | None) -> bool:
+    return a == b or (a is not None and b is not None and a != a and b != b)
+
+
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule_tag(rule: str) -> tuple[tuple[str, str], ...]:
+    """The validated ``rule`` tag (validated once per rule, not once per alert)."""
+    return Tags({"rule": rule}).items_tuple
+
+
+def _state_key(rule: str, a: Alert, field_index: int) -> SeriesKey:
+    """The key of ``a``'s state series for ``_FIELDS[field_index]``.
+
+    The tags are validated once per alert; then only the "field" tag differs, and it
+    sorts first ("field" < "fingerprint" < "labels" < "rule"), so each key is built
+    without validating or sorting again, and only for the fields written (a new alert
+    writes 3 of the 7).
+    """
+    key = a.state_keys.get(field_index)
+    if key is None:
+        base = a.state_tags
+        if base is None:
+            # the series' tags are sorted by key already: the JSON needs no sort_keys
+            labels = validate_tags({"labels": _compact_json(dict(a.key.tags.items_tuple))})
+            base = (("fingerprint", a.fingerprint), *labels.items_tuple, *_rule_tag(rule))
+            a.state_tags = base
+        items = (("field", _FIELDS[field_index]), *base)
+        key = a.state_keys[field_index] = SeriesKey(STATE_METRIC, Tags._trusted(items))
+    return key
 
 
 def restore_alerts(store: Store, rules: Mapping[str, AlertRule]) -> list[tuple[str, Alert]]:
@@ -234,26 +327,39 @@ def restore_alerts(store: Store, rules: Mapping[str, AlertRule]) -> list[tuple[s
 
 
 def _alert_from(rule: AlertRule, rec: dict[str, Any], state: AlertState) -> Alert | None:
+    ts_since, since_age = rec.get("since_age", (0, math.nan))
+    if math.isnan(since_age):
+        return None
+    since = int(ts_since) - round(since_age * NS_PER_S)
+
+    def sample(field_name: str) -> tuple[int, float]:
+        ts, v = rec.get(field_name, (0, math.nan))
+        # written before this episode began: an earlier episode's, so unset in this one
+        return (ts, math.nan) if ts < since else (ts, v)
+
     def at(field_name: str) -> int | None:
-        ts, age = rec.get(field_name, (0, math.nan))
+        ts, age = sample(field_name)
         return None if math.isnan(age) else int(ts) - round(age * NS_PER_S)
 
-    since = at("since_age")
-    if since is None:
-        return None
     key = SeriesKey(rule.metric, Tags(json.loads(rec["labels"])))
-    firing = rec.get("firing", (0, math.nan))[1]
-    return Alert(
+    firing = sample("firing")[1]
+    alert = Alert(
         key=key,
         fingerprint=fingerprint_of(rule.name, key.tags),
         state=state,
         since_ns=since,
-        value=float(rec.get("value", (0, math.nan))[1]),
+        value=float(sample("value")[1]),
         fired_at_ns=at("fired_age"),
         firing_value=None if math.isnan(firing) else float(firing),
         notified_at_ns=at("notified_age"),
         keep_since_ns=at("keep_age"),
     )
+    alert.persisted = alert.record()
+    # the oldest sample of this episode sets the refresh clock: it is the first to age out
+    alert.persisted_at = min(
+        int(ts) for name, (ts, _) in rec.items() if name != "labels" and ts >= since
+    )
+    return alert
 
 
 def read_history(
@@ -264,7 +370,11 @@ def read_history(
     out = []
     for s in store.query(STATE_METRIC, start, end, tags=tags):
         labels = json.loads(s.tags["labels"])
+        previous = None
         for ts, code in zip(s.timestamps.tolist(), s.values.tolist(), strict=True):
+            if code == previous:
+                continue  # a refresh of unchanged state, not a change
+            previous = code
             state = _STATES.get(int(code), AlertState.INACTIVE)
             out.append({"rule": s.tags["rule"], "tags": labels, "state": state.value, "at_ns": ts})
     out.sort(key=lambda r: (r["at_ns"], r["rule"]))

@@ -28,6 +28,10 @@ __all__ = ["MemoryBackend", "merge_last_wins"]
 
 _MAX_PENDING_CHUNKS = 32
 _K = TypeVar("_K")
+_NO_TS: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+_NO_VS: npt.NDArray[np.float64] = np.empty(0, dtype=np.float64)
+_NO_TS.flags.writeable = False
+_NO_VS.flags.writeable = False
 
 
 def merge_last_wins(
@@ -59,8 +63,9 @@ class _Column:
     __slots__ = ("pending_ts", "pending_vs", "ts", "vs")
 
     def __init__(self) -> None:
-        self.ts: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
-        self.vs: npt.NDArray[np.float64] = np.empty(0, dtype=np.float64)
+        # shared read-only empties: a burst of new series (alert state) pays no allocation
+        self.ts: npt.NDArray[np.int64] = _NO_TS
+        self.vs: npt.NDArray[np.float64] = _NO_VS
         self.pending_ts: list[npt.NDArray[np.int64]] = []
         self.pending_vs: list[npt.NDArray[np.float64]] = []
 
@@ -145,10 +150,16 @@ class MemoryBackend(StorageBackend):
                 column.append(ts, series.values)
 
     def _index(self, key: SeriesKey) -> None:
-        self._by_name.setdefault(key.name, set()).add(key)
+        members = self._by_name.get(key.name)
+        if members is None:
+            members = self._by_name[key.name] = set()
+        members.add(key)
         by_tag = self._by_tag
         for pair in key.tags.items_tuple:
-            by_tag.setdefault(pair, set()).add(key)
+            members = by_tag.get(pair)
+            if members is None:
+                members = by_tag[pair] = set()
+            members.add(key)
 
     def _unindex(self, key: SeriesKey) -> None:
         # empty sets are dropped so the indexes never outgrow the live keys
