@@ -128,6 +128,20 @@ def create_app(
     else:
         raise ValueError(f"integration must be 'seed' or 'init_app', not {integration!r}")
 
+    # The service's record_request already counts each 4xx/5xx response as business.error
+    # when performance.error_tracking.track_error_details is on (the default). The seed's
+    # explicit business.error is for when nothing else counts it: init_app records through
+    # the Recorder, or the option is off. So each failure is counted once.
+    errors_counted = (
+        integration == "seed" and monitoring.config.performance.error_tracking.track_error_details
+    )
+
+    def record_error(status: str) -> None:
+        if not errors_counted:
+            monitoring.record_custom_metric(
+                "business.error", 1.0, tags={"type": status, "endpoint": "/api/chat"}
+            )
+
     # The three endpoints the collector's health checks expect (health_checks.app_url).
     @app.get("/api/health")
     def health() -> Any:
@@ -148,9 +162,7 @@ def create_app(
         message = str(body.get("message", ""))
         model = str(body.get("model", DEFAULT_MODEL))
         if model not in PRICE_PER_1K_TOKENS:
-            monitoring.record_custom_metric(
-                "business.error", 1.0, tags={"type": "400", "endpoint": "/api/chat"}
-            )
+            record_error("400")
             return jsonify(error=f"unknown model {model!r}"), 400
         # demo knobs, so the monitoring has slow requests and failures to see
         latency_ms = float(body.get("simulate_latency_ms", 0))
@@ -159,9 +171,7 @@ def create_app(
         try:
             reply, cost = call_model(message, model, latency_ms=latency_ms, fail=fail)
         except ModelError as exc:
-            monitoring.record_custom_metric(
-                "business.error", 1.0, tags={"type": "500", "endpoint": "/api/chat"}
-            )
+            record_error("500")
             return jsonify(error=str(exc)), 500
         monitoring.record_custom_metric("business.ai_cost", cost, tags={"model": model})
         return jsonify(reply=reply, model=model, cost_usd=cost)
