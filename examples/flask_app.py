@@ -128,19 +128,10 @@ def create_app(
     else:
         raise ValueError(f"integration must be 'seed' or 'init_app', not {integration!r}")
 
-    # The service's record_request already counts each 4xx/5xx response as business.error
-    # when performance.error_tracking.track_error_details is on (the default). The seed's
-    # explicit business.error is for when nothing else counts it: init_app records through
-    # the Recorder, or the option is off. So each failure is counted once.
-    errors_counted = (
-        integration == "seed" and monitoring.config.performance.error_tracking.track_error_details
-    )
-
     def record_error(status: str) -> None:
-        if not errors_counted:
-            monitoring.record_custom_metric(
-                "business.error", 1.0, tags={"type": status, "endpoint": "/api/chat"}
-            )
+        monitoring.record_custom_metric(
+            "business.error", 1.0, tags={"type": status, "endpoint": "/api/chat"}
+        )
 
     # The three endpoints the collector's health checks expect (health_checks.app_url).
     @app.get("/api/health")

@@ -55,8 +55,8 @@ def test_seed_programmatic_usage(service: MonitoringService, tmp_path: Path) -> 
     assert "system_overview" in dashboard["sections"]
     service.stop_monitoring()
     assert not service.get_monitoring_status()["running"]
-    errors = service.store.query("business.error")
-    assert [dict(s.tags) for s in errors] == [{"type": "503", "endpoint": "/api/chat"}]
+    statuses = {s.tags["status"] for s in service.store.query("http.request.duration_seconds")}
+    assert statuses == {"200", "503"}
     assert service.store.query("user.login")[0].values.tolist() == [1.0]
     assert (tmp_path / "monitoring.log").read_text().count("monitoring started") == 1
     assert "FIRING" in (tmp_path / "monitoring_alerts.log").read_text()
@@ -64,16 +64,19 @@ def test_seed_programmatic_usage(service: MonitoringService, tmp_path: Path) -> 
     assert service.store.query("user.login") == []
 
 
-def test_error_details_can_be_turned_off(tmp_path: Path) -> None:
+def test_error_details_off_keeps_status_classes(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(
         "storage: {type: memory}\nperformance: {error_tracking: {track_error_details: false}}\n"
     )
     with MonitoringService(load_config(path), write_logs=False) as svc:
-        svc.record_request("/x", 0.1, 500)
+        for code in (500, 502, 503, 200, 201, 404):
+            svc.record_request("/x", 0.1, code)
         svc.recorder.flush()
-        assert svc.store.query("business.error") == []
-        assert len(svc.store.query("http.request.duration_seconds")) == 1
+        series = svc.store.query("http.request.duration_seconds")
+        assert sorted(s.tags["status"] for s in series) == ["2xx", "4xx", "5xx"]
+        summary = svc.generate_health_report()["performance"]["endpoints"]["/x"]
+        assert summary["errors"] == 4 and summary["count"] == 6
 
 
 def test_shared_instance_is_created_on_first_use(tmp_path: Path) -> None:

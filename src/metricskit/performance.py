@@ -40,6 +40,7 @@ __all__ = [
     "PerformanceSummary",
     "PerformanceThresholds",
     "detect_issues",
+    "is_error_status",
     "summarize",
     "summarize_series",
 ]
@@ -148,9 +149,11 @@ def _label(p: float) -> str:
     return f"p{p:g}"
 
 
-def _is_error(series: Series) -> bool:
-    status = series.tags.get("status", "")
-    return status.isdigit() and int(status) >= 400
+def is_error_status(status: str) -> bool:
+    """True for a 4xx/5xx ``status`` tag: an exact code (``"503"``) or a class (``"5xx"``)."""
+    if status.isdigit():
+        return int(status) >= 400
+    return status in ("4xx", "5xx")
 
 
 def _pooled(
@@ -165,7 +168,7 @@ def _pooled(
         values = values[~np.isnan(values)]
         endpoint = s.tags.get("endpoint", "")
         parts.setdefault(endpoint, []).append(values)
-        if _is_error(s):
+        if is_error_status(s.tags.get("status", "")):
             errors[endpoint] = errors.get(endpoint, 0) + int(values.size)
     return {
         endpoint: (np.concatenate(chunks), errors.get(endpoint, 0))

@@ -424,8 +424,7 @@ def _error_counts(series: Iterable[Any], stats: pd.DataFrame, step: float) -> An
     counts = np.zeros(len(starts))
     step_ns = int(step * NS_PER_S)
     for s in series:
-        status = s.tags.get("status", "")
-        if not (status.isdigit() and int(status) >= 400):
+        if not performance.is_error_status(s.tags.get("status", "")):
             continue
         idx = np.searchsorted(starts, s.timestamps, side="right") - 1
         ok = (idx >= 0) & (s.timestamps < starts[np.clip(idx, 0, None)] + step_ns)

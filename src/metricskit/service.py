@@ -36,7 +36,7 @@ from metricskit._time import NS_PER_S, Clock, SystemClock
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.notify import Notifier
-from metricskit.recorder import Recorder
+from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.rules import RuleEngine
 from metricskit.server import MetricsServer, Response
@@ -139,16 +139,18 @@ class MonitoringService:
     ) -> None:
         """Record a request: ``response_time`` in seconds, the HTTP ``status_code``.
 
-        With ``performance.error_tracking.track_error_details`` (the default), a 4xx/5xx
-        request is also counted as ``business.error`` tagged with its status and endpoint,
-        as the seed's business-metric examples record errors; that feeds
-        ``business.errors.rate_per_hour``.
+        ``performance.error_tracking.track_error_details`` (the default) keeps the exact
+        code in the ``status`` tag; off, only its class (``"2xx"``, ``"5xx"``), which keeps
+        the number of series small when an app answers with many different codes. Error
+        rates work either way.
         """
-        self.recorder.record_request(endpoint, response_time, status_code, method=method)
-        if status_code >= 400 and self._track_error_details:
-            self.recorder.record(
-                "business.error", 1.0, {"type": str(status_code), "endpoint": endpoint}
-            )
+        if self._track_error_details:
+            self.recorder.record_request(endpoint, response_time, status_code, method=method)
+            return
+        tags = {"endpoint": endpoint, "status": f"{int(status_code) // 100}xx"}
+        if method is not None:
+            tags["method"] = method
+        self.recorder.record(REQUEST_METRIC, response_time, tags)
 
     # -- running --------------------------------------------------------------------------
 
