@@ -261,3 +261,25 @@ def test_serve_metrics_dashboard_and_health(workdir: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_status_sees_monitoring_inside_an_application(workdir: Path) -> None:
+    """A MonitoringService started by an app (no `metricskit start`, no pid file) shows as
+    running through the status file it keeps fresh."""
+    from metricskit.service import MonitoringService
+
+    service = MonitoringService(workdir / "config" / "monitoring.yaml")
+    service.start_monitoring(interval=1)
+    try:
+        deadline = time.monotonic() + 30
+        while not (workdir / "config" / "monitoring_status.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        result = run(workdir, "status", "--output", "json")
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["running"] is True and data["pid"] == os.getpid()
+    finally:
+        service.close()
+    assert not (workdir / "config" / "monitoring.pid").exists()
+    assert json.loads(run(workdir, "status", "--output", "json").stdout)["running"] is False

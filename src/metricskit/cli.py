@@ -98,6 +98,32 @@ def _running_pid(pid_file: Path) -> int | None:
     return pid
 
 
+_STATUS_FRESH_S = 10.0
+
+
+def _live_status(service: Any) -> dict[str, Any] | None:
+    """The status a running monitor last wrote, if one runs: `metricskit start` (found by
+    its pid file) or a MonitoringService inside an application (found by a status file
+    written in the last few seconds by a live process)."""
+    status_file = Path(service.config.log_dir, service.config.service.status_file)
+    written: dict[str, Any] = {}
+    fresh = False
+    try:
+        written = json.loads(status_file.read_text())
+        fresh = time.time() - status_file.stat().st_mtime < _STATUS_FRESH_S
+    except (OSError, ValueError):
+        pass
+    pid = _running_pid(_pid_file(service))
+    if pid is None and fresh:
+        try:
+            candidate = int(written.get("pid", -1))
+            os.kill(candidate, 0)
+            pid = candidate
+        except (OSError, ValueError, TypeError):
+            pid = None
+    return {**written, "pid": pid} if pid is not None else None
+
+
 def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str, Any]]:
     groups: dict[str, dict[str, Any]] = {}
     newest = max((ts for _k, ts, _v in store.latest()), default=None)
@@ -205,15 +231,11 @@ def status(config_path: str | None, output: str) -> None:
     """Whether monitoring runs, the store's size and the active alerts."""
     service = _service(config_path)
     try:
-        pid = _running_pid(_pid_file(service))
         data = service.get_monitoring_status()
-        status_file = Path(service.config.log_dir) / service.config.service.status_file
-        if pid is not None and status_file.is_file():
-            data = {
-                **json.loads(status_file.read_text()),
-                "storage": data["storage"],
-                "active_alerts": data["active_alerts"],
-            }
+        live = _live_status(service)
+        pid = live["pid"] if live else None
+        if live:
+            data = {**live, "storage": data["storage"], "active_alerts": data["active_alerts"]}
         data.update(running=pid is not None, pid=pid)
     finally:
         service.close()

@@ -229,6 +229,8 @@ class MonitoringService:
         self.engine.stop()
         self.recorder.flush()
         self.started_at = None
+        # a stopped monitor must not look alive to `metricskit status`
+        (self.config.log_dir / self.config.service.status_file).unlink(missing_ok=True)
         log.info("monitoring stopped")
 
     def close(self) -> None:
