@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from metricskit._time import NS_PER_S, TimeLike
-from metricskit.events import AlertState, Severity, fingerprint_of
+from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags, validate_tags
 from metricskit.rules_model import OPERATOR_SYMBOLS, AlertRule
 from metricskit.store import Store
@@ -58,6 +58,7 @@ __all__ = [
     "ActiveAlert",
     "Alert",
     "Silence",
+    "event_of",
     "persist_alerts",
     "read_history",
     "render",
@@ -113,6 +114,22 @@ class Alert:
             self.value,
             math.nan if self.firing_value is None else self.firing_value,
         )
+
+    def holds(self, rule: AlertRule, t: int) -> bool:
+        """True if this alert, its condition true again by ``rule.threshold``, stays as is.
+
+        That is: not held by ``keep_firing``; pending and not yet due to fire, or firing
+        (judged by the threshold itself, no recovery threshold), notified and no repeat
+        due. The engine then only updates its value, without running the state machine.
+        """
+        if self.keep_since_ns is not None:
+            return False
+        if self.state is AlertState.PENDING:
+            return t - self.since_ns < rule.for_ns
+        if self.state is not AlertState.FIRING or rule.recovery_threshold is not None:
+            return False
+        notified, repeat = self.notified_at_ns, rule.repeat_ns
+        return notified is not None and (repeat is None or t - notified < repeat)
 
     def refresh_due(self, t: int) -> bool:
         """True when the whole state should be rewritten so retention cannot age it out."""
@@ -212,6 +229,28 @@ def render(template: str | None, rule: AlertRule, alert: Alert, state: AlertStat
         return template.format_map(fields)
     except (KeyError, IndexError, ValueError, AttributeError):
         return template  # e.g. {tags[host]} on a series without that tag
+
+
+def event_of(rule: AlertRule, a: Alert, state: AlertState, t: int) -> AlertEvent:
+    """The event announcing that ``a`` (of ``rule``) is in ``state`` at ``t``."""
+    return AlertEvent(
+        rule=rule.name,
+        metric=rule.metric,
+        tags=a.key.tags,
+        state=state,
+        severity=rule.severity,
+        value=a.value,
+        threshold=rule.threshold,
+        operator=rule.operator,
+        at_ns=t,
+        active_since_ns=a.since_ns,
+        fired_at_ns=a.fired_at_ns,
+        firing_value=a.firing_value,
+        summary=render(rule.summary, rule, a, state),
+        description=render(rule.description, rule, a, state) if rule.description else "",
+        channels=rule.channels,
+        fingerprint=a.fingerprint,
+    )
 
 
 def persist_alerts(

@@ -1,5 +1,7 @@
 """What the rules engine reads: each metric once per evaluation, every rule's value at once.
 
+(And :func:`gc_paused`, which an evaluation runs under.)
+
 Many rules share a metric (one per threshold, one per statistic), so the engine reads
 each metric's series once, over the longest span any of its rules needs, lays them end to
 end (:class:`MetricData`) and computes each distinct (statistic, window) for all series
@@ -8,9 +10,11 @@ in one vectorised pass with the :mod:`metricskit.aggregate` kernels.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +27,7 @@ from metricskit.rules_model import AlertRule
 from metricskit.storage.base import StorageBackend
 from metricskit.store import Store
 
-__all__ = ["MetricData", "read_metrics"]
+__all__ = ["MetricData", "gc_paused", "read_metrics"]
 
 logger = logging.getLogger("metricskit.rules")
 
@@ -116,6 +120,26 @@ class MetricData:
             name = _STAT_NAMES.get(stat, stat)
             values = window_stats(windows, [name], ddof=0)[name]
         return values, present
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off for one evaluation.
+
+    A burst of thousands of new alerts allocates hundreds of thousands of small objects
+    (alerts, events, keys, series), each 700 of which trigger a collection that walks
+    the young objects and, every hundred, the whole heap: measured 1.16 s of a 2.0 s
+    first evaluation (7,000 new alerts). What an evaluation allocates is freed by
+    reference counting; the pause only postpones looking for cycles to after it.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _pushes_down(backend: StorageBackend) -> bool:

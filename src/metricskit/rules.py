@@ -24,12 +24,10 @@ never deletes it; see ``metricskit._alerts`` and ``docs/rules.md``.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,12 +39,13 @@ from metricskit._alerts import (
     ActiveAlert,
     Alert,
     Silence,
+    event_of,
     persist_alerts,
     read_history,
     render,
     restore_alerts,
 )
-from metricskit._rules_data import MetricData, read_metrics
+from metricskit._rules_data import MetricData, gc_paused, read_metrics
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
 from metricskit._yaml import load_yaml
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
@@ -63,26 +62,6 @@ from metricskit.store import Store
 __all__ = ["STATE_METRIC", "ActiveAlert", "RuleEngine", "Silence"]
 
 logger = logging.getLogger("metricskit.rules")
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold the cyclic garbage collector off for one evaluation.
-
-    A burst of thousands of new alerts allocates hundreds of thousands of small objects
-    (alerts, events, keys, series), each 700 of which trigger a collection that walks
-    the young objects and, every hundred, the whole heap: measured 1.16 s of a 2.0 s
-    first evaluation (7,000 new alerts). What an evaluation allocates is freed by
-    reference counting; the pause only postpones looking for cycles to after it.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @dataclass
@@ -164,7 +143,7 @@ class RuleEngine:
         condition went away before it fired. Notifications are handed to the notifier.
         """
         t = self.clock.now_ns() if now is None else to_ns(now)
-        with self._lock, _gc_paused():
+        with self._lock, gc_paused():
             self._restore()
             self._record(t)
             spans: dict[str, int] = {}
@@ -246,13 +225,23 @@ class RuleEngine:
         with np.errstate(invalid="ignore"):
             cond = OPERATORS[rule.operator](values, rule.threshold)
         todo = np.flatnonzero(cond | (np.isnan(values) & alerting) if alerting else cond)
-        steps: dict[SeriesKey, tuple[float, bool]] = {
-            keys[i]: (float(values[i]), bool(present[i])) for i in todo.tolist()
-        }
-        if rs.alerts or (alerting and rs.seen):
+        steps: dict[SeriesKey, tuple[float, bool]] = {}
+        held: set[SeriesKey] = set()
+        alerts = rs.alerts
+        for i in todo.tolist():
+            key, value = keys[i], float(values[i])
+            a = alerts.get(key)
+            if a is not None and value == value and a.holds(rule, t):
+                # what _step would do for an alert that stays as it is, without its calls:
+                # thousands of active alerts made this loop a third of an evaluation
+                a.value, a.missing = value, 0
+                held.add(key)
+            else:
+                steps[key] = (value, bool(present[i]))
+        if alerts or (alerting and rs.seen):
             position = md.position if keys is md.keys else {k: i for i, k in enumerate(keys)}
-            waiting = set(rs.alerts) | (rs.seen if alerting else set())
-            for key in waiting - steps.keys():
+            waiting = set(alerts) | (rs.seen if alerting else set())
+            for key in waiting - steps.keys() - held:
                 i = position.get(key)
                 # unread (failed) metrics are no data, not a missing series
                 gone = i is None and md.error is None
@@ -316,7 +305,7 @@ class RuleEngine:
             if a is None:
                 fp = fingerprint_of(rs.name, key.tags)
                 a = rs.alerts[key] = Alert(key, fp, AlertState.PENDING, t, value)
-                changes.append(self._event(rule, a, AlertState.PENDING, t))
+                changes.append(event_of(rule, a, AlertState.PENDING, t))
                 dirty.append((rs.name, a))
             a.value = value
             if a.keep_since_ns is not None:
@@ -324,7 +313,7 @@ class RuleEngine:
                 dirty.append((rs.name, a))
             if a.state is AlertState.PENDING and t - a.since_ns >= rule.for_ns:
                 a.state, a.fired_at_ns, a.firing_value = AlertState.FIRING, t, value
-                changes.append(self._event(rule, a, AlertState.FIRING, t))
+                changes.append(event_of(rule, a, AlertState.FIRING, t))
                 dirty.append((rs.name, a))
             if a.state is AlertState.FIRING:
                 self._maybe_notify(rule, a, t, notes, dirty)
@@ -335,7 +324,7 @@ class RuleEngine:
         if a.state is AlertState.PENDING:
             del rs.alerts[key]
             a.state = AlertState.INACTIVE
-            changes.append(self._event(rule, a, AlertState.INACTIVE, t))
+            changes.append(event_of(rule, a, AlertState.INACTIVE, t))
             dirty.append((rs.name, a))
             return
         if rule.keep_firing_ns > 0:
@@ -346,7 +335,7 @@ class RuleEngine:
                 self._maybe_notify(rule, a, t, notes, dirty)
                 return
         del rs.alerts[key]
-        event = self._event(rule, a, AlertState.RESOLVED, t)
+        event = event_of(rule, a, AlertState.RESOLVED, t)
         changes.append(event)
         a.state = AlertState.INACTIVE
         dirty.append((rs.name, a))
@@ -365,29 +354,9 @@ class RuleEngine:
             rule.repeat_ns is not None and t - a.notified_at_ns >= rule.repeat_ns
         )
         if due and not self._silenced(rule.name, a.key.tags, t):
-            notes.append(self._event(rule, a, AlertState.FIRING, t))
+            notes.append(event_of(rule, a, AlertState.FIRING, t))
             a.notified_at_ns = t
             dirty.append((rule.name, a))
-
-    def _event(self, rule: AlertRule, a: Alert, state: AlertState, t: int) -> AlertEvent:
-        return AlertEvent(
-            rule=rule.name,
-            metric=rule.metric,
-            tags=a.key.tags,
-            state=state,
-            severity=rule.severity,
-            value=a.value,
-            threshold=rule.threshold,
-            operator=rule.operator,
-            at_ns=t,
-            active_since_ns=a.since_ns,
-            fired_at_ns=a.fired_at_ns,
-            firing_value=a.firing_value,
-            summary=render(rule.summary, rule, a, state),
-            description=render(rule.description, rule, a, state) if rule.description else "",
-            channels=rule.channels,
-            fingerprint=a.fingerprint,
-        )
 
     def _restore(self) -> None:
         if not self._restored:
