@@ -91,3 +91,17 @@ def test_shared_instance_is_created_on_first_use(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["MonitoringService", "memory"]
+
+
+def test_performance_profiling_logs_timings(tmp_path: Path) -> None:
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONFIG + "debug: {performance_profiling: true}\n")
+    with MonitoringService(config=str(path)) as svc:
+        svc.start_monitoring(interval=1)
+        log = tmp_path / "monitoring.log"
+        deadline = time.monotonic() + 30
+        while "alert rules evaluated in" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    text = log.read_text()
+    assert "profile: source system took" in text and "profile: recorder pending" in text

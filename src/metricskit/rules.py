@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +108,8 @@ class RuleEngine:
         self._lock = threading.RLock()
         self._restored = False
         self._last_eval_ns: int | None = None
+        self.last_evaluation_seconds: float | None = None
+        """How long the latest :meth:`evaluate` took (for profiling)."""
         self._next_refresh_scan: int | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -128,8 +132,10 @@ class RuleEngine:
             from metricskit.notify import Notifier
 
             section = doc.data.get("notifications") if isinstance(doc.data, dict) else None
+            # a relative log path is relative to the rule file, as in the config loader
+            base = log_dir if log_dir is not None else os.path.dirname(os.path.abspath(path))
             try:
-                notifier = Notifier.from_config(section, log_dir=log_dir)
+                notifier = Notifier.from_config(section, log_dir=base)
             except ValueError as exc:
                 raise doc.error(str(exc), ("notifications",)) from None
         return cls(ruleset, store, notifier=notifier, clock=clock)
@@ -143,6 +149,7 @@ class RuleEngine:
         condition went away before it fired. Notifications are handed to the notifier.
         """
         t = self.clock.now_ns() if now is None else to_ns(now)
+        started = time.perf_counter()
         with self._lock, gc_paused():
             self._restore()
             self._record(t)
@@ -158,6 +165,7 @@ class RuleEngine:
                 self._eval_rule(rs, data[rs.rule.metric], t, changes, notes, dirty)
             persist_alerts(self.store, dirty, t, self._refresh_due(t))
             self._last_eval_ns = t
+            self.last_evaluation_seconds = time.perf_counter() - started
         if notes and self.notifier is not None:
             self.notifier.notify(notes)
         return changes

@@ -195,12 +195,40 @@ class MonitoringService:
         log.info("monitoring started: interval %ss, store %s", every, self.store)
 
     def _housekeep(self) -> None:
+        last_profile = time.monotonic()
         while not self._stop.wait(1.0):
             try:
                 self._maybe_cleanup()
                 self._write_status_file()
+                if self.config.debug.performance_profiling and (
+                    time.monotonic() - last_profile >= (self.interval or 60.0)
+                ):
+                    last_profile = time.monotonic()
+                    self._log_profile()
             except Exception:  # keep housekeeping alive; the failure is in the log
                 log.exception("housekeeping failed")
+
+    def _log_profile(self) -> None:
+        """``debug.performance_profiling``: how long each source and the rules took."""
+        if self.collector is not None:
+            for name, stats in self.collector.stats().items():
+                took = stats.get("last_duration_s")
+                if took is not None:
+                    log.info(
+                        "profile: source %s took %.1f ms (%d samples)",
+                        name,
+                        took * 1e3,
+                        stats.get("last_samples", 0),
+                    )
+        if self.engine.last_evaluation_seconds is not None:
+            log.info(
+                "profile: %d alert rules evaluated in %.1f ms",
+                len(self.engine.rules),
+                self.engine.last_evaluation_seconds * 1e3,
+            )
+        log.info(
+            "profile: recorder pending %d, dropped %d", self.recorder.pending, self.recorder.dropped
+        )
 
     def _maybe_cleanup(self) -> None:
         days = self.config.retention_days
