@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metricskit import aggregate as agg
+from metricskit import promql
 from metricskit.errors import QueryError
 
 S = 1_000_000_000
@@ -140,7 +141,7 @@ def test_bad_arguments_raise_query_error():
     with pytest.raises(QueryError):
         agg.segment_quantiles(np.ones(3), np.array([0, 3]), [1.5])
     with pytest.raises(QueryError):
-        agg.range_function("irate", [1], [1.0], STEP, [1])
+        promql.range_function("irate", [1], [1.0], STEP, [1])
 
 
 # -- sliding windows and PromQL functions ------------------------------------------------
@@ -152,7 +153,8 @@ def test_over_time_equals_per_window_numpy(data, window, q):
     ts, vals = data
     times = np.arange(-120, 400, 7, dtype=np.int64) * S
     results = {
-        stat: agg.over_time(stat, ts, vals, window, times, q=q) for stat in agg.OVER_TIME_STATS
+        stat: promql.over_time(stat, ts, vals, window, times, q=q)
+        for stat in promql.OVER_TIME_STATS
     }
     for i, t in enumerate(times):
         chunk = vals[(ts > t - window) & (ts <= t)]
@@ -220,7 +222,7 @@ def test_rate_increase_delta_match_prometheus_semantics(data, window):
         ("increase", True, False),
         ("delta", False, False),
     ]:
-        got = agg.range_function(fn, ts, vals, window, times)
+        got = promql.range_function(fn, ts, vals, window, times)
         for i, t in enumerate(times.tolist()):
             want = prom_extrapolated_rate(ts, vals, t, window, is_counter, is_rate)
             assert close(got[i], want), (fn, t, got[i], want)
@@ -234,14 +236,14 @@ def test_counter_reset_by_hand():
     # increase = 15 - 10 + 30 (the value before the drop) = 35 over 40 s of samples. The
     # first sample is 10 s after the window start (< 1.1 x the 10 s interval): extend by
     # 10 s; the zero point (40 * 10 / 35 = 11.4 s back) is further. The end gap is 0.
-    increase = agg.range_function("increase", ts, vals, 50 * S, times)[0]
+    increase = promql.range_function("increase", ts, vals, 50 * S, times)[0]
     assert increase == pytest.approx(35 * (40 + 10) / 40, rel=1e-12)
-    rate = agg.range_function("rate", ts, vals, 50 * S, times)[0]
+    rate = promql.range_function("rate", ts, vals, 50 * S, times)[0]
     assert rate == pytest.approx(increase / 50, rel=1e-12)
     # delta ignores the reset: 15 - 10, extrapolated the same way
-    assert agg.range_function("delta", ts, vals, 50 * S, times)[0] == pytest.approx(5 * 50 / 40)
+    assert promql.range_function("delta", ts, vals, 50 * S, times)[0] == pytest.approx(5 * 50 / 40)
     # a 60 s window starts 20 s before the first sample (>= 11 s): extend by 5 s only
-    wider = agg.range_function("increase", ts, vals, 60 * S, times)[0]
+    wider = promql.range_function("increase", ts, vals, 60 * S, times)[0]
     assert wider == pytest.approx(35 * (40 + 5) / 40, rel=1e-12)
 
 
@@ -249,7 +251,7 @@ def test_zero_point_limits_counter_extrapolation():
     # counter from 1 to 11 over 40 s: the zero point is 4 s before the first sample
     ts = np.array([20, 30, 40, 50, 60], dtype=np.int64) * S
     vals = np.array([1.0, 3.5, 6.0, 8.5, 11.0])
-    got = agg.range_function("increase", ts, vals, 60 * S, np.array([60 * S]))[0]
+    got = promql.range_function("increase", ts, vals, 60 * S, np.array([60 * S]))[0]
     assert got == pytest.approx(10 * (40 + 4) / 40, rel=1e-12)
 
 
@@ -257,7 +259,7 @@ def test_rate_skips_nan_and_needs_two_samples():
     ts = np.array([10, 20, 30], dtype=np.int64) * S
     vals = np.array([1.0, np.nan, 3.0])
     times = np.array([30 * S, 15 * S])
-    got = agg.range_function("increase", ts, vals, 30 * S, times)
+    got = promql.range_function("increase", ts, vals, 30 * S, times)
     # the 10 s to the window start is under 1.1 x 20 s, and the zero point is 10 s back too
     assert got[0] == pytest.approx(2 * (20 + 10) / 20)
     assert np.isnan(got[1])
@@ -268,7 +270,7 @@ def test_rate_skips_nan_and_needs_two_samples():
 def test_deriv_is_the_least_squares_slope(data, window):
     ts, vals = data
     times = np.arange(-120, 400, 13, dtype=np.int64) * S
-    got = agg.range_function("deriv", ts, vals, window, times)
+    got = promql.range_function("deriv", ts, vals, window, times)
     for i, t in enumerate(times):
         keep = (ts > t - window) & (ts <= t) & ~np.isnan(vals)
         x, y = (ts[keep] - ts[keep][:1]) / 1e9, vals[keep]
@@ -286,7 +288,7 @@ def test_deriv_is_the_least_squares_slope(data, window):
 
 
 def test_eval_times_include_end():
-    assert agg.eval_times(0, 30, 10).tolist() == [0, 10, 20, 30]
-    assert agg.eval_times(0, 29, 10).tolist() == [0, 10, 20]
-    assert agg.eval_times(5, 0, 10).tolist() == []
-    assert agg.default_range(np.array([15, 42]), 10) == (20, 50)
+    assert promql.eval_times(0, 30, 10).tolist() == [0, 10, 20, 30]
+    assert promql.eval_times(0, 29, 10).tolist() == [0, 10, 20]
+    assert promql.eval_times(5, 0, 10).tolist() == []
+    assert promql.default_range(np.array([15, 42]), 10) == (20, 50)

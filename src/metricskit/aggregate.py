@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -75,21 +75,6 @@ _T = TypeVar("_T", bound=np.generic)
 
 WINDOW_STATS = ("count", "sum", "mean", "min", "max", "stddev", "first", "last")
 """Statistics :func:`window_stats` computes (percentiles come from :func:`window_quantiles`)."""
-_PROMQL_NAMES = frozenset(
-    {
-        "OVER_TIME_STATS",
-        "RANGE_FUNCTIONS",
-        "default_range",
-        "deriv",
-        "eval_times",
-        "extrapolated_rate",
-        "over_time",
-        "range_function",
-        "range_function_many",
-        "sliding_windows",
-        "sliding_windows_many",
-    }
-)
 # Windows up to this many samples are sorted together as rows of a padded 2-D array; longer
 # ones one by one with np.partition, which beats a full sort once a window is a few hundred
 # samples long (measured: 7,000-sample windows, 3 quantiles: 21 us per partition vs 55 us
@@ -389,13 +374,3 @@ def _stddev(flat: F64, offsets: IDX, mean: F64, ddof: int) -> F64:
         std: F64 = np.sqrt(squares / np.where(dof > 0, dof, 1))
     std[dof <= 0] = np.nan
     return std
-
-
-def __getattr__(name: str) -> Any:
-    # metricskit.promql imports this module's kernels, so its names are served lazily
-    # here (not imported at the top) to keep them importable from here without a cycle.
-    if name in _PROMQL_NAMES:
-        from metricskit import promql
-
-        return getattr(promql, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

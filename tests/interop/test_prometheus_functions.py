@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 
-from metricskit import aggregate as agg
+from metricskit.promql import eval_times, over_time, range_function
 from tests.services import binary, free_port, running
 
 pytestmark = pytest.mark.services
@@ -112,13 +112,13 @@ START, END, STEP = T0 + 600, T0 + 3600, 60
 def test_range_functions_equal_prometheus(prometheus, promql, name, kind, arg, window):
     ts, vals = dataset()[name]
     want = query_range(prometheus, promql, START, END, STEP)
-    times = agg.eval_times(START * S, END * S, STEP * S)
+    times = eval_times(START * S, END * S, STEP * S)
     if kind == "over":
-        got = agg.over_time("quantile", ts, vals, window * S, times, q=arg)
+        got = over_time("quantile", ts, vals, window * S, times, q=arg)
     elif kind == "avg":
-        got = agg.over_time("avg", ts, vals, window * S, times)
+        got = over_time("avg", ts, vals, window * S, times)
     else:
-        got = agg.range_function(kind, ts, vals, window * S, times)
+        got = range_function(kind, ts, vals, window * S, times)
     mine = {
         int(t // S): v for t, v in zip(times.tolist(), got.tolist(), strict=True) if not np.isnan(v)
     }
@@ -130,7 +130,7 @@ def test_range_functions_equal_prometheus(prometheus, promql, name, kind, arg, w
 def test_prometheus_2_closes_the_window_start_we_do_not(prometheus):
     ts, vals = dataset()["interop_edge"]
     want = query_range(prometheus, "count_over_time(interop_edge[1m])", EDGE_T, EDGE_T, 60)
-    ours = agg.over_time("count", ts, vals, 60 * S, np.array([EDGE_T * S]))[0]
+    ours = over_time("count", ts, vals, 60 * S, np.array([EDGE_T * S]))[0]
     # Prometheus 2.42 selects [t - 1m, t]: 3 samples; (t - 1m, t] leaves the first out
     assert want[EDGE_T] == 3
     assert ours == 2
