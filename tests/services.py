@@ -89,3 +89,18 @@ def running(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def require_database(url: str) -> str:
+    """``url`` if its database server answers, else skip (or fail under CI)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # any failure to connect means "not available"
+        service_missing(f"cannot connect to {engine.url!r}: {exc}")
+    finally:
+        engine.dispose()
+    return url

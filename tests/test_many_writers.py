@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import metricskit as mk
 from metricskit.report import Reporter
 from metricskit.testing import ManualClock
-from tests.services import MARIADB_URL, POSTGRES_URL, service_missing
+from tests.services import MARIADB_URL, POSTGRES_URL, require_database
 
 HOSTS = ("web-1", "web-2", "web-3")
 REQUESTS_PER_HOST = 300
@@ -31,22 +31,12 @@ store.close()
 """.replace("{n}", str(REQUESTS_PER_HOST))
 
 
-def _reachable(url: str) -> bool:
-    try:
-        with sa.create_engine(url).connect():
-            return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def shared_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'shared.db'}", []
         return
-    url = POSTGRES_URL if request.param == "postgresql" else MARIADB_URL
-    if not _reachable(url):
-        service_missing(f"{request.param} is not reachable at {url}")
+    url = require_database(POSTGRES_URL if request.param == "postgresql" else MARIADB_URL)
     prefix = f"mw{uuid.uuid4().hex[:8]}_"
     yield url, [prefix]
     store = mk.open_store(url, table_prefix=prefix)

@@ -13,29 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from metricskit.events import AlertState
 from metricskit.model import Selector
 from metricskit.rules import STATE_METRIC
 from metricskit.store import Store, open_store
-from tests.services import MARIADB_URL, POSTGRES_URL, service_missing
+from tests.services import MARIADB_URL, POSTGRES_URL, require_database
 
 from .test_rules_timeline import T0, Env, rule
 
 HOUR = 3600
-
-
-def _reachable(url: str) -> str:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:  # any failure to connect means "not available"
-        service_missing(f"cannot connect to {engine.url!r}: {exc}")
-    finally:
-        engine.dispose()
-    return url
 
 
 @pytest.fixture(params=["memory", "sqlite", "parquet", "postgresql", "mariadb"])
@@ -48,7 +35,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     elif request.param == "parquet":
         url = f"parquet://{tmp_path}/pq"
     else:
-        url = _reachable(POSTGRES_URL if request.param == "postgresql" else MARIADB_URL)
+        url = require_database(POSTGRES_URL if request.param == "postgresql" else MARIADB_URL)
         options["table_prefix"] = f"mk{uuid.uuid4().hex[:10]}_"
     s = open_store(url, **options)
     yield s

@@ -24,7 +24,7 @@ from metricskit.storage.registry import open_backend as registry_open_backend
 from metricskit.storage.sql import InMemorySQLiteBackend, SQLBackend
 from metricskit.storage.sql_schema import Tables
 from metricskit.testing import BackendConformance
-from tests.services import MARIADB_URL, POSTGRES_URL, free_port, service_missing
+from tests.services import MARIADB_URL, POSTGRES_URL, free_port, require_database
 
 T0 = 1_795_046_400 * 10**9
 SECOND = 10**9
@@ -43,19 +43,6 @@ HOSTILE = [
 def _series(key: SeriesKey, ts_s: list[int], values: list[float]) -> Series:
     ts = np.array([T0 + t * SECOND for t in ts_s], dtype=np.int64)
     return Series(key, ts, np.array(values, dtype=np.float64))
-
-
-def _server(url: str) -> str:
-    """``url`` if its server answers, else skip (or fail under METRICSKIT_REQUIRE_SERVICES)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect():
-            pass
-    except Exception as exc:  # any failure to connect means "not available"
-        service_missing(f"cannot connect to {engine.url!r}: {exc}")
-    finally:
-        engine.dispose()
-    return url
 
 
 def _drop(url: str, prefix: str) -> None:
@@ -90,7 +77,7 @@ def location(request: pytest.FixtureRequest, tmp_path: Path, prefix: str) -> Ite
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/metrics.db"
         return
-    url = _server(POSTGRES_URL if request.param == "postgresql" else MARIADB_URL)
+    url = require_database(POSTGRES_URL if request.param == "postgresql" else MARIADB_URL)
     yield url
     _drop(url, prefix)
 
@@ -125,7 +112,7 @@ class TestSQLiteInMemoryConformance(BackendConformance):
 class TestPostgresConformance(BackendConformance):
     @pytest.fixture
     def open_backend(self, prefix: str) -> Iterator[OpenBackend]:
-        url = _server(POSTGRES_URL)
+        url = require_database(POSTGRES_URL)
         open_, opened = _opener(url, prefix)
         yield open_
         for backend in opened:
@@ -136,7 +123,7 @@ class TestPostgresConformance(BackendConformance):
 class TestMariaDBConformance(BackendConformance):
     @pytest.fixture
     def open_backend(self, prefix: str) -> Iterator[OpenBackend]:
-        url = _server(MARIADB_URL)
+        url = require_database(MARIADB_URL)
         open_, opened = _opener(url, prefix)
         yield open_
         for backend in opened:
@@ -285,7 +272,7 @@ def test_closed_port_is_unavailable_without_password() -> None:
 
 
 def test_mariadb_wrong_password_is_unavailable_without_password() -> None:
-    url = _server(MARIADB_URL)
+    url = require_database(MARIADB_URL)
     bad = sa.make_url(url).set(password="wr0ng-passw0rd")
     with pytest.raises(BackendUnavailableError) as info:
         SQLBackend.from_url(bad.render_as_string(hide_password=False))
@@ -295,7 +282,7 @@ def test_mariadb_wrong_password_is_unavailable_without_password() -> None:
 
 
 def test_repr_hides_password(prefix: str) -> None:
-    url = _server(POSTGRES_URL)
+    url = require_database(POSTGRES_URL)
     # Trust authentication ignores the password, so the connection succeeds.
     with_password = sa.make_url(url).set(password="hunter2-secret")
     backend = SQLBackend.from_url(
