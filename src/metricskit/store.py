@@ -16,7 +16,7 @@ import numpy as np
 
 from metricskit._time import TimeLike, parse_duration, to_ns
 from metricskit.errors import QueryError
-from metricskit.model import Selector, Series, SeriesKey, validate_name, validate_tags
+from metricskit.model import Selector, Series, SeriesKey, Tags, validate_name, validate_tags
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
 from metricskit.storage.registry import DEFAULT_URL, open_backend
 
@@ -98,6 +98,7 @@ class Store:
         self.backend = backend
         self.max_records_per_series = max_records_per_series
         self._known_keys: set[SeriesKey] = set()
+        self._known_names: set[str] = set()
         # Lower bound of each capped series' length, so the cap costs a COUNT only when a
         # series may have outgrown it, not at every write.
         self._estimated_len: dict[SeriesKey, int] = {}
@@ -111,9 +112,16 @@ class Store:
     def write(self, batch: Sequence[Series]) -> None:
         """Write a batch of series (validated once per key), then apply the per-series cap."""
         for series in batch:
-            if series.key not in self._known_keys:
-                SeriesKey.of(series.key.name, series.key.tags)
-                self._known_keys.add(series.key)
+            key = series.key
+            if key not in self._known_keys:
+                # Tags validate when built, so only the name (cached: names repeat across
+                # series) and foreign tag mappings need checking here.
+                if key.name not in self._known_names:
+                    validate_name(key.name)
+                    self._known_names.add(key.name)
+                if not isinstance(key.tags, Tags):
+                    validate_tags(key.tags, key.name)
+                self._known_keys.add(key)
         self.backend.write(batch)
         if self.max_records_per_series is not None:
             self._enforce_cap(batch, self.max_records_per_series)
