@@ -283,3 +283,42 @@ def test_status_sees_monitoring_inside_an_application(workdir: Path) -> None:
         service.close()
     assert not (workdir / "config" / "monitoring.pid").exists()
     assert json.loads(run(workdir, "status", "--output", "json").stdout)["running"] is False
+
+
+def test_grafana_export_writes_and_pushes(workdir: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pushed: list[dict] = []
+
+    class GrafanaApi(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            pushed.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"url": "/d/abc/metricskit"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), GrafanaApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        plain = run(workdir, "grafana", "export", "--file", "g.json")
+        assert plain.returncode == 0 and "pushed" not in plain.stdout
+        assert json.loads((workdir / "g.json").read_text())["panels"]
+        config = workdir / "config" / "monitoring.yaml"
+        config.write_text(
+            config.read_text() + "integrations:\n  grafana:\n    enabled: true\n"
+            f"    dashboard_url: http://127.0.0.1:{server.server_address[1]}\n"
+        )
+        result = run(workdir, "grafana", "export", "--file", "g.json")
+        assert result.returncode == 0, result.stderr
+        assert "pushed to http://127.0.0.1" in result.stdout
+        assert pushed[0]["overwrite"] is True and pushed[0]["dashboard"]["title"] == "metricskit"
+        skipped = run(workdir, "grafana", "export", "--no-push", "--file", "g.json")
+        assert skipped.returncode == 0 and len(pushed) == 1
+    finally:
+        server.shutdown()
+        server.server_close()

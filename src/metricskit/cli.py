@@ -17,63 +17,28 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 import numpy as np
-from rich.console import Console
 
 from metricskit import _cli_render as render
+from metricskit._cli_common import (
+    EXIT_ERROR,
+    EXIT_WARNING,
+    HEALTH_EXIT,
+    config_option,
+    console,
+    fail,
+    open_service,
+    output_option,
+    print_json,
+)
+from metricskit._cli_tools import TOOLS
 from metricskit.errors import MetricsKitError
-from metricskit.model import Selector
 
 __all__ = ["cli", "main"]
-
-EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 1, 2, 3
-_HEALTH_EXIT = {"healthy": 0, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _console() -> Console:
-    return Console(soft_wrap=True)
-
-
-def _fail(message: str) -> NoReturn:
-    one_line = " ".join(message.split())  # drivers add hint lines; scripts want one line
-    click.echo(f"metricskit: error: {one_line}", err=True)
-    sys.exit(EXIT_ERROR)
-
-
-def config_option(f: F) -> F:
-    """``--config FILE`` (default: ``$METRICSKIT_CONFIG``, ``config/monitoring.yaml``, ...)."""
-    return click.option(
-        "--config",
-        "-c",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="monitoring.yaml (default: $METRICSKIT_CONFIG, config/monitoring.yaml, "
-        "monitoring.yaml, else built-in defaults)",
-    )(f)
-
-
-def output_option(*choices: str) -> Callable[[F], F]:
-    """``--output`` with the given formats, the first being the default."""
-    return click.option(
-        "--output", "-o", type=click.Choice(choices), default=choices[0], show_default=True
-    )
-
-
-def _service(config_path: str | None, *, write_logs: bool = False) -> Any:
-    from metricskit.service import MonitoringService
-
-    return MonitoringService(config_path, write_logs=write_logs)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -156,12 +121,12 @@ def start(
     config_path: str | None, interval: float | None, duration: float | None, quiet: bool
 ) -> None:
     """Run collection, alerting and retention in the foreground until Ctrl-C."""
-    service = _service(config_path, write_logs=True)
+    service = open_service(config_path, write_logs=True)
     pid_file = _pid_file(service)
     other = _running_pid(pid_file)
     if other is not None and other != os.getpid():
         service.close()
-        _fail(f"already running as pid {other} (pid file {pid_file}); `metricskit stop` first")
+        fail(f"already running as pid {other} (pid file {pid_file}); `metricskit stop` first")
     pid_file.write_text(str(os.getpid()))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -192,7 +157,7 @@ def _run_until(service: Any, stop: threading.Event, deadline: float | None, live
     if live:
         from rich.live import Live
 
-        with Live(view(), console=_console(), refresh_per_second=1, screen=False) as screen:
+        with Live(view(), console=console(), refresh_per_second=1, screen=False) as screen:
             while not done():
                 screen.update(view())
         return
@@ -220,7 +185,7 @@ def stop(config_path: str | None, timeout: float) -> None:
     while _running_pid(pid_file) == pid and time.monotonic() < deadline:
         time.sleep(0.2)
     if _running_pid(pid_file) == pid:
-        _fail(f"pid {pid} did not stop within {timeout:g} s")
+        fail(f"pid {pid} did not stop within {timeout:g} s")
     click.echo(f"metricskit: stopped pid {pid}")
 
 
@@ -229,7 +194,7 @@ def stop(config_path: str | None, timeout: float) -> None:
 @output_option("table", "json")
 def status(config_path: str | None, output: str) -> None:
     """Whether monitoring runs, the store's size and the active alerts."""
-    service = _service(config_path)
+    service = open_service(config_path)
     try:
         data = service.get_monitoring_status()
         live = _live_status(service)
@@ -240,7 +205,7 @@ def status(config_path: str | None, output: str) -> None:
     finally:
         service.close()
     if output == "json":
-        _print_json(data)
+        print_json(data)
         return
     state = f"running (pid {pid})" if pid else "not running"
     storage = data["storage"]
@@ -249,7 +214,7 @@ def status(config_path: str | None, output: str) -> None:
         f"samples: {storage['samples']:,}  series: {storage['series']:,}  "
         f"bytes: {storage['bytes']:,}"
     )
-    _console().print(render.alerts_table(data["active_alerts"]))
+    console().print(render.alerts_table(data["active_alerts"]))
 
 
 @cli.command()
@@ -257,15 +222,15 @@ def status(config_path: str | None, output: str) -> None:
 @output_option("table", "json")
 def metrics(config_path: str | None, output: str) -> None:
     """Current metrics (the newest value of each series), by category."""
-    service = _service(config_path)
+    service = open_service(config_path)
     try:
         groups = _latest_by_category(service.store)
     finally:
         service.close()
     if output == "json":
-        _print_json(groups)
+        print_json(groups)
     else:
-        _console().print(render.metrics_table(groups))
+        console().print(render.metrics_table(groups))
 
 
 # -- alerts, health, dashboard ------------------------------------------------------------
@@ -281,22 +246,22 @@ def alerts() -> None:
 @output_option("table", "json")
 def alerts_list(config_path: str | None, output: str) -> None:
     """Pending and firing alerts."""
-    service = _service(config_path)
+    service = open_service(config_path)
     try:
         active = service.reporter.active_alerts()
     finally:
         service.close()
     if output == "json":
-        _print_json(active)
+        print_json(active)
     else:
-        _console().print(render.alerts_table(active))
+        console().print(render.alerts_table(active))
 
 
 @alerts.command("test")
 @config_option
 def alerts_test(config_path: str | None) -> None:
     """Send a test notification through every configured channel."""
-    service = _service(config_path)
+    service = open_service(config_path)
     try:
         results = service.engine.test_channels()
     finally:
@@ -321,7 +286,7 @@ def alerts_test(config_path: str | None) -> None:
 )
 def health(config_path: str | None, output: str, save: str | None) -> None:
     """The health report; exits 0 healthy, 1 warning, 2 critical."""
-    service = _service(config_path)
+    service = open_service(config_path)
     try:
         report = service.generate_health_report()
         if save is not None:
@@ -332,10 +297,10 @@ def health(config_path: str | None, output: str, save: str | None) -> None:
     finally:
         service.close()
     if output == "json":
-        _print_json(report)
+        print_json(report)
     else:
-        _console().print(render.health_view(report))
-    sys.exit(_HEALTH_EXIT.get(report["overall_status"], EXIT_ERROR))
+        console().print(render.health_view(report))
+    sys.exit(HEALTH_EXIT.get(report["overall_status"], EXIT_ERROR))
 
 
 @cli.command()
@@ -352,7 +317,7 @@ def health(config_path: str | None, output: str, save: str | None) -> None:
 @click.option("--window", default=None, help="time covered, e.g. 1h (default: dashboard.window)")
 def dashboard(config_path: str | None, output: str, path: str | None, window: str | None) -> None:
     """Dashboard data as JSON, or the self-contained HTML dashboard."""
-    service = _service(config_path)
+    service = open_service(config_path)
     try:
         if output == "html":
             target = Path(path or "dashboard.html")
@@ -372,153 +337,8 @@ def dashboard(config_path: str | None, output: str, path: str | None, window: st
 # -- maintenance ----------------------------------------------------------------------
 
 
-@cli.command()
-@config_option
-@click.option(
-    "--days",
-    type=click.FloatRange(min=0),
-    required=True,
-    help="delete samples older than this many days",
-)
-def cleanup(config_path: str | None, days: float) -> None:
-    """Delete old samples, series by series (with a progress bar on a terminal)."""
-    from rich.progress import Progress
-
-    service = _service(config_path)
-    try:
-        cutoff = service.clock.now_ns() - round(days * 86_400 * 1e9)
-        keys = service.store.series()
-        removed = 0
-        with Progress(console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("cleaning up", total=len(keys))
-            for key in keys:
-                removed += service.store.backend.delete_before(cutoff, Selector.for_key(key))
-                bar.advance(task)
-        service.store.flush()
-    finally:
-        service.close()
-    click.echo(f"removed {removed:,} samples older than {days:g} days from {len(keys):,} series")
-
-
-@cli.group("config")
-def config_group() -> None:
-    """Configuration files."""
-
-
-@config_group.command("check")
-@config_option
-def config_check(config_path: str | None) -> None:
-    """Validate a config file; prints one line per problem (there is at most one)."""
-    from metricskit.config import load_config
-    from metricskit.service import find_config
-
-    path = config_path or find_config()
-    cfg = load_config(path)
-    click.echo(
-        f"ok: {path or '(defaults)'}: {len(cfg.rules.alerts)} alert rules, "
-        f"{len(cfg.rules.recording)} recording rules, store {cfg.store_url}"
-    )
-
-
-@cli.command()
-@config_option
-@click.argument("name", required=False)
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="select by tag")
-@click.option("--start", default=None, help="ISO time or epoch seconds")
-@click.option("--end", default=None, help="ISO time or epoch seconds")
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
-)
-@click.option("--file", "-f", "path", type=click.Path(dir_okay=False), required=True)
-def export(
-    config_path: str | None,
-    name: str | None,
-    tags: tuple[str, ...],
-    start: str | None,
-    end: str | None,
-    fmt: str,
-    path: str,
-) -> None:
-    """Export samples (one metric, or all) as CSV or Parquet, one row per sample."""
-    selected = {}
-    for item in tags:
-        key, sep, value = item.partition("=")
-        if not sep:
-            _fail(f"--tag takes KEY=VALUE, got {item!r}")
-        selected[key] = value
-    service = _service(config_path)
-    try:
-        frame = service.store.frame(name, _time_arg(start), _time_arg(end), selected or None)
-    finally:
-        service.close()
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
-    click.echo(f"wrote {len(frame):,} samples to {path}")
-
-
-def _time_arg(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-@cli.command()
-@config_option
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="default: integrations.prometheus.port (8000)",
-)
-@click.option("--host", default=None, help="default: integrations.prometheus.host (127.0.0.1)")
-def serve(config_path: str | None, port: int | None, host: str | None) -> None:
-    """Serve /metrics, the dashboard at / and /api/health until Ctrl-C."""
-    service = _service(config_path)
-    server = service.start_server(host=host, port=port)
-    click.echo(f"metricskit: serving {server.url} (/metrics, /, /api/health); Ctrl-C stops")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-        service.close()
-
-
-@cli.group()
-def grafana() -> None:
-    """Grafana dashboards for the metrics metricskit exposes."""
-
-
-@grafana.command("export")
-@config_option
-@click.option(
-    "--file",
-    "-f",
-    "path",
-    type=click.Path(dir_okay=False),
-    default="grafana-dashboard.json",
-    show_default=True,
-)
-def grafana_export(config_path: str | None, path: str) -> None:
-    """Write a Grafana dashboard JSON built from the dashboard sections."""
-    from metricskit.config import load_config
-    from metricskit.grafana import dashboard as grafana_dashboard
-    from metricskit.service import find_config
-
-    cfg = load_config(config_path or find_config())
-    model = grafana_dashboard(cfg.dashboard.metric_sections(), title=cfg.integrations.grafana.title)
-    Path(path).write_text(json.dumps(model, indent=2))
-    panels = sum(1 for p in model["panels"] if p["type"] != "row")
-    click.echo(f"wrote {path}: {panels} panels")
+for _command in TOOLS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -533,5 +353,5 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"metricskit: error: {exc.format_message()}", err=True)
         sys.exit(EXIT_ERROR)
     except (MetricsKitError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     sys.exit(0)

@@ -1,0 +1,73 @@
+"""What every ``metricskit`` command shares: options, exit codes, errors, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+
+__all__ = [
+    "EXIT_CRITICAL",
+    "EXIT_ERROR",
+    "EXIT_WARNING",
+    "HEALTH_EXIT",
+    "config_option",
+    "console",
+    "fail",
+    "open_service",
+    "output_option",
+    "print_json",
+]
+
+EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 1, 2, 3
+HEALTH_EXIT = {"healthy": 0, "warning": EXIT_WARNING, "critical": EXIT_CRITICAL}
+"""``metricskit health``'s exit code per overall status (the Nagios convention)."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def console() -> Console:
+    """A console for tables (rich), wrapping long lines instead of cropping them."""
+    return Console(soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error line on stderr and exit 3."""
+    one_line = " ".join(message.split())  # drivers add hint lines; scripts want one line
+    click.echo(f"metricskit: error: {one_line}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def config_option(f: F) -> F:
+    """``--config FILE`` (default: ``$METRICSKIT_CONFIG``, ``config/monitoring.yaml``, ...)."""
+    return click.option(
+        "--config",
+        "-c",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="monitoring.yaml (default: $METRICSKIT_CONFIG, config/monitoring.yaml, "
+        "monitoring.yaml, else built-in defaults)",
+    )(f)
+
+
+def output_option(*choices: str) -> Callable[[F], F]:
+    """``--output`` with the given formats, the first being the default."""
+    return click.option(
+        "--output", "-o", type=click.Choice(choices), default=choices[0], show_default=True
+    )
+
+
+def open_service(config_path: str | None, *, write_logs: bool = False) -> Any:
+    """A MonitoringService for the config (imported late: it pulls in everything)."""
+    from metricskit.service import MonitoringService
+
+    return MonitoringService(config_path, write_logs=write_logs)
+
+
+def print_json(data: Any) -> None:
+    """JSON for machines, on stdout."""
+    click.echo(json.dumps(data, indent=2, default=str))

@@ -1,0 +1,182 @@
+"""The ``metricskit`` maintenance and integration commands: cleanup, config check,
+export, serve and grafana export (registered on the main group by :mod:`metricskit.cli`)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from metricskit._cli_common import config_option, fail, open_service
+from metricskit.model import Selector
+
+__all__ = ["TOOLS"]
+
+
+@click.command()
+@config_option
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0),
+    required=True,
+    help="delete samples older than this many days",
+)
+def cleanup(config_path: str | None, days: float) -> None:
+    """Delete old samples, series by series (with a progress bar on a terminal)."""
+    service = open_service(config_path)
+    try:
+        cutoff = service.clock.now_ns() - round(days * 86_400 * 1e9)
+        keys = service.store.series()
+        removed = 0
+        with Progress(console=Console(stderr=True), disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("cleaning up", total=len(keys))
+            for key in keys:
+                removed += service.store.backend.delete_before(cutoff, Selector.for_key(key))
+                bar.advance(task)
+        service.store.flush()
+    finally:
+        service.close()
+    click.echo(f"removed {removed:,} samples older than {days:g} days from {len(keys):,} series")
+
+
+@click.group("config")
+def config_group() -> None:
+    """Configuration files."""
+
+
+@config_group.command("check")
+@config_option
+def config_check(config_path: str | None) -> None:
+    """Validate a config file; prints one line per problem (there is at most one)."""
+    from metricskit.config import load_config
+    from metricskit.service import find_config
+
+    path = config_path or find_config()
+    cfg = load_config(path)
+    click.echo(
+        f"ok: {path or '(defaults)'}: {len(cfg.rules.alerts)} alert rules, "
+        f"{len(cfg.rules.recording)} recording rules, store {cfg.store_url}"
+    )
+
+
+@click.command()
+@config_option
+@click.argument("name", required=False)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="select by tag")
+@click.option("--start", default=None, help="ISO time or epoch seconds")
+@click.option("--end", default=None, help="ISO time or epoch seconds")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+@click.option("--file", "-f", "path", type=click.Path(dir_okay=False), required=True)
+def export(
+    config_path: str | None,
+    name: str | None,
+    tags: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    fmt: str,
+    path: str,
+) -> None:
+    """Export samples (one metric, or all) as CSV or Parquet, one row per sample."""
+    selected = {}
+    for item in tags:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--tag takes KEY=VALUE, got {item!r}")
+        selected[key] = value
+    service = open_service(config_path)
+    try:
+        frame = service.store.frame(name, _time_arg(start), _time_arg(end), selected or None)
+    finally:
+        service.close()
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    click.echo(f"wrote {len(frame):,} samples to {path}")
+
+
+def _time_arg(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+@click.command()
+@config_option
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="default: integrations.prometheus.port (8000)",
+)
+@click.option("--host", default=None, help="default: integrations.prometheus.host (127.0.0.1)")
+def serve(config_path: str | None, port: int | None, host: str | None) -> None:
+    """Serve /metrics, the dashboard at / and /api/health until Ctrl-C."""
+    service = open_service(config_path)
+    server = service.start_server(host=host, port=port)
+    click.echo(f"metricskit: serving {server.url} (/metrics, /, /api/health); Ctrl-C stops")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        service.close()
+
+
+@click.group()
+def grafana() -> None:
+    """Grafana dashboards for the metrics metricskit exposes."""
+
+
+@grafana.command("export")
+@config_option
+@click.option(
+    "--file",
+    "-f",
+    "path",
+    type=click.Path(dir_okay=False),
+    default="grafana-dashboard.json",
+    show_default=True,
+)
+@click.option(
+    "--push/--no-push",
+    default=None,
+    help="also create/update it in Grafana (default: integrations.grafana.enabled)",
+)
+def grafana_export(config_path: str | None, path: str, push: bool | None) -> None:
+    """Write a Grafana dashboard JSON built from the dashboard sections."""
+    from metricskit import grafana as grafana_api
+    from metricskit.config import load_config
+    from metricskit.service import find_config
+
+    cfg = load_config(config_path or find_config())
+    settings = cfg.integrations.grafana
+    model = grafana_api.dashboard(cfg.dashboard.metric_sections(), title=settings.title)
+    Path(path).write_text(json.dumps(model, indent=2))
+    panels = sum(1 for p in model["panels"] if p["type"] != "row")
+    click.echo(f"wrote {path}: {panels} panels")
+    if push if push is not None else settings.enabled:
+        if not settings.dashboard_url:
+            fail("integrations.grafana.dashboard_url is not set; nowhere to push")
+        url = grafana_api.push(model, settings.dashboard_url, api_key=settings.api_key)
+        click.echo(f"pushed to {url}")
+
+
+TOOLS = (cleanup, config_group, export, serve, grafana)
+"""The commands this module adds to ``metricskit``."""
