@@ -55,6 +55,7 @@ __all__ = [
     "MAX_SCALE",
     "POW10",
     "SCHEMA",
+    "TS_TYPE",
     "WRITE_OPTIONS",
     "Arrays",
     "FileIndex",

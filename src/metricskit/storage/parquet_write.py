@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ from metricskit.storage.parquet_format import (
     MAX_SCALE,
     POW10,
     SCHEMA,
+    TS_TYPE,
     WRITE_OPTIONS,
     Arrays,
     pack_index,
@@ -35,6 +37,18 @@ __all__ = ["encode_values", "partition_table", "write_partition"]
 
 _SAMPLE_ROWS = 16
 IntArray = npt.NDArray[np.intp]
+# (ints, exact, scale_rows, scratch) arrays for encode_values to fill in place.
+_Buffers = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int8], npt.NDArray[np.float64]
+]
+
+
+def _repeat_into(out: npt.NDArray[Any], values: npt.NDArray[Any], lengths: IntArray) -> None:
+    """``out[:] = np.repeat(values, lengths)`` without allocating (few, long segments)."""
+    at = 0
+    for value, n in zip(values.tolist(), lengths.tolist(), strict=True):
+        out[at : at + n] = value
+        at += n
 
 
 # -- values: float64 -> (value_int, scale, value) ---------------------------------------
@@ -57,32 +71,49 @@ def _row_scales(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
 
 
 def _scaled(
-    v: npt.NDArray[np.float64], power: float | npt.NDArray[np.float64]
+    v: npt.NDArray[np.float64],
+    power: float | npt.NDArray[np.float64],
+    ints: npt.NDArray[np.int64] | None = None,
+    exact: npt.NDArray[np.bool_] | None = None,
+    work: npt.NDArray[np.float64] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """``rint(v * power)`` and where dividing it by ``power`` gives back ``v``'s exact bits."""
+    """``rint(v * power)`` and where dividing it by ``power`` gives back ``v``'s exact bits.
+
+    ``ints``, ``exact`` and ``work`` (scratch) may be given to be filled in place: freshly
+    allocated arrays of a row group's size are page-faulted in on every use, which used to
+    cost more than the arithmetic itself.
+    """
+    ints = np.empty(v.size, dtype=np.int64) if ints is None else ints
+    exact = np.empty(v.size, dtype=np.bool_) if exact is None else exact
+    work = np.empty(v.size, dtype=np.float64) if work is None else work
     with np.errstate(invalid="ignore", over="ignore"):
         if isinstance(power, float) and power == 1.0:
             # Integers (counters): truncation equals rounding wherever the check passes.
-            ints = v.astype(np.int64)
-            exact = ints.astype(np.float64).view(np.int64) == v.view(np.int64)
-            return ints, exact
-        scaled = np.multiply(v, power)
-        np.rint(scaled, out=scaled)
-        ints = scaled.astype(np.int64)
+            np.copyto(ints, v, casting="unsafe")
+            np.copyto(work, ints, casting="unsafe")
+        else:
+            np.multiply(v, power, out=work)
+            np.rint(work, out=work)
+            np.copyto(ints, work, casting="unsafe")
+            np.divide(ints, power, out=work)
         # Compare bits, not floats: -0.0, NaN and out-of-range values must not pass.
-        np.divide(ints, power, out=scaled)
-        exact = scaled.view(np.int64) == v.view(np.int64)
+        np.equal(work.view(np.int64), v.view(np.int64), out=exact)
     return ints, exact
 
 
 def encode_values(
-    v: npt.NDArray[np.float64], starts: IntArray, lengths: IntArray
+    v: npt.NDArray[np.float64],
+    starts: IntArray,
+    lengths: IntArray,
+    *,
+    out: _Buffers | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int8]]:
     """Choose one decimal scale per series segment and scale the values losslessly.
 
     Returns ``(ints, exact, scale_rows)``: rows where ``exact`` is False keep their float.
     The scale is guessed from each segment's first rows, checked on every row, and raised
-    only for segments where some row needs more digits than the guess.
+    only for segments where some row needs more digits than the guess. ``out`` is
+    ``(ints, exact, scale_rows, scratch)`` arrays of ``v``'s size to fill instead.
     """
     nseg = starts.size
     head_n = np.minimum(lengths, _SAMPLE_ROWS)
@@ -94,12 +125,16 @@ def encode_values(
     )
     seg_scale = np.zeros(nseg, dtype=np.int8)
     np.maximum.at(seg_scale, head_owner, _row_scales(v[head]))
+    ints, exact, scale_rows, work = out or (None, None, None, None)
     if nseg and seg_scale.min() == seg_scale.max():
         # The common case (one kind of series in the row group): a scalar multiplier.
-        ints, exact = _scaled(v, POW10[seg_scale[0]])
+        ints, exact = _scaled(v, float(POW10[seg_scale[0]]), ints, exact, work)
     else:
-        ints, exact = _scaled(v, np.repeat(POW10[seg_scale], lengths))
-    scale_rows = np.repeat(seg_scale, lengths)
+        ints, exact = _scaled(v, np.repeat(POW10[seg_scale], lengths), ints, exact, work)
+    if scale_rows is None:
+        scale_rows = np.repeat(seg_scale, lengths)
+    else:
+        _repeat_into(scale_rows, seg_scale, lengths)
     if bool(exact.all()):
         return ints, exact, scale_rows
     misses = np.flatnonzero(~exact)
@@ -119,11 +154,7 @@ def encode_values(
 
 @dataclass(frozen=True)
 class _Layout:
-    """A partition's rows sorted by (name, tags, ts): one segment per series.
-
-    The series' arrays are not concatenated up front: each row group gathers its own
-    slices, so that work overlaps with the writer thread compressing the previous one.
-    """
+    """A partition's rows sorted by (name, tags, ts): one segment per series."""
 
     names: list[str]
     tags: list[str]
@@ -156,11 +187,23 @@ class _Layout:
             )
         ]
 
-    def row_groups(self, rows: int) -> Iterator[pa.Table]:
-        """Encode the rows ``rows`` at a time, one table per row group."""
+    def row_groups(self, rows: int, *, reuse: bool = False) -> Iterator[pa.Table]:
+        """Encode the rows ``rows`` at a time, one table per row group.
+
+        With ``reuse``, the tables are zero-copy views of two sets of buffers used in
+        turn, so the caller must be done with a table before it takes the one after the
+        next (the writer has at most one row group in flight). Reusing buffers matters:
+        fresh arrays of a row group's size are page-faulted in on every use, which cost
+        more than the encoding arithmetic itself.
+        """
         total = int(self.lengths.sum())
+        if total == 0:
+            return
+        size = min(rows, total)
+        pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
+        words = (_Words(self.names), _Words(self.tags))
         ends = self.starts + self.lengths
-        for a in range(0, total, rows):
+        for g, a in enumerate(range(0, total, rows)):
             b = min(a + rows, total)
             lo = int(np.searchsorted(ends, a, side="right"))
             hi = int(np.searchsorted(self.starts, b, side="left"))
@@ -168,40 +211,80 @@ class _Layout:
             cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
             pieces = [
                 (ts[i:j], vs[i:j])
-                for (ts, vs), i, j in zip(self.arrays[lo:hi], cut_lo, cut_hi, strict=True)
+                for (ts, vs), i, j in zip(
+                    self.arrays[lo:hi], cut_lo.tolist(), cut_hi.tolist(), strict=True
+                )
             ]
-            seg_lengths = cut_hi - cut_lo
-            seg_starts = np.zeros_like(seg_lengths)
-            np.cumsum(seg_lengths[:-1], out=seg_starts[1:])
-            yield self._table(pieces, lo, hi, seg_starts, seg_lengths)
+            buffers = pool[g % 2] if pool else _GroupBuffers(b - a)
+            yield buffers.table(pieces, cut_hi - cut_lo, words, lo, hi)
 
-    def _table(
-        self, pieces: list[Arrays], lo: int, hi: int, seg_starts: IntArray, seg_lengths: IntArray
+
+class _Words:
+    """One dictionary column's words for a whole file, cut per row group."""
+
+    def __init__(self, words: list[str]) -> None:
+        unique = sorted(set(words))
+        position = {w: i for i, w in enumerate(unique)}
+        self.codes = np.fromiter((position[w] for w in words), dtype=np.int32, count=len(words))
+        self.dictionary = pa.array(unique, pa.string())
+
+    def column(
+        self, lo: int, hi: int, lengths: IntArray, out: npt.NDArray[np.int32]
+    ) -> pa.DictionaryArray:
+        """Segments ``lo:hi`` repeated ``lengths`` times, with only the words they use.
+
+        A row group's dictionary keeps only its own words (sorted), which is what keeps
+        the ``tags`` column small; a whole-file dictionary would be stored in every group.
+        """
+        used, local = np.unique(self.codes[lo:hi], return_inverse=True)
+        _repeat_into(out, local, lengths)
+        return pa.DictionaryArray.from_arrays(
+            pa.array(out, pa.int32()), self.dictionary.take(pa.array(used, pa.int32()))
+        )
+
+
+class _GroupBuffers:
+    """The arrays one row group's table is built in (and is a zero-copy view of)."""
+
+    def __init__(self, size: int) -> None:
+        self.ts = np.empty(size, dtype=np.int64)
+        self.values = np.empty(size, dtype=np.float64)
+        self.ints = np.empty(size, dtype=np.int64)
+        self.exact = np.empty(size, dtype=np.bool_)
+        self.scale = np.empty(size, dtype=np.int8)
+        self.work = np.empty(size, dtype=np.float64)
+        self.codes = np.empty((2, size), dtype=np.int32)
+        self.nulls = pa.nulls(size, pa.float64())
+
+    def table(
+        self,
+        pieces: list[Arrays],
+        seg_lengths: IntArray,
+        words: tuple[_Words, _Words],
+        lo: int,
+        hi: int,
     ) -> pa.Table:
-        ts = np.concatenate([p[0] for p in pieces])
-        values = np.concatenate([p[1] for p in pieces])
-        ints, exact, scale_rows = encode_values(values, seg_starts, seg_lengths)
+        n = int(seg_lengths.sum())
+        ts = np.concatenate([p[0] for p in pieces], out=self.ts[:n])
+        values = np.concatenate([p[1] for p in pieces], out=self.values[:n])
+        seg_starts = np.zeros_like(seg_lengths)
+        np.cumsum(seg_lengths[:-1], out=seg_starts[1:])
+        ints, exact, scale_rows = encode_values(
+            values,
+            seg_starts,
+            seg_lengths,
+            out=(self.ints[:n], self.exact[:n], self.scale[:n], self.work[:n]),
+        )
         all_exact = bool(exact.all())
         columns = [
-            _codes(self.names[lo:hi], seg_lengths),
-            _codes(self.tags[lo:hi], seg_lengths),
-            pa.array(ts, SCHEMA.field("ts").type),
+            words[0].column(lo, hi, seg_lengths, self.codes[0, :n]),
+            words[1].column(lo, hi, seg_lengths, self.codes[1, :n]),
+            pa.array(ts, TS_TYPE),
             pa.array(ints, pa.int64(), mask=None if all_exact else ~exact),
             pa.array(scale_rows, pa.int8()),
-            pa.nulls(values.size, pa.float64())
-            if all_exact
-            else pa.array(values, pa.float64(), mask=exact),
+            self.nulls.slice(0, n) if all_exact else pa.array(values, pa.float64(), mask=exact),
         ]
         return pa.Table.from_arrays(columns, schema=SCHEMA)
-
-
-def _codes(words: list[str], lengths: IntArray) -> pa.DictionaryArray:
-    """A dictionary column repeating ``words[i]`` ``lengths[i]`` times (only those words)."""
-    unique = sorted(set(words))
-    position = {w: i for i, w in enumerate(unique)}
-    per_segment = np.fromiter((position[w] for w in words), dtype=np.int32, count=len(words))
-    indices = pa.array(np.repeat(per_segment, lengths), pa.int32())
-    return pa.DictionaryArray.from_arrays(indices, pa.array(unique, pa.string()))
 
 
 def partition_table(series: Mapping[SeriesKey, Arrays], row_group_size: int) -> pa.Table:
@@ -227,7 +310,7 @@ def _write_file(layout: _Layout, tmp: str, row_group_size: int) -> None:
         ThreadPoolExecutor(1, thread_name_prefix="metricskit-parquet") as pool,
     ):
         pending: Future[None] | None = None
-        for table in layout.row_groups(row_group_size):
+        for table in layout.row_groups(row_group_size, reuse=True):
             if pending is not None:
                 pending.result()
             try:
