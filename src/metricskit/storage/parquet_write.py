@@ -44,10 +44,10 @@ _Buffers = tuple[
 ]
 
 
-def _repeat_into(out: npt.NDArray[Any], values: npt.NDArray[Any], lengths: IntArray) -> None:
+def _repeat_into(out: npt.NDArray[Any], values: list[int], lengths: IntArray) -> None:
     """``out[:] = np.repeat(values, lengths)`` without allocating (few, long segments)."""
     at = 0
-    for value, n in zip(values.tolist(), lengths.tolist(), strict=True):
+    for value, n in zip(values, lengths.tolist(), strict=True):
         out[at : at + n] = value
         at += n
 
@@ -135,7 +135,7 @@ def encode_values(
     if scale_rows is None:
         scale_rows = np.repeat(seg_scale, lengths)
     else:
-        _repeat_into(scale_rows, seg_scale, lengths)
+        _repeat_into(scale_rows, seg_scale.tolist(), lengths)
     if bool(exact.all()):
         return ints, exact, scale_rows
     misses = np.flatnonzero(~exact)
@@ -221,13 +221,15 @@ class _Layout:
 
 
 class _Words:
-    """One dictionary column's words for a whole file, cut per row group."""
+    """One dictionary column's words for a whole file, cut per row group.
+
+    Row groups span a handful of series, so plain Python on their few words is cheaper
+    here than numpy's or Arrow's per-call overhead.
+    """
 
     def __init__(self, words: list[str]) -> None:
-        unique = sorted(set(words))
-        position = {w: i for i, w in enumerate(unique)}
-        self.codes = np.fromiter((position[w] for w in words), dtype=np.int32, count=len(words))
-        self.dictionary = pa.array(unique, pa.string())
+        self.words = words
+        self.dictionaries: dict[tuple[str, ...], pa.Array] = {}
 
     def column(
         self, lo: int, hi: int, lengths: IntArray, out: npt.NDArray[np.int32]
@@ -237,17 +239,18 @@ class _Words:
         A row group's dictionary keeps only its own words (sorted), which is what keeps
         the ``tags`` column small; a whole-file dictionary would be stored in every group.
         """
-        used, local = np.unique(self.codes[lo:hi], return_inverse=True)
-        if used.size == 1:
+        words = self.words[lo:hi]
+        unique = tuple(sorted(set(words)))
+        if len(unique) == 1:
             out = _zero_codes(out.size)
         else:
-            _repeat_into(out, local, lengths)
+            position = {w: i for i, w in enumerate(unique)}
+            _repeat_into(out, [position[w] for w in words], lengths)
+        dictionary = self.dictionaries.get(unique)
+        if dictionary is None:
+            dictionary = self.dictionaries[unique] = pa.array(unique, pa.string())
         # Bounds are right by construction: no need for Arrow to check every index.
-        return pa.DictionaryArray.from_arrays(
-            pa.array(out, pa.int32()),
-            self.dictionary.take(pa.array(used, pa.int32())),
-            safe=False,
-        )
+        return pa.DictionaryArray.from_arrays(pa.array(out, pa.int32()), dictionary, safe=False)
 
 
 @functools.lru_cache(maxsize=4)
@@ -259,6 +262,12 @@ def _zero_codes(size: int) -> npt.NDArray[np.int32]:
     zeros = np.zeros(size, dtype=np.int32)
     zeros.flags.writeable = False
     return zeros
+
+
+@functools.lru_cache(maxsize=4)
+def _nulls(size: int) -> pa.Array:
+    """An all-null ``value`` column (immutable, so shared by every file's row groups)."""
+    return pa.nulls(size, pa.float64())
 
 
 def _masked(
@@ -297,7 +306,7 @@ class _GroupBuffers:
         self.scale = np.empty(size, dtype=np.int8)
         self.work = np.empty(size, dtype=np.float64)
         self.codes = np.empty((2, size), dtype=np.int32)
-        self.nulls = pa.nulls(size, pa.float64())
+        self.nulls = _nulls(size)
 
     def table(
         self,
