@@ -299,7 +299,6 @@ class _GroupBuffers:
     """The arrays one row group's table is built in (and is a zero-copy view of)."""
 
     def __init__(self, size: int) -> None:
-        self.ts = np.empty(size, dtype=np.int64)
         self.values = np.empty(size, dtype=np.float64)
         self.ints = np.empty(size, dtype=np.int64)
         self.exact = np.empty(size, dtype=np.bool_)
@@ -317,7 +316,6 @@ class _GroupBuffers:
         hi: int,
     ) -> pa.Table:
         n = int(seg_lengths.sum())
-        ts = np.concatenate([p[0] for p in pieces], out=self.ts[:n])
         values = np.concatenate([p[1] for p in pieces], out=self.values[:n])
         seg_starts = np.zeros_like(seg_lengths)
         np.cumsum(seg_lengths[:-1], out=seg_starts[1:])
@@ -331,7 +329,8 @@ class _GroupBuffers:
         columns = [
             words[0].column(lo, hi, seg_lengths, self.codes[0, :n]),
             words[1].column(lo, hi, seg_lengths, self.codes[1, :n]),
-            pa.array(ts, TS_TYPE),
+            # Zero-copy views of the series' own timestamps: no gathering copy.
+            pa.chunked_array([pa.array(p[0], TS_TYPE) for p in pieces], TS_TYPE),
             pa.array(ints, pa.int64()) if all_exact else _masked(pa.int64(), ints, exact, True),
             pa.array(scale_rows, pa.int8()),
             self.nulls.slice(0, n) if all_exact else _masked(pa.float64(), values, exact, False),
