@@ -34,6 +34,7 @@ import requests
 import metricskit as mk
 from metricskit.recommendations import PLAYBOOK
 from metricskit.service import MonitoringService
+from tests.interop.test_dashboard_chromium import chromium, page_errors
 from tests.services import binary, free_port
 
 pytestmark = pytest.mark.slow
@@ -368,31 +369,6 @@ def test_alerts_list_and_metrics_commands(scenario: Scenario) -> None:
 
 def _chromium_dom(exe: str, profile: Path, page: Path) -> tuple[str, list[str]]:
     """The DOM Chromium built from ``page``, and the page errors in its log."""
-    try:
-        from tests.interop.test_dashboard_chromium import chromium, page_errors
-    except ImportError:  # the interop helpers are optional; the same flags by hand
-        run = subprocess.run(
-            [
-                exe,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--user-data-dir={profile}",
-                "--dump-dom",
-                page.as_uri(),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        return run.stdout, []
     run = chromium(exe, profile, "--dump-dom", page.as_uri())
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout, page_errors(run.stderr)

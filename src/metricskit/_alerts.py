@@ -178,24 +178,6 @@ class ActiveAlert:
     fingerprint: str
     summary: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: enums as strings, times as ns and ``since`` in seconds."""
-        return {
-            "rule": self.rule,
-            "metric": self.metric,
-            "tags": dict(self.tags.items_tuple),
-            "state": self.state.value,
-            "severity": self.severity.value,
-            "value": self.value if math.isfinite(self.value) else str(self.value),
-            "threshold": self.threshold,
-            "since": self.since_ns / NS_PER_S,
-            "since_ns": self.since_ns,
-            "fired_at_ns": self.fired_at_ns,
-            "silenced": self.silenced,
-            "fingerprint": self.fingerprint,
-            "summary": self.summary,
-        }
-
 
 class _TemplateTags(dict[str, str]):
     # {tags} renders as host=a,region=b; {tags[host]} still indexes.

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from metricskit.collector import Collector
-    from metricskit.rules import RuleEngine
+    from metricskit.rules import ActiveAlert, RuleEngine
 
 __all__ = ["ReportSettings", "Reporter"]
 
@@ -145,7 +145,7 @@ class Reporter:
         return "warning" if any(c["status"] == "down" for c in components) else "healthy"
 
     @staticmethod
-    def _alert_dict(alert: Any) -> dict[str, Any]:
+    def _alert_dict(alert: ActiveAlert) -> dict[str, Any]:
         return {
             "rule": alert.rule,
             "metric": alert.metric,
