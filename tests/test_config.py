@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,96 @@ def test_bad_config_names_file_and_line(
     assert err.line == line, f"{what}: {err}"
     assert message in str(err), f"{what}: {err}"
     assert str(err).startswith(f"{path}:{line}: ")
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """The "billion laughs": each list holds nine aliases of the one before (9**9 values)."""
+    names = "abcdefghij"[:levels]
+    lines = ["alerts:", f"  {names[0]}: &{names[0]} [" + ", ".join(['"lol"'] * 9) + "]"]
+    for prev, name in itertools.pairwise(names):
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE = [
+    ("alias-bomb", _alias_bomb(), None, "aliases expand to more than"),
+    ("recursive-alias-list", "alerts:\n  s: &a [1, *a]\n", 2, "recursive alias"),
+    ("recursive-alias-map", "alerts:\n  s: &a\n    r: *a\n", 3, "recursive alias"),
+    ("deep-nesting-flow", "alerts: " + "[" * 2000 + "]" * 2000 + "\n", 1, "levels deep"),
+    (
+        "deep-nesting-block",
+        "alerts:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(2000)),
+        None,
+        "levels deep",
+    ),
+    ("huge-integer", "alerts:\n  s:\n    r: {threshold: " + "9" * 5000 + "}\n", 3, "digits"),
+    ("impossible-date", "alerts:\n  s:\n    when: 2024-13-45\n", 3, "month must be"),
+]
+
+
+@pytest.mark.parametrize("kind", ["config", "rules"])
+@pytest.mark.parametrize(("what", "text", "line", "message"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_yaml_is_one_config_error_with_file_and_line(
+    tmp_path: Path, kind: str, what: str, text: str, line: int | None, message: str
+) -> None:
+    from metricskit.rules_model import load_rules
+
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text)
+    load = load_config if kind == "config" else load_rules
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    err = info.value
+    assert message in str(err), f"{what}: {err}"
+    assert err.path == str(path) and err.line is not None, f"{what}: {err}"
+    if line is not None:
+        assert err.line == line, f"{what}: {err}"
+    assert str(err).startswith(f"{path}:{err.line}: ")
+    assert "\n" not in str(err)
+
+
+def test_hostile_config_check_prints_one_line(tmp_path: Path) -> None:
+    """The CLI (a second process) reports each hostile file in one line, no traceback."""
+    import subprocess
+    import sys
+
+    for what, text, _, message in HOSTILE:
+        path = tmp_path / f"{what}.yaml"
+        path.write_text(text)
+        result = subprocess.run(
+            [sys.executable, "-m", "metricskit", "config", "check", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 3, (what, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{path}:" in lines[0] and message in lines[0], (
+            what,
+            result.stderr,
+        )
+
+
+def test_merge_keys_are_expanded_and_located(tmp_path: Path) -> None:
+    """``<<: *defaults`` works (it used to be refused) and merged keys keep their lines."""
+    from metricskit.rules_model import load_rules
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "alerts:\n"
+        "  system:\n"
+        "    base: &base {metric: system.cpu.usage_percent, operator: gt, threshold: 80}\n"
+        "    hot:\n"
+        "      <<: *base\n"
+        "      threshold: 95\n"
+        "    bad:\n"
+        "      <<: *base\n"
+        "      operator: bigger\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    assert info.value.line == 9, info.value
+    path.write_text(path.read_text().replace("bigger", "lt"))
+    rules = {r.name: r for r in load_rules(path).alerts}
+    assert rules["system.hot"].threshold == 95 and rules["system.hot"].operator == "gt"
+    assert rules["system.bad"].operator == "lt"
