@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from metricskit._secrets import redact
 from metricskit._yaml import YamlDocument
 from metricskit.errors import ConfigError
 
@@ -54,7 +55,9 @@ def describe_pydantic_error(err: Mapping[str, Any], known: Sequence[str]) -> str
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == FIELD_ERROR:
         return f"{loc}: {message}"
-    got = repr(err.get("input"))
+    # the rejected value is echoed, unless it sits under a secret key or holds a password
+    key = err["loc"][-1] if err["loc"] else ""
+    got = repr(redact(err.get("input"), key))
     return f"{loc}: {message}" if got in message else f"{loc}: {message} (got {got})"
 
 

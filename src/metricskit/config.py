@@ -16,6 +16,7 @@ file's directory, as Prometheus does.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -26,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from metricskit._secrets import redact
 from metricskit._time import parse_duration
 from metricskit._validation import locate_config_error, pydantic_config_error
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
@@ -50,6 +52,11 @@ __all__ = [
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() show credentials (a store URL's password, an API key) redacted
+        for name, value in super().__repr_args__():
+            yield name, redact(value, name or "")
 
 
 class StorageConfig(_Section):
@@ -269,9 +276,9 @@ _OTHER_SECTIONS = ("collection", "alerts", "recording", "notifications")
 SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MonitoringConfig:
-    """A validated ``monitoring.yaml``."""
+    """A validated ``monitoring.yaml``; its ``repr()`` shows every credential redacted."""
 
     path: str | None
     base_dir: Path
@@ -301,6 +308,12 @@ class MonitoringConfig:
         """Samples older than this are deleted when ``storage.cleanup_enabled``."""
         days = self.collection.get("retention_days", 30)
         return float(days) if self.storage.cleanup_enabled and days is not None else None
+
+    def __repr__(self) -> str:
+        fields = (
+            f"{f.name}={redact(getattr(self, f.name), f.name)!r}" for f in dataclasses.fields(self)
+        )
+        return f"MonitoringConfig({', '.join(fields)})"
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to its directory."""
