@@ -253,6 +253,18 @@ def _trends(rows_in: Sequence[Mapping[str, Any]]) -> str:
     for t in rows_in:
         unit = _unit(str(t.get("metric", "")))
         hours = t.get("hours_to_threshold")
+        if t.get("note"):  # too little history: say so instead of forecasting
+            rows.append(
+                [
+                    t.get("metric"),
+                    _Html(_tags(t.get("tags"))),
+                    _Html(_num(t.get("last_value"), unit)),
+                    "—",
+                    _Html(f'<span class="note">{_esc(t.get("note"))}</span>'),
+                    "—",
+                ]
+            )
+            continue
         rows.append(
             [
                 t.get("metric"),
