@@ -241,3 +241,73 @@ def test_merge_keys_are_expanded_and_located(tmp_path: Path) -> None:
     rules = {r.name: r for r in load_rules(path).alerts}
     assert rules["system.hot"].threshold == 95 and rules["system.hot"].operator == "gt"
     assert rules["system.bad"].operator == "lt"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("alerts:\n  s:\n    r: {metric: a.b, threshold: true, operator: gt}\n", "threshold"),
+        (
+            "alerts:\n  s:\n    r: {metric: a.b, threshold: 1, operator: gt,\n"
+            "        recovery_threshold: false}\n",
+            "recovery_threshold",
+        ),
+        (
+            "recording:\n  g:\n    r: {target: a.c, source: a.b, function: rate, scale: true}\n",
+            "scale",
+        ),
+        ("integrations:\n  prometheus: {port: true}\n", "port"),
+        ("performance:\n  thresholds: {error_rate_percent: false}\n", "error_rate_percent"),
+        ("performance:\n  response_time_tracking: {percentiles: [50, true]}\n", "percentiles"),
+        ("storage: {max_records_per_metric: true}\n", "max_records_per_metric"),
+        ("collection: {retention_days: true}\n", "retention_days"),
+        ("collection: {retention_days: soon}\n", "retention_days"),
+    ],
+)
+def test_a_boolean_is_not_a_number(tmp_path: Path, text: str, where: str) -> None:
+    """``threshold: true`` used to be read as 1.0 (issue 11, item 28)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "m.yaml", text=text)
+    assert where in str(info.value) and "number" in str(info.value), info.value
+    assert info.value.line is not None and info.value.line > 0
+
+
+def test_numbers_from_the_environment_still_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROM_PORT", "9100")
+    cfg = load_config(
+        tmp_path / "m.yaml", text="integrations: {prometheus: {port: '${PROM_PORT}'}}"
+    )
+    assert cfg.integrations.prometheus.port == 9100
+
+
+def test_dashboard_section_titles_are_used(tmp_path: Path) -> None:
+    """``dashboard.sections.<name>.title`` heads the section (issue 11, item 28)."""
+    import json
+
+    from metricskit.grafana import dashboard
+    from metricskit.service import MonitoringService
+
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        "storage: {type: memory}\n"
+        "dashboard:\n"
+        "  sections:\n"
+        "    system_overview: {title: 'Box health', metrics: [system.cpu.usage_percent]}\n"
+        "    app_stuff: {metrics: [app.health.status]}\n"
+    )
+    with MonitoringService(path, write_logs=False) as service:
+        page = service.reporter.to_html()
+        data = json.loads(service.reporter.dashboard_json())
+        titles = service.config.dashboard.section_titles()
+    assert ">Box health<" in page and ">App Stuff<" in page and "System Overview" not in page
+    assert data["titles"] == {"system_overview": "Box health"}
+    rows = [
+        p["title"]
+        for p in dashboard(service.config.dashboard.metric_sections(), section_titles=titles)[
+            "panels"
+        ]
+        if p["type"] == "row"
+    ]
+    assert rows == ["Box health", "App Stuff"]

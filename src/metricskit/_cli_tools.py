@@ -168,7 +168,11 @@ def grafana_export(config_path: str | None, path: str, push: bool | None) -> Non
 
     cfg = load_config(config_path or find_config())
     settings = cfg.integrations.grafana
-    model = grafana_api.dashboard(cfg.dashboard.metric_sections(), title=settings.title)
+    model = grafana_api.dashboard(
+        cfg.dashboard.metric_sections(),
+        title=settings.title,
+        section_titles=cfg.dashboard.section_titles(),
+    )
     Path(path).write_text(json.dumps(model, indent=2))
     panels = sum(1 for p in model["panels"] if p["type"] != "row")
     click.echo(f"wrote {path}: {panels} panels")

@@ -29,7 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from metricskit._secrets import redact
 from metricskit._time import parse_duration
-from metricskit._validation import locate_config_error, pydantic_config_error
+from metricskit._validation import (
+    Integer,
+    Number,
+    locate_config_error,
+    pydantic_config_error,
+)
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
 from metricskit.errors import ConfigError, MetricsKitError
@@ -51,6 +56,7 @@ __all__ = [
 
 
 class _Section(BaseModel):
+    # numbers are Number/Integer: ``port: true`` is a mistake to report, not a 1
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def __repr_args__(self) -> Any:
@@ -68,7 +74,7 @@ class StorageConfig(_Section):
     """The SQLite file or Parquet directory (relative to the config file), or a URL."""
     cleanup_enabled: bool = True
     """Delete samples older than ``collection.retention_days`` as the service runs."""
-    max_records_per_metric: int | None = Field(default=None, gt=0)
+    max_records_per_metric: Integer | None = Field(default=None, gt=0)
     """Keep at most this many samples per series, dropping the oldest."""
 
     @field_validator("type")
@@ -126,12 +132,16 @@ class DashboardConfig(_Section):
         """``{section: metrics}`` as the Reporter takes them."""
         return {name: section.metrics for name, section in self.sections.items()}
 
+    def section_titles(self) -> dict[str, str]:
+        """``{section: title}`` for the sections given a ``title``."""
+        return {name: s.title for name, s in self.sections.items() if s.title is not None}
+
 
 class ResponseTimeTracking(_Section):
     """``performance.response_time_tracking``."""
 
-    slow_request_threshold_ms: float = Field(default=1000.0, gt=0)
-    percentiles: tuple[float, ...] = (50, 75, 90, 95, 99)
+    slow_request_threshold_ms: Number = Field(default=1000.0, gt=0)
+    percentiles: tuple[Number, ...] = (50, 75, 90, 95, 99)
 
     @field_validator("percentiles")
     @classmethod
@@ -145,19 +155,19 @@ class ResponseTimeTracking(_Section):
 class ErrorTracking(_Section):
     """``performance.error_tracking``."""
 
-    error_rate_window_minutes: float = Field(default=5.0, gt=0)
+    error_rate_window_minutes: Number = Field(default=5.0, gt=0)
     track_error_details: bool = True
 
 
 class PerformanceLimits(_Section):
     """``performance.thresholds``: when request performance is an issue (seed defaults)."""
 
-    mean_response_seconds: float = Field(default=2.0, gt=0)
-    error_rate_percent: float = Field(default=5.0, ge=0, le=100)
-    p95_response_seconds: float = Field(default=5.0, gt=0)
-    degradation_factor: float = Field(default=2.0, gt=1)
-    baseline_windows: int = Field(default=6, ge=0)
-    min_requests: int = Field(default=10, ge=1)
+    mean_response_seconds: Number = Field(default=2.0, gt=0)
+    error_rate_percent: Number = Field(default=5.0, ge=0, le=100)
+    p95_response_seconds: Number = Field(default=5.0, gt=0)
+    degradation_factor: Number = Field(default=2.0, gt=1)
+    baseline_windows: Integer = Field(default=6, ge=0)
+    min_requests: Integer = Field(default=10, ge=1)
 
 
 class PerformanceConfig(_Section):
@@ -199,7 +209,7 @@ class PrometheusIntegration(_Section):
 
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: Integer = Field(default=8000, ge=0, le=65535)
     path: str = "/metrics"
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = Field(default=None, repr=False)
@@ -256,7 +266,7 @@ class ServiceConfig(_Section):
     log_dir: str = "."
     pid_file: str = "monitoring.pid"
     status_file: str = "monitoring_status.json"
-    evaluation_interval_seconds: float | None = Field(default=None, gt=0)
+    evaluation_interval_seconds: Number | None = Field(default=None, gt=0)
     """How often alert rules run; defaults to ``collection.interval_seconds``."""
     host_tag: bool | str = False
     """Tag every recorded series with ``host`` (``true``: the hostname; or a name), so
@@ -362,8 +372,26 @@ def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
     return list(model.model_fields) if model is not None else list(SECTIONS)
 
 
+def _check_retention(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
+    """``collection.retention_days``: days > 0, or null to keep everything."""
+    days = collection.get("retention_days", 30)
+    if days is None:
+        return
+    try:
+        ok = not isinstance(days, bool) and float(days) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise doc.error(
+            f"collection.retention_days: expected a number of days > 0 or null, not {days!r}",
+            ("collection", "retention_days"),
+        )
+
+
 def _check_collection(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
     from metricskit.sources.config import plan_sources
+
+    _check_retention(doc, collection)
 
     try:
         for planned in plan_sources(collection):

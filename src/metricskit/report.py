@@ -53,6 +53,9 @@ class ReportSettings:
     sections: Mapping[str, Sequence[str]] = field(
         default_factory=lambda: dict(DEFAULT_DASHBOARD_SECTIONS)
     )
+    section_titles: Mapping[str, str] = field(default_factory=dict)
+    """A title per section (``dashboard.sections.<name>.title``); others get one from
+    their key."""
     performance_window: str = "5m"
     thresholds: performance.PerformanceThresholds = field(
         default_factory=performance.PerformanceThresholds
@@ -386,14 +389,18 @@ class Reporter:
         from metricskit.report_html import render_dashboard, write_dashboard
 
         page = render_dashboard(
-            self.health_report(), self.dashboard(window), metrics=self.settings.sections
+            self.health_report(),
+            self.dashboard(window),
+            metrics=self.settings.sections,
+            section_titles=self.settings.section_titles,
         )
         if path is not None:
             write_dashboard(page, path)
         return page
 
     def dashboard_json(self, window: str | None = None) -> str:
-        """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]}}``."""
+        """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]},
+        "titles": {name: title}}`` (titles only for sections the config titles)."""
         sections = {}
         for section, frame in self.dashboard(window).items():
             records = []
@@ -407,7 +414,11 @@ class Reporter:
                     }
                 )
             sections[section] = records
-        payload = {"generated_at": _iso(self.clock.now_ns()), "sections": sections}
+        payload = {
+            "generated_at": _iso(self.clock.now_ns()),
+            "sections": sections,
+            "titles": {k: v for k, v in self.settings.section_titles.items() if k in sections},
+        }
         return json.dumps(payload, indent=2)
 
 

@@ -100,6 +100,7 @@ class MonitoringService:
             engine=self.engine,
             settings=ReportSettings(
                 sections=config.dashboard.metric_sections(),
+                section_titles=config.dashboard.section_titles(),
                 performance_window=config.performance.window,
                 thresholds=config.performance.performance_thresholds(),
                 dashboard_window=config.dashboard.window,
