@@ -172,6 +172,7 @@ HOSTILE = [
     ),
     ("huge-integer", "alerts:\n  s:\n    r: {threshold: " + "9" * 5000 + "}\n", 3, "digits"),
     ("impossible-date", "alerts:\n  s:\n    when: 2024-13-45\n", 3, "month must be"),
+    ("control-character", "alerts:\n  s:\n    r: \x00\n", 3, "special characters"),
 ]
 
 

@@ -278,6 +278,10 @@ def load_yaml_text(text: str, path: str | None = None) -> YamlDocument:
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "malformed YAML"
         raise ConfigError(f"malformed YAML: {problem}", path, line) from None
+    except yaml.reader.ReaderError as exc:
+        # a character YAML does not allow (a NUL, a control character): its line
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(f"malformed YAML: {exc.reason} {exc.character!r}", path, line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"malformed YAML: {exc}", path) from None
     return YamlDocument(data, Locator(lines), path)
