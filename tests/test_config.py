@@ -172,6 +172,16 @@ HOSTILE = [
     ),
     ("huge-integer", "alerts:\n  s:\n    r: {threshold: " + "9" * 5000 + "}\n", 3, "digits"),
     ("impossible-date", "alerts:\n  s:\n    when: 2024-13-45\n", 3, "month must be"),
+    (
+        "stacked-aliases",
+        "alerts:\n"
+        + "".join(
+            f"  a{i}: &a{i} " + "[" * 40 + (f"*a{i - 1}" if i else "1") + "]" * 40 + "\n"
+            for i in range(40)
+        ),
+        3,
+        "levels deep",
+    ),
     ("control-character", "alerts:\n  s:\n    r: \x00\n", 3, "special characters"),
 ]
 

@@ -99,7 +99,9 @@ class YamlDocument:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses too deep nesting while composing and huge integers."""
+    """SafeLoader that bounds its work: nesting depth while scanning and composing, a
+    recursive alias while composing, integer size and unreadable values while
+    constructing; each refusal is a ConfigError with the line."""
 
     _depth = 0
     _open_anchors: set[str | None]
@@ -167,12 +169,15 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 def _check_graph(root: yaml.Node, budget: int, source: str | None) -> None:
-    """Refuse a node graph that contains itself or expands to more than ``budget`` values.
+    """Refuse a node graph that, aliases expanded, holds more than ``budget`` values or
+    nests deeper than ``MAX_DEPTH`` (aliases of aliases, each shallow, can stack up).
 
-    Aliases make the composed graph a DAG (or, for ``&a [*a]``, a cycle); the expanded
-    size of each node is computed once, so this costs the number of distinct nodes.
+    Aliases make the composed graph a DAG; the expanded size and depth of each node are
+    computed once, so this costs the number of distinct nodes. (A cycle, ``&a [*a]``, is
+    refused while composing; the check here is a second net.)
     """
     size: dict[int, int] = {}
+    depth: dict[int, int] = {}
     on_path: set[int] = set()
     # iterative depth-first walk: (node, children still to visit)
     stack: list[tuple[yaml.Node, list[yaml.Node]]] = [(root, _children(root))]
@@ -193,7 +198,15 @@ def _check_graph(root: yaml.Node, budget: int, source: str | None) -> None:
             continue
         stack.pop()
         on_path.discard(id(node))
-        total = 1 + sum(size[id(c)] for c in _children(node))
+        children = _children(node)
+        total = 1 + sum(size[id(c)] for c in children)
+        deepest = 1 + max((depth[id(c)] for c in children), default=0)
+        if deepest > MAX_DEPTH:
+            raise ConfigError(
+                f"aliases nest values more than {MAX_DEPTH} levels deep",
+                source,
+                node.start_mark.line + 1,
+            )
         if total > budget:
             raise ConfigError(
                 f"aliases expand to more than {budget} values, too many for a file of "
@@ -202,6 +215,7 @@ def _check_graph(root: yaml.Node, budget: int, source: str | None) -> None:
                 node.start_mark.line + 1,
             )
         size[id(node)] = total
+        depth[id(node)] = deepest
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
