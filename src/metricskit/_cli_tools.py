@@ -55,6 +55,7 @@ def config_group() -> None:
 @config_option
 def config_check(config_path: str | None) -> None:
     """Validate a config file; prints one line per problem (there is at most one)."""
+    from metricskit._secrets import redact_store_url
     from metricskit.config import load_config
     from metricskit.service import find_config
 
@@ -62,7 +63,7 @@ def config_check(config_path: str | None) -> None:
     cfg = load_config(path)
     click.echo(
         f"ok: {path or '(defaults)'}: {len(cfg.rules.alerts)} alert rules, "
-        f"{len(cfg.rules.recording)} recording rules, store {cfg.store_url}"
+        f"{len(cfg.rules.recording)} recording rules, store {redact_store_url(cfg.store_url)}"
     )
 
 
@@ -167,7 +168,11 @@ def grafana_export(config_path: str | None, path: str, push: bool | None) -> Non
 
     cfg = load_config(config_path or find_config())
     settings = cfg.integrations.grafana
-    model = grafana_api.dashboard(cfg.dashboard.metric_sections(), title=settings.title)
+    model = grafana_api.dashboard(
+        cfg.dashboard.metric_sections(),
+        title=settings.title,
+        section_titles=cfg.dashboard.section_titles(),
+    )
     Path(path).write_text(json.dumps(model, indent=2))
     panels = sum(1 for p in model["panels"] if p["type"] != "row")
     click.echo(f"wrote {path}: {panels} panels")

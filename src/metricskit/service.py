@@ -35,6 +35,7 @@ import numpy as np
 from metricskit._time import NS_PER_S, Clock, SystemClock
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
+from metricskit.integrations._timing import in_health_check_request
 from metricskit.notify import Notifier
 from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
@@ -99,6 +100,7 @@ class MonitoringService:
             engine=self.engine,
             settings=ReportSettings(
                 sections=config.dashboard.metric_sections(),
+                section_titles=config.dashboard.section_titles(),
                 performance_window=config.performance.window,
                 thresholds=config.performance.performance_thresholds(),
                 dashboard_window=config.dashboard.window,
@@ -142,8 +144,11 @@ class MonitoringService:
         ``performance.error_tracking.track_error_details`` (the default) keeps the exact
         code in the ``status`` tag; off, only its class (``"2xx"``, ``"5xx"``), which keeps
         the number of series small when an app answers with many different codes. Error
-        rates work either way.
+        rates work either way. A request from metricskit's own health checks (inside a
+        Flask request carrying ``X-Metricskit-Health-Check``) is not recorded.
         """
+        if in_health_check_request():  # the seed's hooks, called for our own health check
+            return
         if self._track_error_details:
             self.recorder.record_request(endpoint, response_time, status_code, method=method)
             return
