@@ -105,3 +105,19 @@ def test_performance_profiling_logs_timings(tmp_path: Path) -> None:
             time.sleep(0.2)
     text = log.read_text()
     assert "profile: source system took" in text and "profile: recorder pending" in text
+
+
+def test_status_file_ignores_a_symlink_at_the_old_temp_name(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "monitoring_status.tmp").symlink_to(victim)
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONFIG)
+    with MonitoringService(config=str(path)) as svc:
+        svc.start_monitoring(interval=1)
+        status = tmp_path / "monitoring_status.json"
+        deadline = time.monotonic() + 30
+        while not status.exists():
+            assert time.monotonic() < deadline, "no status file written"
+            time.sleep(0.1)
+    assert victim.read_text() == "precious\n"

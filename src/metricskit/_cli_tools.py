@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from metricskit._cli_common import config_option, fail, open_service
+from metricskit._files import atomic_write
 from metricskit.model import Selector
 
 __all__ = ["TOOLS"]
@@ -97,10 +97,8 @@ def export(
         frame = service.store.frame(name, _time_arg(start), _time_arg(end), selected or None)
     finally:
         service.close()
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    data = frame.to_csv(index=False) if fmt == "csv" else frame.to_parquet(index=False)
+    atomic_write(path, data)
     click.echo(f"wrote {len(frame):,} samples to {path}")
 
 
@@ -168,7 +166,7 @@ def grafana_export(config_path: str | None, path: str, push: bool | None) -> Non
     cfg = load_config(config_path or find_config())
     settings = cfg.integrations.grafana
     model = grafana_api.dashboard(cfg.dashboard.metric_sections(), title=settings.title)
-    Path(path).write_text(json.dumps(model, indent=2))
+    atomic_write(path, json.dumps(model, indent=2))
     panels = sum(1 for p in model["panels"] if p["type"] != "row")
     click.echo(f"wrote {path}: {panels} panels")
     if push if push is not None else settings.enabled:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from metricskit._files import atomic_write
 from metricskit._time import NS_PER_S, Clock, SystemClock
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
@@ -241,9 +242,7 @@ class MonitoringService:
 
     def _write_status_file(self) -> None:
         path = self.config.log_dir / self.config.service.status_file
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.get_monitoring_status(), default=str))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(self.get_monitoring_status(), default=str))
 
     def stop_monitoring(self) -> None:
         """Stop collection and evaluation, and flush what was recorded."""
