@@ -111,7 +111,7 @@ class MonitoringService:
         self.interval: float | None = None
         self._stop = threading.Event()
         self._housekeeping: threading.Thread | None = None
-        self._last_cleanup = 0.0
+        self._last_cleanup: float | None = None  # service clock; None: not yet this run
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -233,8 +233,10 @@ class MonitoringService:
 
     def _maybe_cleanup(self) -> None:
         days = self.config.retention_days
-        now = time.monotonic()
-        if days is None or now - self._last_cleanup < _CLEANUP_EVERY_S:
+        now = self.clock.now()
+        last = self._last_cleanup
+        # the first pass runs at once; a clock set backwards starts a new hour
+        if days is None or (last is not None and 0 <= now - last < _CLEANUP_EVERY_S):
             return
         self._last_cleanup = now
         removed = self.cleanup(days)
