@@ -156,3 +156,20 @@ def test_retention_runs_on_the_service_clock(tmp_path: Path) -> None:
                 time.sleep(0.1)
             write_old_sample()
             clock.advance("1h")
+
+
+@pytest.mark.parametrize(("interval", "expected"), [(None, {3600.0, 1.0}), (2, {2.0})])
+def test_explicit_interval_overrides_per_group_intervals(
+    tmp_path: Path, interval: float | None, expected: set[float]
+) -> None:
+    """`metricskit start --interval` is documented as the seconds between collections."""
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        "storage: {type: memory}\ncollection:\n  interval_seconds: 1\n"
+        "  intervals: {system: 3600}\n"
+        "  enabled_metrics: {system: [cpu_usage], application: [], business: [user_activity]}\n"
+    )
+    with MonitoringService(load_config(path), write_logs=False) as svc:
+        svc.start_monitoring(interval)
+        assert svc.collector is not None
+        assert {job.interval_ns / 1e9 for job in svc.collector.sources} == expected

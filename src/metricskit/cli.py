@@ -117,7 +117,8 @@ def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str
     "--interval",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="seconds between collections (default: collection.interval_seconds)",
+    help="seconds between collections of every group, overriding collection.interval_seconds "
+    "and collection.intervals (default: as configured)",
 )
 @click.option(
     "--duration",

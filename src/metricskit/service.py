@@ -160,8 +160,12 @@ class MonitoringService:
         """True between :meth:`start_monitoring` and :meth:`stop_monitoring`."""
         return self.started_at is not None
 
-    def _build_collector(self, interval: float) -> Collector:
-        collection = {**self.config.collection, "interval_seconds": interval}
+    def _build_collector(self, interval: float | None) -> Collector:
+        collection = dict(self.config.collection)
+        if interval is not None:
+            # an explicit interval is for every group, as `metricskit start --interval` says
+            collection.pop("intervals", None)
+            collection["interval_seconds"] = interval
         return Collector.from_config(
             self.recorder,
             collection,
@@ -174,15 +178,16 @@ class MonitoringService:
     def start_monitoring(self, interval: float | None = None) -> None:
         """Collect, evaluate alert rules and apply retention in background threads.
 
-        ``interval`` (seconds) overrides ``collection.interval_seconds``; rules are
-        evaluated at ``service.evaluation_interval_seconds`` or the same interval.
+        ``interval`` (seconds) overrides ``collection.interval_seconds`` and every
+        per-group ``collection.intervals`` entry; rules are evaluated at
+        ``service.evaluation_interval_seconds`` or the same interval.
         """
         if self.running:
             raise RuntimeError("monitoring is already running; stop_monitoring() first")
         every = float(interval) if interval is not None else self.config.interval_seconds
         if every <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
-        self.collector = self._build_collector(every)
+        self.collector = self._build_collector(None if interval is None else every)
         self.reporter.collector = self.collector
         self.interval = every
         self.started_at = self.clock.now()
