@@ -257,6 +257,8 @@ def test_serve_metrics_dashboard_and_health(workdir: Path) -> None:
         page = requests.get(f"{base}/", timeout=30)
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
         assert "<svg" in page.text
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        assert page.headers["X-Frame-Options"] == "DENY"
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)

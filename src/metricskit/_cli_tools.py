@@ -16,6 +16,7 @@ from rich.progress import Progress
 from metricskit._cli_common import config_option, fail, open_service
 from metricskit._files import atomic_write
 from metricskit.model import Selector
+from metricskit.server import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 
 __all__ = ["TOOLS"]
 
@@ -120,10 +121,36 @@ def _time_arg(text: str | None) -> Any:
     help="default: integrations.prometheus.port (8000)",
 )
 @click.option("--host", default=None, help="default: integrations.prometheus.host (127.0.0.1)")
-def serve(config_path: str | None, port: int | None, host: str | None) -> None:
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="open connections served at once; beyond them requests get 503",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_IDLE_TIMEOUT_S,
+    show_default=True,
+    help="close a connection that sends nothing for this many seconds",
+)
+def serve(
+    config_path: str | None,
+    port: int | None,
+    host: str | None,
+    max_connections: int,
+    idle_timeout: float,
+) -> None:
     """Serve /metrics, the dashboard at / and /api/health until Ctrl-C."""
     service = open_service(config_path)
-    server = service.start_server(host=host, port=port)
+    try:
+        server = service.start_server(
+            host=host, port=port, max_connections=max_connections, idle_timeout=idle_timeout
+        )
+    except BaseException:
+        service.close()
+        raise
     click.echo(f"metricskit: serving {server.url} (/metrics, /, /api/health); Ctrl-C stops")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,8 +40,11 @@ from metricskit.notify import Notifier
 from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.rules import RuleEngine
-from metricskit.server import MetricsServer, Response
+from metricskit.server import MetricsServer, Response, ServerBindError, create_app
 from metricskit.store import Store, open_store
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 __all__ = ["CONFIG_CANDIDATES", "MonitoringService", "find_config"]
 
@@ -285,24 +288,45 @@ class MonitoringService:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start_server(self, host: str | None = None, port: int | None = None) -> MetricsServer:
-        """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
-
-        Host, port, path and auth come from ``integrations.prometheus`` unless given.
-        ``/api/health`` answers 503 when the overall status is critical, else 200.
-        """
+    def _server_options(self) -> dict[str, Any]:
         settings = self.config.integrations.prometheus
         auth = settings.basic_auth
-        server = MetricsServer(
-            self.store,
-            host=host or settings.host,
-            port=settings.port if port is None else port,
-            path=settings.path,
-            basic_auth=(auth.username, auth.password) if auth is not None else None,
-            bearer_token=settings.bearer_token,
-            routes={"/": self._dashboard_route, "/api/health": self._health_route},
-        )
+        return {
+            "path": settings.path,
+            "basic_auth": (auth.username, auth.password) if auth is not None else None,
+            "bearer_token": settings.bearer_token,
+            "routes": {"/": self._dashboard_route, "/api/health": self._health_route},
+        }
+
+    def start_server(
+        self, host: str | None = None, port: int | None = None, **limits: Any
+    ) -> MetricsServer:
+        """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
+
+        Host, port, path and auth come from ``integrations.prometheus`` unless given;
+        ``limits`` are :class:`~metricskit.server.MetricsServer`'s ``max_connections`` and
+        ``idle_timeout``. ``/api/health`` answers 503 when the overall status is critical,
+        else 200. A taken port raises :class:`~metricskit.server.ServerBindError` naming
+        it and the setting to change.
+        """
+        settings = self.config.integrations.prometheus
+        host = host or settings.host
+        port = settings.port if port is None else port
+        try:
+            server = MetricsServer(
+                self.store, host=host, port=port, **self._server_options(), **limits
+            )
+        except ServerBindError as exc:
+            raise ServerBindError(
+                f"{exc}; choose another port with integrations.prometheus.port "
+                "(`metricskit serve --port`), or stop what listens there"
+            ) from exc
         return server.start()
+
+    def asgi_app(self) -> Starlette:
+        """The same routes as :meth:`start_server` as an ASGI app to mount in your own
+        Starlette or FastAPI application (auth from ``integrations.prometheus``)."""
+        return create_app(self.store, **self._server_options())
 
     def _dashboard_route(self, headers: Mapping[str, str]) -> Response:
         html = self.reporter.to_html()
