@@ -60,3 +60,20 @@ def test_pid_file_symlink_is_refused(tmp_path: Path, victim: Path) -> None:
     with pytest.raises(OSError):
         PidLock(pid_file).acquire()
     assert victim.read_text() == "precious\n"
+
+
+def test_logs_refuse_a_symlink_at_their_name(tmp_path: Path, victim: Path) -> None:
+    from metricskit.channels import DeliveryError, LogChannel
+    from metricskit.notify import make_test_event
+    from metricskit.service import MonitoringService
+
+    (tmp_path / "monitoring.log").symlink_to(victim)
+    config = tmp_path / "monitoring.yaml"
+    config.write_text("storage: {type: memory}\n")
+    with pytest.raises(OSError):
+        MonitoringService(config)
+    alerts = tmp_path / "alerts.log"
+    alerts.symlink_to(victim)
+    with pytest.raises(DeliveryError):
+        LogChannel(alerts).send([make_test_event("log")])
+    assert victim.read_text() == "precious\n"

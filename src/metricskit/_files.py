@@ -13,11 +13,20 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from typing import TextIO
 
-__all__ = ["atomic_write", "create_new", "temp_beside"]
+__all__ = ["atomic_write", "create_new", "open_append", "temp_beside"]
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 _NEW_FILE |= getattr(os, "O_CLOEXEC", 0)
+
+
+def open_append(path: str | os.PathLike[str]) -> TextIO:
+    """``open(path, "a", encoding="utf-8")`` that refuses a symlink at ``path`` (a log
+    file's fixed name is as easy to plant as a temp file's)."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
+    return open(fd, "a", encoding="utf-8")
 
 
 def create_new(path: str | os.PathLike[str], mode: int = 0o666) -> int:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from metricskit._files import atomic_write
+from metricskit._files import atomic_write, open_append
 from metricskit._time import NS_PER_S, Clock, SystemClock
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
@@ -66,8 +66,15 @@ def find_config() -> str | None:
     return None
 
 
+class _NoFollowFileHandler(logging.FileHandler):
+    """A FileHandler that will not append through a symlink planted at its name."""
+
+    def _open(self) -> Any:
+        return open_append(self.baseFilename)
+
+
 def _log_handler(path: Path, level: int) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _NoFollowFileHandler(path, encoding="utf-8")
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
