@@ -103,10 +103,25 @@ def test_1000_idle_connections_keep_threads_bounded_and_sigterm_exits_0(tmp_path
     assert "Traceback" not in err
 
 
+def _read_response(conn: socket.socket) -> bytes:
+    """One whole HTTP response (headers and Content-Length body) from ``conn``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+    while len(body) < length:
+        body += conn.recv(65536)
+    return data
+
+
 def test_idle_and_half_sent_connections_are_closed(store: mk.Store) -> None:
     with MetricsServer(store, port=0, idle_timeout=1) as server:
         conns = [socket.create_connection(("127.0.0.1", server.port), timeout=60) for _ in range(5)]
         conns[0].sendall(b"GET /metr")  # half a request line, then nothing
+        conns[1].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(conns[1]).startswith(b"HTTP/1.1 200")
+        conns[1].sendall(b"GET /metr")  # a kept-alive connection stalling mid request line
         for conn in conns:
             assert conn.recv(1024) == b"", "the server closes it"
             conn.close()

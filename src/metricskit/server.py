@@ -197,7 +197,8 @@ class _IdleTimeoutH11(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is h11.IDLE and self.cycle is None:
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if self.conn.their_state is h11.IDLE and between_requests:
             self._arm_idle_timer()
 
     def _arm_idle_timer(self) -> None:
