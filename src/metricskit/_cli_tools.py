@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,7 +14,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from metricskit._cli_common import config_option, fail, open_service
+from metricskit._files import atomic_write
 from metricskit.model import Selector
+from metricskit.server import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 
 __all__ = ["TOOLS"]
 
@@ -98,10 +99,8 @@ def export(
         frame = service.store.frame(name, _time_arg(start), _time_arg(end), selected or None)
     finally:
         service.close()
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    data = frame.to_csv(index=False) if fmt == "csv" else frame.to_parquet(index=False)
+    atomic_write(path, data)
     click.echo(f"wrote {len(frame):,} samples to {path}")
 
 
@@ -123,10 +122,36 @@ def _time_arg(text: str | None) -> Any:
     help="default: integrations.prometheus.port (8000)",
 )
 @click.option("--host", default=None, help="default: integrations.prometheus.host (127.0.0.1)")
-def serve(config_path: str | None, port: int | None, host: str | None) -> None:
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="open connections served at once; beyond them requests get 503",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_IDLE_TIMEOUT_S,
+    show_default=True,
+    help="close a connection that sends nothing for this many seconds",
+)
+def serve(
+    config_path: str | None,
+    port: int | None,
+    host: str | None,
+    max_connections: int,
+    idle_timeout: float,
+) -> None:
     """Serve /metrics, the dashboard at / and /api/health until Ctrl-C."""
     service = open_service(config_path)
-    server = service.start_server(host=host, port=port)
+    try:
+        server = service.start_server(
+            host=host, port=port, max_connections=max_connections, idle_timeout=idle_timeout
+        )
+    except BaseException:
+        service.close()
+        raise
     click.echo(f"metricskit: serving {server.url} (/metrics, /, /api/health); Ctrl-C stops")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -173,7 +198,7 @@ def grafana_export(config_path: str | None, path: str, push: bool | None) -> Non
         title=settings.title,
         section_titles=cfg.dashboard.section_titles(),
     )
-    Path(path).write_text(json.dumps(model, indent=2))
+    atomic_write(path, json.dumps(model, indent=2))
     panels = sum(1 for p in model["panels"] if p["type"] != "row")
     click.echo(f"wrote {path}: {panels} panels")
     if push if push is not None else settings.enabled:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metricskit._files import atomic_write
 from metricskit._svg_chart import Line, render_chart
 from metricskit.catalog import MetricKind, describe
 
@@ -460,15 +461,7 @@ def render_dashboard(
 
 def write_dashboard(page: str, path: str | os.PathLike[str]) -> None:
     """Write ``page`` to ``path`` atomically, so a server reading it never sees half a page."""
-    target = os.fspath(path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(page)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, page)
 
 
 _CSS = """
