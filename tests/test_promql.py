@@ -60,3 +60,44 @@ def test_names_still_import_from_aggregate() -> None:
     assert sliding_windows is promql.sliding_windows
     with pytest.raises(AttributeError):
         aggregate.no_such_name  # noqa: B018
+
+
+# issue 11, item 7: each series' window stands alone. The counter-reset correction must
+# not depend on samples before the window (a huge value, an +Inf) nor on other series.
+_BIG_THEN_SMALL = (
+    np.array([0, 10, 20, 30, 40, 50, 60], dtype=np.int64) * S,
+    np.array([1e15, 0.0, 0.1, 0.2, 0.3, 0.05, 0.15]),
+)
+
+
+@pytest.mark.parametrize("start_s", [5, 65])
+def test_increase_ignores_a_huge_value_before_the_window(start_s: int) -> None:
+    ts, vals = _BIG_THEN_SMALL
+    times = np.arange(start_s, 66, 10, dtype=np.int64) * S
+    got = promql.range_function("increase", ts, vals, 40 * S, times)[-1]
+    # window (25 s, 65 s]: 0.2, 0.3, 0.05, 0.15. Prometheus: 0.15 - 0.2 + 0.3 (before the
+    # drop) = 0.25 over 30 s of samples, extended by 5 s at each end: 0.333333...
+    assert got == pytest.approx(0.25 * 40 / 30, rel=1e-12)
+
+
+def test_rate_ignores_an_inf_before_the_window() -> None:
+    ts = np.arange(0, 70, 10, dtype=np.int64) * S
+    vals = np.array([1.0, np.inf, 0.0, 1.0, 2.0, 3.0, 4.0])
+    got = promql.range_function("rate", ts, vals, 40 * S, np.array([65 * S]))[0]
+    assert got == pytest.approx(0.1, rel=1e-12)
+
+
+def test_many_series_do_not_leak_resets_into_each_other() -> None:
+    ts = np.arange(0, 70, 10, dtype=np.int64) * S
+    calm = np.arange(7, dtype=np.float64)
+    huge = np.array([1e15, np.nan, 1e15, 2e15, 1e15, 3e15, np.inf])
+    with_nan = calm.copy()
+    with_nan[0] = np.nan  # NaN: the general path, series laid end to end
+    cols = [(ts, huge), (ts, calm), (ts, with_nan), (ts[1:], calm[1:])]
+    times = np.array([35, 65], dtype=np.int64) * S
+    many = promql.range_function_many("increase", cols, 40 * S, times)
+    alone = promql.range_function("increase", ts, calm, 40 * S, times)
+    np.testing.assert_array_equal(many[1], alone)
+    later = promql.range_function("increase", ts[1:], calm[1:], 40 * S, times)
+    np.testing.assert_array_equal(many[2], later)
+    np.testing.assert_array_equal(many[3], later)

@@ -189,25 +189,31 @@ def extrapolated_rate(windows: Windows, window_ns: int, *, is_counter: bool, is_
     v_first = vals[first]
     result = vals[last] - v_first
     if is_counter:
-        resets = _resets(vals)
-        if resets is not None:
-            result = result + (resets[last] - resets[first])
+        _add_resets(result, vals, first, last)
     edges = _Edges(windows.times[ok], ts[first], ts[last], n[ok], window_ns)
     out[ok] = edges.apply(result, v_first, is_counter=is_counter, is_rate=is_rate)
     return out
 
 
-def _resets(vals: F64) -> F64 | None:
-    """``resets[i]``: the sum of the values just before each drop up to sample ``i``.
+def _add_resets(result: F64, vals: F64, first: IDX, last: IDX) -> None:
+    """Add to ``result[w]`` the value before each drop within ``vals[first[w]:last[w] + 1]``.
 
-    None when the values never drop (the common case costs one comparison pass).
+    One drop at a time, in time order, as Prometheus adds them to ``last - first``: a
+    running sum over the whole series instead (a difference of cumulative sums) would let
+    samples outside the window leak in, a huge value before it rounding the window's
+    small resets away and an +Inf turning every later window into NaN, and in the rule
+    engine, which lays a metric's series end to end, one series into the next.
     """
-    dropped = vals[1:] < vals[:-1]
-    if not dropped.any():
-        return None
-    resets = np.zeros(vals.shape[0])
-    np.cumsum(np.where(dropped, vals[:-1], 0.0), out=resets[1:])
-    return resets
+    drops = np.flatnonzero(vals[1:] < vals[:-1])  # sample j + 1 is below sample j
+    if drops.size == 0:
+        return
+    # a drop j counts for a window holding both j and j + 1: first <= j < last
+    lo = np.searchsorted(drops, first, "left")
+    count = np.searchsorted(drops, last, "left") - lo
+    for k in range(int(count.max(initial=0))):
+        # windows with more than k drops; usually none past the first pass or two
+        sel = np.flatnonzero(count > k)
+        result[sel] += vals[drops[lo[sel] + k]]
 
 
 class _Edges:
@@ -380,17 +386,14 @@ def _grid_rate(ts: I64, values: Sequence[F64], window_ns: int, at: I64, fn: str,
     v_first = np.empty((len(values), first.shape[0]))
     result = np.empty_like(v_first)
     take_first, take_last = _gather(first), _gather(last)
-    reset_rows: list[tuple[int, F64]] = []
     for i, vals in enumerate(values):
         take_first(vals, v_first[i])
         take_last(vals, result[i])
-        resets = _resets(vals) if is_counter else None
-        if resets is not None:
-            reset_rows.append((i, resets))
     result -= v_first
-    # added after the difference, in extrapolated_rate's order, so results are identical
-    for i, resets in reset_rows:
-        result[i] += resets[last] - resets[first]
+    if is_counter:
+        # added after the difference, in extrapolated_rate's order, so results are identical
+        for i, vals in enumerate(values):
+            _add_resets(result[i], vals, first, last)
     edges = _Edges(at[ok], ts[first], ts[last], n[ok], window_ns)
     out[:, ok] = edges.apply(result, v_first, is_counter=is_counter, is_rate=fn == "rate")
     return out
