@@ -79,3 +79,47 @@ def test_a_huge_value_before_the_window_does_not_change_increase() -> None:
     engine.evaluate(now=65)
     (value,) = [a.value for a in engine.active_alerts() if a.rule == "r"]
     assert value == pytest.approx(0.25 * 40 / 30, rel=1e-12)
+
+
+def test_count_of_an_empty_window_is_no_data_not_zero() -> None:
+    # "a": only NaN in the last 30 s; "b": nothing in the last 30 s. Prometheus'
+    # count_over_time(m[30s]) <= 3 has no series for either (NaN samples are dropped, the
+    # documented NaN policy); a second, wider rule makes the engine read both series.
+    data = {
+        "a": [(10.0, 1.0), (50.0, math.nan), (55.0, math.nan)],
+        "b": [(10.0, 1.0), (20.0, 2.0)],
+        "c": [(50.0, 1.0)],
+    }
+    count = AlertRule.create(
+        "count",
+        metric=METRIC,
+        stat="count",
+        window="30s",
+        operator="lte",
+        threshold=3,
+        no_data="ok",
+    )
+    wide = AlertRule.create("w", metric=METRIC, stat="max", window="2m", operator="gt", threshold=0)
+    assert _firing(_store(data), count, wide, at=60)["count"] == {"c"}
+    assert _firing(_store(data), count, at=60)["count"] == {"c"}
+
+
+def test_ne_with_a_nan_sample_fires_as_in_prometheus_under_ok() -> None:
+    data = {"a": [(10.0, math.nan)], "b": [(10.0, 5.0)], "c": [(10.0, 7.0)]}
+    ne = AlertRule.create("ne", metric=METRIC, operator="ne", threshold=5, no_data="ok")
+    gt = AlertRule.create("gt", metric=METRIC, operator="gt", threshold=1, no_data="ok")
+    firing = _firing(_store(data), ne, gt, at=30)
+    assert firing["ne"] == {"a", "c"}  # NaN != 5 is true in PromQL
+    assert firing["gt"] == {"b", "c"}  # NaN > 1 is false
+    # keep (the default) leaves a NaN to the no-data policy: nothing changes for "a"
+    keep = AlertRule.create("keep", metric=METRIC, operator="ne", threshold=5)
+    assert _firing(_store(data), keep, at=30)["keep"] == {"c"}
+
+
+def test_a_nan_mean_is_a_value_not_no_data() -> None:
+    # avg_over_time of +Inf and -Inf is NaN in Prometheus: a sample, so `!= 0` holds
+    store = _store({"a": [(10.0, math.inf), (20.0, -math.inf)], "b": [(10.0, 1.0)]})
+    rule = AlertRule.create(
+        "r", metric=METRIC, stat="avg", window="1m", operator="ne", threshold=0, no_data="ok"
+    )
+    assert _firing(store, rule, at=30)["r"] == {"a", "b"}

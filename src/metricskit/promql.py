@@ -53,6 +53,7 @@ __all__ = [
     "range_function_many",
     "sliding_windows",
     "sliding_windows_many",
+    "window_counts",
 ]
 
 OVER_TIME_STATS = ("avg", "sum", "count", "min", "max", "quantile", "last", "first", "stddev")
@@ -98,6 +99,26 @@ def sliding_windows(
     starts = np.searchsorted(ts, at - window, "right").astype(np.intp)
     ends = np.searchsorted(ts, at, "right").astype(np.intp)
     return Windows(at, starts, ends, ts, vals)
+
+
+def window_counts(
+    timestamps: npt.ArrayLike, values: npt.ArrayLike, window_ns: int, times: npt.ArrayLike
+) -> IDX:
+    """The number of non-NaN samples in each ``(t - window, t]``.
+
+    What decides whether ``f(x[window])`` has a value at ``t`` (PromQL: a sample, or no
+    series at all): one sample for the ``<stat>_over_time`` functions, two for the
+    :data:`RANGE_FUNCTIONS`. The result itself may still be NaN (the mean of +Inf and
+    -Inf): a NaN *value*, which Prometheus returns as a sample.
+    """
+    window = _positive(window_ns, "window")
+    ts, vals = _columns(timestamps, values)
+    ts = ts[~np.isnan(vals)]
+    at = np.asarray(times, dtype=np.int64)
+    counts: IDX = (
+        np.searchsorted(ts, at, "right") - np.searchsorted(ts, at - window, "right")
+    ).astype(np.intp)
+    return counts
 
 
 def sliding_windows_many(
@@ -187,9 +208,10 @@ def extrapolated_rate(windows: Windows, window_ns: int, *, is_counter: bool, is_
     first = windows.starts[ok]
     last = windows.ends[ok] - 1
     v_first = vals[first]
-    result = vals[last] - v_first
-    if is_counter:
-        _add_resets(result, vals, first, last)
+    with np.errstate(invalid="ignore"):  # Inf - Inf is NaN, as in Prometheus
+        result = vals[last] - v_first
+        if is_counter:
+            _add_resets(result, vals, first, last)
     edges = _Edges(windows.times[ok], ts[first], ts[last], n[ok], window_ns)
     out[ok] = edges.apply(result, v_first, is_counter=is_counter, is_rate=is_rate)
     return out
@@ -389,11 +411,12 @@ def _grid_rate(ts: I64, values: Sequence[F64], window_ns: int, at: I64, fn: str,
     for i, vals in enumerate(values):
         take_first(vals, v_first[i])
         take_last(vals, result[i])
-    result -= v_first
-    if is_counter:
-        # added after the difference, in extrapolated_rate's order, so results are identical
-        for i, vals in enumerate(values):
-            _add_resets(result[i], vals, first, last)
+    with np.errstate(invalid="ignore"):  # Inf - Inf is NaN, as in Prometheus
+        result -= v_first
+        if is_counter:
+            # added after the difference, in extrapolated_rate's order: identical results
+            for i, vals in enumerate(values):
+                _add_resets(result[i], vals, first, last)
     edges = _Edges(at[ok], ts[first], ts[last], n[ok], window_ns)
     out[:, ok] = edges.apply(result, v_first, is_counter=is_counter, is_rate=fn == "rate")
     return out
