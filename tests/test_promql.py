@@ -164,3 +164,10 @@ def test_rate_rows_follow_samples_not_nan_results() -> None:
         fn="delta",
     )
     assert len(nan) == 1 and np.isnan(nan["value"].iloc[0])  # Inf - Inf: a NaN sample
+
+
+def test_deriv_of_a_constant_inf_is_nan_as_in_prometheus() -> None:
+    ts = np.array([10, 20, 30], dtype=np.int64) * S
+    for vals, want in [([np.inf] * 3, np.nan), ([-np.inf] * 3, np.nan), ([4.0] * 3, 0.0)]:
+        got = promql.range_function("deriv", ts, vals, 60 * S, [30 * S])[0]
+        np.testing.assert_equal(got, want)

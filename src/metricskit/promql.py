@@ -292,7 +292,8 @@ def deriv(windows: Windows) -> F64:
     """Least-squares slope (units per second) in each window; NaN with fewer than 2 samples.
 
     Computed on centred data, which is what Prometheus' Kahan-summed regression
-    approximates; a window whose values are all equal has slope 0.
+    approximates; a window whose values are all equal has slope 0 (NaN if they are
+    infinite, as in Prometheus).
     """
     windows = windows.without_nan()
     flat_v, offsets = _contiguous(windows.values, windows.starts, windows.ends)
@@ -309,11 +310,13 @@ def deriv(windows: Windows) -> F64:
     mx = np.repeat(_reduce(np.add, x, offsets) / safe, counts)
     my = np.repeat(_reduce(np.add, flat_v, offsets) / safe, counts)
     dx = x - mx
-    cov = _reduce(np.add, dx * (flat_v - my), offsets)
-    var = _reduce(np.add, dx * dx, offsets)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # infinite values: NaN
+        cov = _reduce(np.add, dx * (flat_v - my), offsets)
+        var = _reduce(np.add, dx * dx, offsets)
         slope = cov / var
-    constant = _reduce(np.minimum, flat_v, offsets) == _reduce(np.maximum, flat_v, offsets)
+    lowest = _reduce(np.minimum, flat_v, offsets)
+    # all values equal: slope 0, but NaN for a constant +-Inf (Prometheus' linearRegression)
+    constant = (lowest == _reduce(np.maximum, flat_v, offsets)) & np.isfinite(lowest)
     slope[constant] = 0.0
     out[ok] = slope[ok]
     return out
