@@ -374,7 +374,9 @@ def _shared_grids(cols: Sequence[tuple[I64, F64]]) -> tuple[list[tuple[I64, list
     by_shape: dict[tuple[int, int, int], list[tuple[I64, list[int]]]] = {}
     rest: list[int] = []
     for i, (ts, vals) in enumerate(cols):
-        if ts.size == 0 or np.isnan(np.add.reduce(vals)):
+        with np.errstate(invalid="ignore"):
+            nan_sum = np.isnan(np.add.reduce(vals))
+        if ts.size == 0 or nan_sum:
             rest.append(i)
             continue
         candidates = by_shape.setdefault((ts.shape[0], int(ts[0]), int(ts[-1])), [])
