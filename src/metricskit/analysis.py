@@ -229,6 +229,23 @@ def _per_series_frame(
     return _concat(chunks, ["timestamp", "name", *tag_keys, "value"], ["name", *tag_keys])
 
 
+def _add_nan_values(
+    present: npt.NDArray[np.bool_],
+    ts: npt.NDArray[np.int64],
+    vals: npt.NDArray[np.float64],
+    window_ns: int,
+    times: npt.NDArray[np.int64],
+    need: int,
+) -> None:
+    """Mark as present the NaN results of windows holding ``need`` non-NaN samples.
+
+    On finite samples a NaN result only means too few samples (NaN samples are dropped);
+    a NaN *value* (+Inf - Inf) needs an infinite sample, so only such series are counted.
+    """
+    if np.isinf(vals).any():
+        present |= promql.window_counts(ts, vals, window_ns, times) >= need
+
+
 def rate_frame(
     series: Sequence[Series],
     window: Duration,
@@ -252,10 +269,9 @@ def rate_frame(
     times = _eval_grid(series, step_ns, start_ns, end_ns)
     columns = [(s.timestamps, s.values) for s in series]
     results = promql.range_function_many(fn, columns, window_ns, times)
-    present = np.array(
-        [promql.window_counts(ts, vals, window_ns, times) >= 2 for ts, vals in columns],
-        dtype=bool,
-    ).reshape(results.shape)
+    present = ~np.isnan(results)
+    for i, (ts, vals) in enumerate(columns):
+        _add_nan_values(present[i], ts, vals, window_ns, times, 2)
     if by is None:
         return _per_series_frame([s.key for s in series], times, list(results), list(present))
     by_keys = list(by)
@@ -306,7 +322,9 @@ def over_time_frame(
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
         # no (non-NaN) sample: no row, count included; a NaN result is a row
         out = promql.over_time(kind, ts, vals, window_ns, times, q=pq)
-        return out, promql.window_counts(ts, vals, window_ns, times) > 0
+        present = out > 0 if kind == "count" else ~np.isnan(out)
+        _add_nan_values(present, ts, vals, window_ns, times, 1)
+        return out, present
 
     if by is None:
         computed = [compute(s.timestamps, s.values) for s in series]

@@ -113,7 +113,9 @@ def window_counts(
     """
     window = _positive(window_ns, "window")
     ts, vals = _columns(timestamps, values)
-    ts = ts[~np.isnan(vals)]
+    nan = np.isnan(vals)
+    if nan.any():
+        ts = ts[~nan]
     at = np.asarray(times, dtype=np.int64)
     counts: IDX = (
         np.searchsorted(ts, at, "right") - np.searchsorted(ts, at - window, "right")
@@ -226,9 +228,10 @@ def _add_resets(result: F64, vals: F64, first: IDX, last: IDX) -> None:
     small resets away and an +Inf turning every later window into NaN, and in the rule
     engine, which lays a metric's series end to end, one series into the next.
     """
-    drops = np.flatnonzero(vals[1:] < vals[:-1])  # sample j + 1 is below sample j
-    if drops.size == 0:
+    dropped = vals[1:] < vals[:-1]  # sample j + 1 is below sample j
+    if not dropped.any():  # the common case: one comparison pass
         return
+    drops = np.flatnonzero(dropped)
     # a drop j counts for a window holding both j and j + 1: first <= j < last
     lo = np.searchsorted(drops, first, "left")
     count = np.searchsorted(drops, last, "left") - lo
