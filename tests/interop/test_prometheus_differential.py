@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from metricskit import promql
+from metricskit import Series, SeriesKey
+from metricskit.analysis import over_time_frame, rate_frame
 from tests.interop.prom import (
     OMSeries,
     backfilled_prometheus,
@@ -167,21 +168,22 @@ def draw_cases(rng: np.random.Generator) -> list[Case]:
     return cases
 
 
-def metricskit_values(case: Case, series: list[Drawn], times: np.ndarray) -> list[dict[int, float]]:
-    """Each series' values by time (ms); the rate-like functions for all series in one call."""
-    cols = [(s.ts_ms.astype(np.int64) * MS, s.values) for s in series]
-    w = case.window_s * S
+def metricskit_values(case: Case, series: list[Drawn]) -> list[dict[int, float]]:
+    """Each series' values by time (ms), from the frames users get (``Store.rate``, ...)."""
+    keyed = [
+        Series(SeriesKey.of(METRIC, {"id": s.sid}), s.ts_ms.astype(np.int64) * MS, s.values)
+        for s in series
+    ]
+    window, step, start, end = f"{case.window_s}s", f"{STEP_S}s", START_S * S, END_S * S
     if case.fn in RATE_LIKE:
-        results = list(promql.range_function_many(case.fn, cols, w, times))
-        need = 2
+        frame = rate_frame(keyed, window, step, start, end, fn=case.fn)
     else:
-        results = [promql.over_time(case.fn, ts, v, w, times, q=case.q) for ts, v in cols]
-        need = 1
-    out = []
-    for (ts, v), got in zip(cols, results, strict=True):
-        has = promql.window_counts(ts, v, w, times) >= need
-        out.append({int(t // MS): float(x) for t, x, h in zip(times, got, has, strict=True) if h})
-    return out
+        frame = over_time_frame(keyed, case.fn, window, step, start, end, q=case.q)
+    out: dict[str, dict[int, float]] = {s.sid: {} for s in series}
+    stamps = (frame["timestamp"].astype("int64") // MS).tolist()
+    for sid, t, v in zip(frame["id"].tolist(), stamps, frame["value"].tolist(), strict=True):
+        out[sid][t] = v
+    return [out[s.sid] for s in series]
 
 
 def _window(s: Drawn, t_ms: int, w_s: int) -> np.ndarray:
@@ -240,12 +242,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def test_range_functions_agree_with_prometheus(run: Run) -> None:
-    times = promql.eval_times(START_S * S, END_S * S, STEP_S * S)
     problems: list[str] = []
     compared = values = skipped_edge = nan_windows = 0
     for case in run.cases:
         theirs = {(m["id"], m.get("twin")): v for m, v in run.answers[case.promql]}
-        for s, mine in zip(run.series, metricskit_values(case, run.series, times), strict=True):
+        for s, mine in zip(run.series, metricskit_values(case, run.series), strict=True):
             compared += 1
             reference = theirs.get((s.sid, "nonan" if s.has_nan else None), {})
             as_is = theirs.get((s.sid, None), {})
