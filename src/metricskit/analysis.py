@@ -283,7 +283,8 @@ def rate_frame(
     for group, members in _groups(series, by_keys).items():
         rows = np.fromiter((row_of[id(s)] for s in members), dtype=np.intp, count=len(members))
         has = present[rows].any(axis=0)
-        total = filled[rows].sum(axis=0)
+        with np.errstate(invalid="ignore"):  # +Inf + -Inf: NaN, as PromQL's sum
+            total = filled[rows].sum(axis=0)
         cols: dict[str, Any] = {"timestamp": times[has]}
         cols["tags"] = dict(zip(by_keys, group, strict=True))
         cols["value"] = total[has]

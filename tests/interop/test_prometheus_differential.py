@@ -237,8 +237,61 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     cases = draw_cases(rng)
     root = tmp_path_factory.mktemp("prometheus_differential")
     with backfilled_prometheus(root, openmetrics_text(_om(series))) as url:
-        answers = {c.promql: query_range_all(url, c.promql, START_S, END_S, STEP_S) for c in cases}
+        queries = [c.promql for c in cases] + [_sum_by_kind(c) for c in cases if c.fn in RATE_LIKE]
+        answers = {q: query_range_all(url, q, START_S, END_S, STEP_S) for q in queries}
     yield Run(seed, series, cases, answers)
+
+
+def _sum_by_kind(case: Case) -> str:
+    # NaN-free series only: Prometheus would carry a NaN sample into its group's sum
+    selector = f'{METRIC}{{kind!~".*_nan"}}'
+    return f"sum by (kind) ({case.promql.replace(METRIC, selector)})"
+
+
+def test_sum_by_of_rate_like_functions_agrees_with_prometheus(run: Run) -> None:
+    """``rate_frame(by=...)`` is ``sum by (...) (rate(...))``: one row where any member has one."""
+    chosen = [s for s in run.series if not s.has_nan]
+    keyed = [
+        Series(SeriesKey.of(METRIC, {"kind": s.kind, "id": s.sid}), s.ts_ms * MS, s.values)
+        for s in chosen
+    ]
+    problems: list[str] = []
+    compared = 0
+    for case in run.cases:
+        if case.fn not in RATE_LIKE:
+            continue
+        frame = rate_frame(
+            keyed, f"{case.window_s}s", f"{STEP_S}s", START_S * S, END_S * S, ["kind"], case.fn
+        )
+        stamps = (frame["timestamp"].astype("int64") // MS).tolist()
+        kinds = frame["kind"].tolist()
+        mine = dict(zip(zip(kinds, stamps, strict=True), frame["value"].tolist(), strict=True))
+        theirs = {
+            (m["kind"], t): v
+            for m, values in run.answers[_sum_by_kind(case)]
+            for t, v in values.items()
+        }
+        for key in sorted(set(mine) | set(theirs)):
+            kind, t = key
+            members = [s for s in chosen if s.kind == kind]
+            if case.fn in ("rate", "increase") and any(
+                prometheus_2_rate_differs(s, t, case.window_s) for s in members
+            ):
+                continue
+            compared += 1
+            where = f"sum by (kind) {case.promql} kind={kind} t={t / 1000}"
+            if key not in mine or key not in theirs:
+                problems.append(
+                    f"{where}: metricskit {mine.get(key)}, Prometheus {theirs.get(key)}"
+                )
+                continue
+            window = np.concatenate([_window(s, t, case.window_s) for s in members])
+            if not agree(case.fn, mine[key], theirs[key], window):
+                problems.append(f"{where}: metricskit {mine[key]!r}, Prometheus {theirs[key]!r}")
+    assert compared >= 100
+    assert not problems, f"seed {run.seed}: {len(problems)} disagreements:\n" + "\n".join(
+        problems[:40]
+    )
 
 
 def test_range_functions_agree_with_prometheus(run: Run) -> None:
