@@ -5,7 +5,10 @@ seed is printed) — gauges, counters with resets, irregular and sparse scrapes,
 runs of equal values, NaN and +-Inf samples — backfills them into one Prometheus (Debian's
 2.42) and asks it every range function over random windows for all series at once. Each
 (function, window, series) is one case, compared at every evaluation time: the same times
-must have a value, and the values must agree (NaN with NaN, Inf with Inf).
+must have a value, and the values must agree (NaN with NaN, Inf with Inf). metricskit's
+side is the frames users get (``rate_frame``/``over_time_frame``, what ``Store.rate`` and
+``Store.over_time`` return), and ``rate_frame(by=["kind"])`` is compared with
+``sum by (kind) (...)`` of the rate-like functions.
 
 Deliberate differences, documented in docs/aggregation.md and pinned here:
 
