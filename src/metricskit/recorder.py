@@ -40,6 +40,7 @@ from metricskit._time import (
 )
 from metricskit.errors import ConfigError, InvalidMetricError
 from metricskit.model import (
+    MAX_TAGS,
     SeriesKey,
     Tags,
     check_value,
@@ -79,6 +80,10 @@ def _timestamps_ns(timestamps: npt.ArrayLike) -> npt.NDArray[np.int64]:
         lo, hi = arr.min(), arr.max()
         if not (lo >= -_MAX_S and hi <= _MAX_S):  # also False for NaN
             raise InvalidMetricError("timestamps must be finite and within years 1677-2262")
+    if arr.ndim > 1:
+        raise InvalidMetricError(
+            f"timestamps must be a 1-d array, not shape {arr.shape}; one call records one series"
+        )
     ns = to_ns_array(arr)
     if np.may_share_memory(ns, arr):  # the buffer must own its arrays
         ns = ns.copy()
@@ -174,6 +179,10 @@ class Recorder:
         cardinality_limit: distinct tag sets per metric name; further new tag sets are
             recorded into one series tagged ``overflow="true"`` (counted in
             :attr:`overflowed`).
+        max_metrics: distinct metric names; recording a further new name raises
+            :class:`~metricskit.errors.InvalidMetricError` (a name that embeds data, such
+            as a user id, is a bug that would otherwise grow memory and the store without
+            bound).
         allow_inf: accept +-inf values (NaN is always accepted).
         host: tag every series with ``host`` (``True``: this machine's hostname; a
             string: that name), so several hosts can share one store and be told apart.
@@ -190,6 +199,7 @@ class Recorder:
         clock: Clock | None = None,
         max_buffer: int = 1_000_000,
         cardinality_limit: int = 2000,
+        max_metrics: int = 10_000,
         allow_inf: bool = False,
         default_tags: Mapping[str, str] | None = None,
         host: bool | str = False,
@@ -198,6 +208,7 @@ class Recorder:
             ("batch_size", batch_size),
             ("max_buffer", max_buffer),
             ("cardinality_limit", cardinality_limit),
+            ("max_metrics", max_metrics),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{arg} must be an int >= 1, got {value!r}")
@@ -212,6 +223,8 @@ class Recorder:
         """Whether +-inf values are accepted."""
         self.cardinality_limit = cardinality_limit
         """Distinct tag sets per metric before new ones fold into the overflow series."""
+        self.max_metrics = max_metrics
+        """Distinct metric names this Recorder accepts; a further new name raises."""
         self.default_tags: Tags = validate_tags(_with_host(default_tags, host))
         """Tags added to every series."""
         self.overflowed = 0
@@ -311,10 +324,17 @@ class Recorder:
             raise InvalidMetricError(
                 f"status_code must be an int, not {type(status_code).__name__} {status_code!r}"
             )
+        if not 100 <= status_code <= 599:
+            raise InvalidMetricError(f"status_code {status_code} is not an HTTP status (100-599)")
+        seconds = check_value(response_time)
+        if not seconds >= 0.0:  # also False for NaN
+            raise InvalidMetricError(
+                f"response_time must be a duration in seconds >= 0, not {response_time!r}"
+            )
         tags = {"endpoint": endpoint, "status": str(int(status_code))}
         if method is not None:
             tags["method"] = method
-        self.record(REQUEST_METRIC, response_time, tags, timestamp)
+        self.record(REQUEST_METRIC, seconds, tags, timestamp)
 
     def bind(self, name: str, tags: Mapping[str, str] | None = None) -> BoundSeries:
         """Return the handle of one series, for the cheapest ``record()`` calls."""
@@ -331,11 +351,20 @@ class Recorder:
         name = validate_name(name)
         given = validate_tags(tags, name)
         if self.default_tags:
-            given = Tags._trusted(tuple(sorted({**self.default_tags, **given}.items())))
+            merged = {**self.default_tags, **given}
+            if len(merged) > MAX_TAGS:
+                validate_tags(merged, name)  # raises, naming the limit
+            given = Tags._trusted(tuple(sorted(merged.items())))
         key = SeriesKey(name, given)
         with self._lock:
             if self._core.closed:
                 raise self._core._closed_error()
+            if name not in self._cardinality and len(self._cardinality) >= self.max_metrics:
+                raise InvalidMetricError(
+                    f"new metric name {name!r}: this Recorder already records "
+                    f"{self.max_metrics} metric names (max_metrics); names must not carry "
+                    "data such as ids (put those in a tag, or raise max_metrics)"
+                )
             handle = self._by_key.get(key)
             aliasable = True
             if handle is None:
