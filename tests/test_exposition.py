@@ -140,3 +140,50 @@ def test_server_serves_and_protects(store: mk.Store) -> None:
         assert requests.get(f"{server.url}/metrics", timeout=5).status_code == 401
         good = requests.get(f"{server.url}/metrics", headers={"Authorization": "Bearer tok"})
         assert good.status_code == 200
+
+
+def test_a_histogram_series_tagged_le_is_left_out_not_the_scrape(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = mk.open_store("memory://")
+    put(s, "http.request.duration_seconds", {"le": "x"}, [0.1])
+    put(s, "http.request.duration_seconds", {"endpoint": "/ok"}, [0.1])
+    put(s, "system.cpu.usage_percent", {}, [5.0])
+    text = generate(s).decode()
+    families = {f.name: f for f in parse_text(text)}  # parses: no sample with le twice
+    assert 'le="x"' not in text
+    assert families["system_cpu_usage_percent"].samples[0].value == 5.0
+    assert any(
+        x.labels.get("endpoint") == "/ok" for x in families["http_request_duration_seconds"].samples
+    )
+    assert "may not carry the tag 'le'" in caplog.text
+    list(parse_om(generate(s, openmetrics=True).decode()))
+
+
+def test_a_gauge_named_like_a_histogram_sample_is_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = mk.open_store("memory://")
+    put(s, "http.request.duration_seconds", {"endpoint": "/ok"}, [0.1, 0.2])
+    put(s, "http.request.duration_seconds_count", {"endpoint": "/ok"}, [99.0])
+    put(s, "http.request.duration_seconds_sum", {}, [98.0])
+    put(s, "system.cpu.usage_percent", {}, [5.0])
+    text = generate(s).decode()
+    assert "99" not in text and "98" not in text
+    assert text.count("http_request_duration_seconds_count{") == 1
+    samples = _samples(list(parse_text(text)))
+    assert samples[("http_request_duration_seconds_count", (("endpoint", "/ok"),))] == 2
+    assert samples[("system_cpu_usage_percent", ())] == 5.0
+    assert "taken by 'http.request.duration_seconds'" in caplog.text
+
+
+def test_a_counter_named_like_a_gauge_total_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    s = mk.open_store("memory://")
+    put(s, "app.jobs", {}, [1.0])  # a gauge app_jobs
+    put(s, "app.jobs_total", {}, [2.0])  # a counter: family app_jobs, sample app_jobs_total
+    put(s, "app.x.y_total", {}, [3.0])  # counter family app_x_y, sample app_x_y_total
+    put(s, "app.x.y_total.gauge", {}, [4.0])
+    text = generate(s).decode()
+    list(parse_text(text))
+    list(parse_om(generate(s, openmetrics=True).decode()))
+    assert "app_jobs 1.0" in text and "app_jobs_total" not in text

@@ -57,9 +57,7 @@ def test_default_tags_count_towards_the_tag_limit(store: mk.Store) -> None:
 
 
 def test_record_many_rejects_2d_input(rec: Recorder, store: mk.Store) -> None:
-    _raises(
-        lambda: rec.record_many("app.x.y", np.ones((2, 5)), np.arange(10) + T0), "1-d array"
-    )
+    _raises(lambda: rec.record_many("app.x.y", np.ones((2, 5)), np.arange(10) + T0), "1-d array")
     _raises(
         lambda: rec.record_many("app.x.y", np.ones(10), (np.arange(10) + T0).reshape(2, 5)),
         "1-d array",

@@ -128,6 +128,9 @@ def _histogram_lines(
     bounds = np.asarray(buckets, dtype=np.float64)
     lines = []
     for s in series:
+        if "le" in s.tags:
+            log.warning("not exposing %s: a histogram series may not carry the tag 'le'", s.key)
+            continue
         values = s.values[~np.isnan(s.values)] * scale
         slot = np.searchsorted(bounds, values, side="left")
         cumulative = np.cumsum(np.bincount(slot, minlength=len(bounds) + 1))
@@ -162,6 +165,14 @@ def _family_lines(
     return lines
 
 
+def _emitted_names(exposed: ExposedName) -> tuple[str, ...]:
+    """Every name a metric occupies: its family and each sample name it writes."""
+    family = exposed.family
+    if exposed.kind is MetricKind.HISTOGRAM:
+        return (family, f"{family}_bucket", f"{family}_sum", f"{family}_count")
+    return (family, exposed.sample) if exposed.sample != family else (family,)
+
+
 def generate(
     store: Store,
     openmetrics: bool = False,
@@ -172,24 +183,27 @@ def generate(
     """Render the store in the Prometheus text format (or OpenMetrics) as UTF-8 bytes.
 
     ``names`` restricts the output to those metrics. Two metricskit names that map to
-    the same Prometheus name (``a.b`` and ``a_b``) cannot both be exposed: the first in
-    sorted order is, the other is left out with a warning.
+    the same Prometheus name (``a.b`` and ``a_b``), or one whose samples would carry the
+    other's name (a gauge ``x.y_count`` beside a histogram ``x.y``, whose samples are
+    ``x_y_bucket``, ``x_y_sum`` and ``x_y_count``), cannot both be exposed: the first in
+    sorted order is, the other is left out with a warning. A histogram series tagged
+    ``le`` is left out the same way. Either way the rest of the scrape is unaffected.
     """
     wanted = set(names) if names is not None else None
     metric_names = sorted({k.name for k in store.series() if wanted is None or k.name in wanted})
     lines: list[str] = []
     claimed: dict[str, str] = {}
     for name in metric_names:
-        family = exposed_name(name).family
-        if family in claimed:
+        taken = [n for n in _emitted_names(exposed_name(name)) if n in claimed]
+        if taken:
             log.warning(
                 "not exposing %r: its Prometheus name %r is taken by %r",
                 name,
-                family,
-                claimed[family],
+                taken[0],
+                claimed[taken[0]],
             )
             continue
-        claimed[family] = name
+        claimed.update(dict.fromkeys(_emitted_names(exposed_name(name)), name))
         lines += _family_lines(store, name, openmetrics, buckets)
     if openmetrics:
         lines.append("# EOF")
