@@ -3,9 +3,11 @@
 ``record()`` appends ``t_ns, value`` to an in-memory buffer and returns; a
 daemon thread writes the buffers to the store in batches (one :class:`Series` per
 series) when ``batch_size`` samples are pending, every ``flush_interval`` seconds, on
-:meth:`Recorder.flush`, on :meth:`Recorder.close` and at interpreter exit. A slow or
-failing store never blocks or raises into ``record()``: failed batches are kept and
-retried, up to ``max_buffer`` samples, and what does not fit is dropped and counted.
+:meth:`Recorder.flush`, on :meth:`Recorder.close` and at interpreter exit. A failing
+store never blocks or raises into ``record()``: failed batches are kept and retried, up
+to ``max_buffer`` samples, and what does not fit is dropped and counted. A store that
+works but is slower than the callers makes a call that finds ``max_buffer`` samples held
+wait for the writer (at most ``max_wait`` seconds) rather than drop.
 
 A name, tag set or value that is wrong raises :class:`~metricskit.errors.InvalidMetricError`
 at the call: that is a programming error, not a runtime condition.
@@ -174,8 +176,13 @@ class Recorder:
         flush_interval: seconds (or a duration like ``"5s"``) between background
             flushes; ``None`` flushes only at ``batch_size``, ``flush()`` and ``close()``.
         clock: where "now" comes from (tests pass a ``ManualClock``).
-        max_buffer: the most samples held in memory, pending or kept for retry while
-            the store fails; samples beyond it are dropped and counted in :attr:`dropped`.
+        max_buffer: the most samples held in memory, pending, being written or kept for
+            retry while the store fails.
+        max_wait: when ``max_buffer`` samples are held because the writer is behind, how
+            many seconds a ``record``/``record_many`` call waits for it to make room
+            (``0``: never wait). Samples are dropped, and counted in :attr:`dropped`, only
+            when the store is failing (no call waits for a store that is down) or that
+            wait runs out.
         cardinality_limit: distinct tag sets per metric name; further new tag sets are
             recorded into one series tagged ``overflow="true"`` (counted in
             :attr:`overflowed`).
@@ -198,6 +205,7 @@ class Recorder:
         flush_interval: float | str | None = 1.0,
         clock: Clock | None = None,
         max_buffer: int = 1_000_000,
+        max_wait: float = 10.0,
         cardinality_limit: int = 2000,
         max_metrics: int = 10_000,
         allow_inf: bool = False,
@@ -212,6 +220,12 @@ class Recorder:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{arg} must be an int >= 1, got {value!r}")
+        if (
+            isinstance(max_wait, bool)
+            or not isinstance(max_wait, (int, float))
+            or not (0 <= max_wait < float("inf"))
+        ):
+            raise ConfigError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
         interval: float | None = None
         if flush_interval is not None:
             interval = parse_duration(flush_interval) / NS_PER_S
@@ -240,6 +254,7 @@ class Recorder:
             batch_size=batch_size,
             flush_interval=interval,
             max_buffer=max_buffer,
+            max_wait=float(max_wait),
             clock=self.clock,
             self_key=SeriesKey(DROPPED_METRIC, self.default_tags),
         )
@@ -258,7 +273,8 @@ class Recorder:
 
     @property
     def dropped(self) -> int:
-        """Samples dropped because ``max_buffer`` were held (or lost at close)."""
+        """Samples dropped because ``max_buffer`` were held while the store failed or made
+        no room within ``max_wait`` (or lost at close)."""
         return self._core.dropped
 
     @property
