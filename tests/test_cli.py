@@ -322,3 +322,20 @@ def test_grafana_export_writes_and_pushes(workdir: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_json_output_is_strict_json_with_null_for_nan(workdir: Path) -> None:
+    now = time.time_ns()
+    store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
+    for name, value in (("system.cpu.usage_percent", float("nan")), ("app.x.y", 1.5)):
+        store.write([Series(SeriesKey.of(name), np.array([now]), np.array([value]))])
+    store.close()
+    result = run(workdir, "metrics", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    data = json.loads(result.stdout, parse_constant=refuse)
+    assert data["system"]["system.cpu.usage_percent"] is None

@@ -31,6 +31,7 @@ from metricskit._cli_common import (
     config_option,
     console,
     fail,
+    json_text,
     open_service,
     output_option,
     print_json,
@@ -292,7 +293,7 @@ def health(config_path: str | None, output: str, save: str | None) -> None:
         if save is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path(save) if save else service.config.log_dir / f"health_report_{stamp}.json"
-            path.write_text(json.dumps(report, indent=2))
+            path.write_text(json_text(report))
             click.echo(f"saved: {path}", err=True)
     finally:
         service.close()
