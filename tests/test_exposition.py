@@ -13,11 +13,18 @@ from metricskit.model import Series, SeriesKey
 from metricskit.server import MetricsServer
 
 T0 = 1_795_046_400
+REQUEST = "http.request.duration_seconds"
 
 
 def put(store: mk.Store, name: str, tags: dict[str, str], values: list[float]) -> None:
     ts = (T0 + np.arange(len(values), dtype=np.int64)) * 10**9
     store.write([Series(SeriesKey.of(name, tags), ts, np.array(values, dtype=float))])
+
+
+def observe(store: mk.Store, tags: dict[str, str], values: list[float]) -> None:
+    """Record request durations the way applications do: through a Recorder."""
+    with mk.Recorder(store) as rec:
+        rec.record_many(REQUEST, values, T0 + np.arange(len(values)), tags)
 
 
 @pytest.fixture
@@ -28,9 +35,8 @@ def store() -> mk.Store:
     put(s, "app.health.response_time_ms", {"check": "api"}, [250.0])
     put(s, "system.network.bytes_sent", {}, [100, 250])
     put(s, "business.ai_calls.total", {"model": 'we"ird\\name x'}, [7])
-    put(
+    observe(
         s,
-        "http.request.duration_seconds",
         {"endpoint": "/api/chat", "method": "GET", "status": "200"},
         [0.004, 0.2, 0.2, 3.0, float("nan"), 20.0],
     )
@@ -146,8 +152,19 @@ def test_a_histogram_series_tagged_le_is_left_out_not_the_scrape(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = mk.open_store("memory://")
-    put(s, "http.request.duration_seconds", {"le": "x"}, [0.1])
-    put(s, "http.request.duration_seconds", {"endpoint": "/ok"}, [0.1])
+    # A Recorder refuses the tag; a store written to directly may hold such parts.
+    with pytest.raises(mk.InvalidMetricError, match="'le'"):
+        observe(s, {"le": "x"}, [0.1])
+    t = np.array([T0 * 10**9])
+    bad = {"le": "x"}
+    s.write(
+        [
+            Series(SeriesKey.of(f"{REQUEST}:count", bad), t, np.array([1.0])),
+            Series(SeriesKey.of(f"{REQUEST}:sum", bad), t, np.array([0.1])),
+            Series(SeriesKey.of(f"{REQUEST}:bucket", {"le": "+Inf"}), t, np.array([1.0])),
+        ]
+    )
+    observe(s, {"endpoint": "/ok"}, [0.1])
     put(s, "system.cpu.usage_percent", {}, [5.0])
     text = generate(s).decode()
     families = {f.name: f for f in parse_text(text)}  # parses: no sample with le twice
@@ -164,7 +181,7 @@ def test_a_gauge_named_like_a_histogram_sample_is_left_out(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     s = mk.open_store("memory://")
-    put(s, "http.request.duration_seconds", {"endpoint": "/ok"}, [0.1, 0.2])
+    observe(s, {"endpoint": "/ok"}, [0.1, 0.2])
     put(s, "http.request.duration_seconds_count", {"endpoint": "/ok"}, [99.0])
     put(s, "http.request.duration_seconds_sum", {}, [98.0])
     put(s, "system.cpu.usage_percent", {}, [5.0])

@@ -47,7 +47,15 @@ from metricskit._time import Clock
 from metricskit.errors import BackendError, MetricsKitError
 from metricskit.model import Series, SeriesKey
 
-__all__ = ["Chunk", "RecordBuffer", "SeriesBuffer", "StoreLike", "merge_batches", "to_series"]
+__all__ = [
+    "Chunk",
+    "Deriver",
+    "RecordBuffer",
+    "SeriesBuffer",
+    "StoreLike",
+    "merge_batches",
+    "to_series",
+]
 
 logger = logging.getLogger("metricskit.recorder")
 
@@ -64,6 +72,18 @@ class StoreLike(Protocol):
 
     def flush(self) -> None:
         """Return once everything written is durable."""
+        ...
+
+
+class Deriver(Protocol):
+    """Series computed from each flushed batch and written with it (histogram totals)."""
+
+    def wants(self, key: SeriesKey) -> bool:
+        """True if ``key``'s samples feed :meth:`derive`."""
+        ...
+
+    def derive(self, batch: Sequence[Series]) -> list[Series]:
+        """The series to write for the wanted series of ``batch``; raises leave no trace."""
         ...
 
 
@@ -187,6 +207,7 @@ class RecordBuffer:
         clock: Clock,
         self_key: SeriesKey,
         max_wait: float = 0.0,
+        deriver: Deriver | None = None,
     ) -> None:
         self.store = store
         self.batch_size = batch_size
@@ -204,6 +225,10 @@ class RecordBuffer:
         self._held = 0
         self._woken = False
         self._retained: list[list[Series]] = []
+        # Series drained but not yet passed to ``derive`` (it failed, e.g. reading the
+        # store): derived exactly once, on the first flush that gets that far.
+        self._deriver = deriver
+        self._underived: list[Series] = []
         self._failing = False
         self._last_error = ""
         self._stalled = False
@@ -379,10 +404,17 @@ class RecordBuffer:
             batch = self._drain()
             if batch:
                 self._retained.append(batch)
+                if self._deriver is not None:
+                    self._underived += [s for s in batch if self._deriver.wants(s.key)]
             dropped = self.dropped
             if not self._retained and dropped == self._dropped_written:
                 return 0
             try:
+                if self._underived and self._deriver is not None:
+                    derived = self._deriver.derive(self._underived)
+                    self._underived = []
+                    if derived:
+                        self._retained.append(derived)
                 for held_batch in self._retained:
                     self.store.write(held_batch)
                 if dropped != self._dropped_written:
@@ -465,6 +497,7 @@ class RecordBuffer:
                 lost, self._held = self._held, 0
                 self.dropped += lost
             self._retained.clear()
+            self._underived = []
             logger.error(
                 "metricskit recorder: closing, the store failed (%s); %d samples were lost",
                 exc,

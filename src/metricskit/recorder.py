@@ -21,16 +21,18 @@ at the call: that is a programming error, not a runtime condition.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from metricskit._buffer import DROPPED_METRIC, RecordBuffer, SeriesBuffer, StoreLike
+from metricskit._histogram import HistogramCounters, ReadLast, is_histogram
 from metricskit._time import (
     NS_PER_S,
     Clock,
@@ -40,6 +42,7 @@ from metricskit._time import (
     to_ns,
     to_ns_array,
 )
+from metricskit.catalog import DEFAULT_BUCKETS
 from metricskit.errors import ConfigError, InvalidMetricError
 from metricskit.model import (
     MAX_TAGS,
@@ -50,6 +53,7 @@ from metricskit.model import (
     validate_name,
     validate_tags,
 )
+from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
 
 __all__ = ["REQUEST_METRIC", "BoundSeries", "Recorder"]
 
@@ -162,6 +166,24 @@ def _with_host(tags: Mapping[str, str] | None, host: bool | str) -> Mapping[str,
     return {"host": name, **(tags or {})}
 
 
+def _checked_buckets(buckets: Sequence[float]) -> list[float]:
+    try:
+        bounds = [check_value(b) for b in buckets]
+    except (InvalidMetricError, TypeError) as exc:
+        raise ConfigError(f"histogram_buckets must be finite numbers: {exc}") from None
+    if not bounds or any(math.isnan(b) for b in bounds):
+        raise ConfigError(f"histogram_buckets must be finite numbers, got {buckets!r}")
+    return bounds
+
+
+def _last_reader(store: StoreLike) -> ReadLast | None:
+    """How histogram totals resume from the store (a Store: its backend's ``last``)."""
+    backend = getattr(store, "backend", None)
+    if not isinstance(backend, StorageBackend):
+        return None
+    return lambda key: backend.last(key, MIN_NS, MAX_NS)
+
+
 def _close_core(core: RecordBuffer) -> None:
     core.close()
 
@@ -191,6 +213,9 @@ class Recorder:
             as a user id, is a bug that would otherwise grow memory and the store without
             bound).
         allow_inf: accept +-inf values (NaN is always accepted).
+        histogram_buckets: the upper bounds (``le``) of the cumulative bucket counters
+            kept for histogram metrics (``http.request.duration_seconds``), in the
+            metric's unit; ``+Inf`` is always added.
         host: tag every series with ``host`` (``True``: this machine's hostname; a
             string: that name), so several hosts can share one store and be told apart.
         default_tags: tags added to every series (explicit tags win), e.g.
@@ -209,6 +234,7 @@ class Recorder:
         cardinality_limit: int = 2000,
         max_metrics: int = 10_000,
         allow_inf: bool = False,
+        histogram_buckets: Sequence[float] = DEFAULT_BUCKETS,
         default_tags: Mapping[str, str] | None = None,
         host: bool | str = False,
     ) -> None:
@@ -257,6 +283,7 @@ class Recorder:
             max_wait=float(max_wait),
             clock=self.clock,
             self_key=SeriesKey(DROPPED_METRIC, self.default_tags),
+            deriver=HistogramCounters(_checked_buckets(histogram_buckets), _last_reader(store)),
         )
         # finalize holds the buffer, not the Recorder: the Recorder can be collected
         # (its buffer is then flushed) and is flushed at interpreter exit if still alive.
@@ -371,6 +398,10 @@ class Recorder:
             if len(merged) > MAX_TAGS:
                 validate_tags(merged, name)  # raises, naming the limit
             given = Tags._trusted(tuple(sorted(merged.items())))
+        if "le" in given and is_histogram(name):
+            raise InvalidMetricError(
+                f"tag 'le' on histogram metric {name!r}: 'le' names its buckets' upper bounds"
+            )
         key = SeriesKey(name, given)
         with self._lock:
             if self._core.closed:
