@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 import metricskit as mk
 from metricskit.catalog import MetricKind
 from metricskit.exposition import exposed_name, format_value, generate
-from metricskit.model import Series, SeriesKey
+from metricskit.model import Series, SeriesKey, Tags
 from metricskit.server import MetricsServer
 
 T0 = 1_795_046_400
@@ -204,3 +204,18 @@ def test_a_counter_named_like_a_gauge_total_is_left_out(caplog: pytest.LogCaptur
     list(parse_text(text))
     list(parse_om(generate(s, openmetrics=True).decode()))
     assert "app_jobs 1.0" in text and "app_jobs_total" not in text
+
+
+def test_a_series_that_cannot_be_encoded_costs_only_its_family(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = mk.open_store("memory://")
+    # Only data stored before the model checked text can hold a lone surrogate.
+    old = SeriesKey("app.old.value", Tags._trusted((("k", "bad\ud800"),)))
+    s.backend.write([Series(old, np.array([T0 * 10**9]), np.array([1.0]))])
+    put(s, "system.cpu.usage_percent", {}, [5.0])
+    text = generate(s).decode()
+    assert _samples(list(parse_text(text))) == {("system_cpu_usage_percent", ()): 5.0}
+    assert "not exposing 'app.old.value'" in caplog.text
+    with MetricsServer(s, port=0) as server:
+        assert requests.get(f"{server.url}/metrics", timeout=5).status_code == 200

@@ -217,7 +217,7 @@ def generate(
     """
     wanted = set(names) if names is not None else None
     metric_names = sorted(n for n in _exposable(store) if wanted is None or n in wanted)
-    lines: list[str] = []
+    families: list[bytes] = []
     claimed: dict[str, str] = {}
     for name in metric_names:
         taken = [n for n in _emitted_names(exposed_name(name)) if n in claimed]
@@ -230,7 +230,13 @@ def generate(
             )
             continue
         claimed.update(dict.fromkeys(_emitted_names(exposed_name(name)), name))
-        lines += _family_lines(store, name, openmetrics)
+        try:
+            families.append(("\n".join(_family_lines(store, name, openmetrics)) + "\n").encode())
+        except ValueError as exc:
+            # Data the model no longer accepts (a lone surrogate stored by an older
+            # version) costs its own family, not the scrape. A failing store
+            # (BackendError) still fails the scrape: an empty 200 would hide it.
+            log.error("not exposing %r: %s", name, exc)
     if openmetrics:
-        lines.append("# EOF")
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+        families.append(b"# EOF\n")
+    return b"".join(families)
