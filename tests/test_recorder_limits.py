@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
 
 import metricskit as mk
 from metricskit.errors import InvalidMetricError, MetricsKitError
+from metricskit.model import Series
 from metricskit.recorder import Recorder
+from metricskit.storage.memory import MemoryBackend
 from metricskit.testing import ManualClock
 
 T0 = 1_732_752_000
@@ -106,3 +109,25 @@ def test_the_default_name_cap_stops_a_100k_name_bomb(store: mk.Store) -> None:
                 rec.record(f"app.bomb.m{i}", 1.0)
                 accepted += 1
         assert accepted == 10_000
+
+
+class _BuggyBackend(MemoryBackend):
+    """A plugin whose write has a bug: it raises a plain RuntimeError, not a BackendError."""
+
+    def write(self, batch: Sequence[Series]) -> None:
+        raise RuntimeError("plugin bug")
+
+
+def test_a_later_flush_problem_never_reaches_the_recording_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder(mk.Store(_BuggyBackend()), max_buffer=50, batch_size=10, flush_interval=None)
+    for i in range(200):  # the flush thread fails again and again meanwhile
+        rec.record("app.x.y", float(i), timestamp=T0 + i)
+    rec.record_many("app.x.y", np.ones(100), T0 + 1000 + np.arange(100))
+    with pytest.raises(mk.BackendError, match="plugin bug"):
+        rec.flush()  # an explicit flush reports it, as documented
+    with caplog.at_level(logging.ERROR, logger="metricskit.recorder"):
+        rec.close()  # never raises
+    assert rec.dropped == 300
+    assert "samples were lost" in caplog.text
