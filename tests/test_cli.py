@@ -329,6 +329,8 @@ def test_json_output_is_strict_json_with_null_for_nan(workdir: Path) -> None:
     store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
     for name, value in (("system.cpu.usage_percent", float("nan")), ("app.x.y", 1.5)):
         store.write([Series(SeriesKey.of(name), np.array([now]), np.array([value]))])
+    with mk.Recorder(store) as rec:
+        rec.record_request("/api", 0.25, 200, timestamp=now / 1e9)
     store.close()
     result = run(workdir, "metrics", "--output", "json")
     assert result.returncode == 0, result.stderr
@@ -339,3 +341,5 @@ def test_json_output_is_strict_json_with_null_for_nan(workdir: Path) -> None:
 
     data = json.loads(result.stdout, parse_constant=refuse)
     assert data["system"]["system.cpu.usage_percent"] is None
+    # The histogram totals the Recorder keeps are not metrics of their own.
+    assert list(data["http"]) == ['http.request.duration_seconds{endpoint="/api",status="200"}']

@@ -37,6 +37,7 @@ from metricskit._cli_common import (
     print_json,
 )
 from metricskit._cli_tools import TOOLS
+from metricskit.catalog import histogram_of
 from metricskit.errors import MetricsKitError
 
 __all__ = ["cli", "main"]
@@ -96,8 +97,8 @@ def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str
     if newest is None:
         return groups
     for key, _ts, value in store.latest(at=np.datetime64(newest, "ns"), lookback=lookback):
-        if key.name.startswith("metricskit."):
-            continue
+        if key.name.startswith("metricskit.") or histogram_of(key.name) is not None:
+            continue  # self-monitoring, and the histogram totals the Recorder keeps
         category = key.name.split(".", 1)[0]
         groups.setdefault(category, {})[str(key)] = value
     return groups
