@@ -14,7 +14,8 @@ samples after close.
 
 Back-pressure. When ``max_buffer`` samples are held because the writer is behind (the
 store works, it is just slower than the callers), the recording call waits on ``_room``
-for the writer to finish its write, up to ``max_wait`` seconds, instead of dropping.
+for the writer to finish its write instead of dropping, for up to ``max_wait`` seconds
+without a write completing.
 Samples are dropped only when the store is failing (a call never waits on a store that is
 down), when that wait runs out (a store that hangs), or when the flush thread itself
 records; each drop is counted, logged with its reason and written as
@@ -232,6 +233,7 @@ class RecordBuffer:
         self._failing = False
         self._last_error = ""
         self._stalled = False
+        self._writes = 0
         self._buffers: dict[SeriesKey, SeriesBuffer] = {}
         self._lock = threading.Lock()
         # Notified (under _lock) whenever room may have appeared or waiting became futile:
@@ -308,6 +310,7 @@ class RecordBuffer:
         if threading.current_thread() is self._thread:
             return "recorded from the flush thread, which cannot wait for itself"
         deadline = time.monotonic() + self.max_wait
+        writes = self._writes
         # The writer must run for room to appear, whatever batch_size says.
         self._woken = True
         self._wake.set()
@@ -316,6 +319,11 @@ class RecordBuffer:
                 return "the Recorder closed"
             if self._failing:
                 return f"the store is failing: {self._last_error}"
+            if self._writes != writes:
+                # The writer is making progress (other callers took the room it made):
+                # max_wait bounds a wait on a store that does nothing, not a long queue.
+                writes = self._writes
+                deadline = time.monotonic() + self.max_wait
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 # Until a write completes, later calls drop at once: a store that hangs
@@ -437,6 +445,7 @@ class RecordBuffer:
             with self._lock:
                 written, self._held = self._held, 0
                 self._stalled = False
+                self._writes += 1
                 self._recompute()
                 self._room.notify_all()
             if self._failing:

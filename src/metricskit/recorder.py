@@ -201,10 +201,11 @@ class Recorder:
         max_buffer: the most samples held in memory, pending, being written or kept for
             retry while the store fails.
         max_wait: when ``max_buffer`` samples are held because the writer is behind, how
-            many seconds a ``record``/``record_many`` call waits for it to make room
-            (``0``: never wait). Samples are dropped, and counted in :attr:`dropped`, only
-            when the store is failing (no call waits for a store that is down) or that
-            wait runs out.
+            many seconds a ``record``/``record_many`` call waits for the writer to
+            complete a write (``0``: never wait); each completed write restarts the
+            wait. Samples are dropped, and counted in :attr:`dropped`, only when the
+            store is failing (no call waits for a store that is down) or that wait runs
+            out.
         cardinality_limit: distinct tag sets per metric name; further new tag sets are
             recorded into one series tagged ``overflow="true"`` (counted in
             :attr:`overflowed`).
@@ -230,7 +231,7 @@ class Recorder:
         flush_interval: float | str | None = 1.0,
         clock: Clock | None = None,
         max_buffer: int = 1_000_000,
-        max_wait: float = 10.0,
+        max_wait: float = 30.0,
         cardinality_limit: int = 2000,
         max_metrics: int = 10_000,
         allow_inf: bool = False,
