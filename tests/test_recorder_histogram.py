@@ -198,3 +198,39 @@ def test_custom_buckets_and_their_exposition(store: mk.Store) -> None:
     ]
     with pytest.raises(mk.ConfigError):
         mk.Recorder(store, histogram_buckets=[float("nan")])
+
+
+class _DownBackend(MemoryBackend):
+    """A memory backend that is down (reads and writes fail) until ``up`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = False
+
+    def _check(self) -> None:
+        if not self.up:
+            raise mk.BackendUnavailableError("down")
+
+    def write(self, batch):  # type: ignore[no-untyped-def]
+        self._check()
+        super().write(batch)
+
+    def last(self, key, start_ns, end_ns):  # type: ignore[no-untyped-def]
+        self._check()
+        return super().last(key, start_ns, end_ns)
+
+
+def test_totals_survive_a_store_outage_counted_once() -> None:
+    backend = _DownBackend()
+    store = mk.Store(backend)
+    values = durations(60, 6)
+    rec = mk.Recorder(store, flush_interval=None)
+    for attempt in range(3):  # observations arrive while every flush fails
+        for i, v in enumerate(values[attempt * 20 : (attempt + 1) * 20]):
+            rec.record_request("/api", v, 200, timestamp=T0 + attempt * 20 + i)
+        with pytest.raises(mk.BackendError):
+            rec.flush()
+    backend.up = True
+    rec.close()
+    assert rec.dropped == 0
+    assert hist_samples(store) == pytest.approx(reference(values))
