@@ -412,3 +412,24 @@ def test_running_service_refuses_a_second_start_and_a_tampered_pid(workdir: Path
         proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert not (workdir / "config" / "monitoring.pid").exists()
+
+
+def test_json_output_is_strict_json_with_null_for_nan(workdir: Path) -> None:
+    now = time.time_ns()
+    store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
+    for name, value in (("system.cpu.usage_percent", float("nan")), ("app.x.y", 1.5)):
+        store.write([Series(SeriesKey.of(name), np.array([now]), np.array([value]))])
+    with mk.Recorder(store) as rec:
+        rec.record_request("/api", 0.25, 200, timestamp=now / 1e9)
+    store.close()
+    result = run(workdir, "metrics", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    data = json.loads(result.stdout, parse_constant=refuse)
+    assert data["system"]["system.cpu.usage_percent"] is None
+    # The histogram totals the Recorder keeps are not metrics of their own.
+    assert list(data["http"]) == ['http.request.duration_seconds{endpoint="/api",status="200"}']
