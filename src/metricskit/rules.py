@@ -367,12 +367,15 @@ class RuleEngine:
             dirty.append((rule.name, a))
 
     def _restore(self) -> None:
+        # Marked done only once it worked: evaluating without the persisted state would
+        # re-send every notification that already went out, so a failed read raises here
+        # (the loop logs it) and the next call tries again.
         if not self._restored:
-            self._restored = True
             for name, alert in restore_alerts(
                 self.store, {n: r.rule for n, r in self._states.items()}
             ):
                 self._states[name].alerts[alert.key] = alert
+            self._restored = True
 
     def history(
         self, rule: str | None = None, start: TimeLike | None = None, end: TimeLike | None = None
