@@ -140,3 +140,21 @@ def test_test_event_goes_to_every_recipient_and_closed_port_errors(
         result = failing.test_channels()["email"]
     assert result.startswith("error: email (smtp://127.0.0.1:")
     assert "refused" in result.lower()
+
+
+def test_an_alert_fired_and_resolved_in_one_batch_is_mailed_once(smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    channel = EmailChannel(RECIPIENTS, smtp_host="127.0.0.1", smtp_port=port)
+    with Notifier([channel]) as notifier:
+        # a batch as a slow SMTP server leaves it: the same alert fired, then resolved
+        notifier.notify(
+            [
+                make_event("system.high_memory", channels=("email",)),
+                make_event("system.high_memory", state=AlertState.RESOLVED, channels=("email",)),
+            ]
+        )
+        assert notifier.flush(30)
+    bodies = [msg.get_content() for _, _, msg in inbox.messages]
+    assert sum(body.count("rule:   system.high_memory") for body in bodies) == 1
+    (_, _, last) = inbox.messages[-1]
+    assert last["Subject"] == "[CRITICAL] RESOLVED: system.high_memory"

@@ -374,3 +374,54 @@ def test_alert_event_helpers_are_json_safe() -> None:
     assert Severity.from_str(" Warning ") is Severity.WARNING
     with pytest.raises(ConfigError, match="expected one of: info, warning, critical"):
         Severity.from_str("urgent")
+
+
+def test_an_alert_that_fired_and_resolved_before_sending_goes_out_once_per_channel(
+    receiver: Receiver, make_notifier: Any
+) -> None:
+    """A slow receiver holds the first request; meanwhile a rule fires and resolves, so
+    each channel's next batch holds both events of one alert. Like Alertmanager, each
+    notification carries an alert once, in its latest state."""
+    import numpy as np
+
+    from metricskit import Series, SeriesKey, open_store
+    from metricskit.rules import RuleEngine
+    from metricskit.rules_model import AlertRule
+    from metricskit.testing import ManualClock
+
+    receiver.script.extend([Reply(mode="hold")] * 3)
+    notifier = make_notifier(
+        SlackChannel(receiver.url("/slack")),
+        WebhookChannel(receiver.url("/hook")),
+        AlertmanagerChannel(receiver.url("/am")),
+    )
+    store, clock = open_store("memory://"), ManualClock(1_700_000_000)
+    fields = {"threshold": 80, "operator": "gt", "channels": ["slack", "webhook", "alertmanager"]}
+    rules = [AlertRule.create(f"app.{m}", metric=f"app.{m}", **fields) for m in ("first", "flap")]
+    engine = RuleEngine(rules, store, notifier=notifier, clock=clock)
+
+    def write(metric: str, value: float) -> None:
+        at = np.array([clock.now_ns()])
+        store.write([Series(SeriesKey.of(metric, {"host": "web1"}), at, np.array([value]))])
+
+    write("app.first", 90)
+    engine.evaluate()  # app.first fires; every channel's receiver holds its request
+    receiver.wait_for(3)
+    for value in (90.0, 10.0):  # app.flap fires, then resolves, while the sends wait
+        clock.advance(60)
+        write("app.flap", value)
+        engine.evaluate()
+    receiver.gate.set()
+    assert notifier.flush(30)
+    later = {r.path: r.body for r in receiver.wait_for(6)[3:]}
+    assert len(receiver.requests) == 6
+    hook = later["/hook"]
+    assert [a["status"] for a in hook["alerts"]] == ["resolved"]
+    assert hook["status"] == "resolved"
+    assert hook["commonLabels"]["alertname"] == "app.flap"
+    (posted,) = later["/am/api/v2/alerts"]
+    assert posted["labels"]["alertname"] == "app.flap" and "endsAt" in posted
+    (block,) = later["/slack"]["blocks"]
+    assert "[RESOLVED]" in block["text"]["text"]
+    assert len(later["/slack"]["text"].splitlines()) == 1
+    store.close()

@@ -84,8 +84,19 @@ class Channel(ABC):
 
 
 def deliverable(events: Iterable[AlertEvent]) -> list[AlertEvent]:
-    """The events a receiver is told about: firing and resolved ones (pending is internal)."""
-    return [e for e in events if e.state in (AlertState.FIRING, AlertState.RESOLVED)]
+    """The events a receiver is told about: firing and resolved ones (pending is internal),
+    each alert once, in its latest state, where it first appeared in the batch.
+
+    A batch can hold several events of one alert when it fired and resolved (or repeated)
+    before the previous send finished; Alertmanager never lists an alert twice in one
+    notification, and a receiver shown "firing" and "resolved" together cannot tell
+    which is current. The resolved event still says when it fired and at what value.
+    """
+    latest: dict[tuple[str, str], AlertEvent] = {}
+    for e in events:
+        if e.state in (AlertState.FIRING, AlertState.RESOLVED):
+            latest[(e.rule, e.fingerprint)] = e
+    return list(latest.values())
 
 
 def redact_url(url: str) -> str:
