@@ -87,6 +87,31 @@ def test_unknown_channel_is_logged_once_and_counted(
     assert notifier.stats()["log"]["sent"] == 3
 
 
+def test_an_event_for_a_missing_channel_goes_to_the_log_instead(
+    tmp_path: Path, make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "a.log"
+    notifier = make_notifier(LogChannel(log), unavailable={"slack": "SLACK_URL is not set"})
+    notifier.notify([make_event("a.slack_only", channels=("slack",))])
+    notifier.notify([make_event("a.pager", channels=("pagerduty", "log"))])
+    assert notifier.flush(30)
+    rules = [line.split("rule=")[1].split()[0] for line in log.read_text().splitlines()]
+    assert rules == ["a.slack_only", "a.pager"]  # once each, fallback or not
+    assert notifier.unknown_channels == {"slack": 1, "pagerduty": 1}
+    assert "which is off: SLACK_URL is not set; its events go to the 'log'" in caplog_notify.text
+    assert notifier.test_channels()["slack"] == "error: SLACK_URL is not set"
+
+
+def test_without_a_fallback_channel_the_loss_is_logged(
+    receiver: Receiver, make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
+) -> None:
+    notifier = make_notifier(SlackChannel(receiver.url()))
+    notifier.notify([make_event(channels=("email",))])
+    assert notifier.flush(30)
+    assert receiver.requests == [] and notifier.unknown_channels == {"email": 1}
+    assert "its events are dropped" in caplog_notify.text
+
+
 def test_500_is_retried_until_it_succeeds(receiver: Receiver, make_notifier: Any) -> None:
     receiver.script.extend([Reply(500), Reply(503)])
     notifier = make_notifier(SlackChannel(receiver.url()))

@@ -64,6 +64,8 @@ def config_check(config_path: str | None) -> None:
         f"ok: {path or '(defaults)'}: {len(cfg.rules.alerts)} alert rules, "
         f"{len(cfg.rules.recording)} recording rules, store {cfg.store_url}"
     )
+    for warning in cfg.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command()

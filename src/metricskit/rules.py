@@ -49,7 +49,9 @@ from metricskit._alerts import (
 )
 from metricskit._rules_data import MetricData, gc_paused, read_metrics
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
+from metricskit._validation import locate_config_error
 from metricskit._yaml import load_yaml
+from metricskit.errors import ConfigError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags
 from metricskit.rules_model import (
@@ -125,8 +127,14 @@ class RuleEngine:
         log_dir: str | None = None,
     ) -> RuleEngine:
         """Load ``alerts``/``recording`` from a YAML file; build the notifier from its
-        ``notifications`` section unless one is given."""
-        doc = load_yaml(path)
+        ``notifications`` section unless one is given.
+
+        ``${VAR}`` is substituted as the config loader does (:func:`metricskit.config.
+        substitute_env`): a channel whose variable is not set is off, with a warning.
+        """
+        from metricskit.config import substitute_env
+
+        doc, unavailable = substitute_env(load_yaml(path))
         ruleset = parse_rules(doc)
         if notifier is None:
             from metricskit.notify import Notifier
@@ -135,9 +143,13 @@ class RuleEngine:
             # a relative log path is relative to the rule file, as in the config loader
             base = log_dir if log_dir is not None else os.path.dirname(os.path.abspath(path))
             try:
-                notifier = Notifier.from_config(section, log_dir=base)
-            except ValueError as exc:
+                notifier = Notifier.from_config(section, log_dir=base, unavailable=unavailable)
+            except ConfigError as exc:
+                raise locate_config_error(doc, exc) from None
+            except ValueError as exc:  # e.g. two channels with one name
                 raise doc.error(str(exc), ("notifications",)) from None
+            for warning in notifier.routing_warnings(ruleset.alerts, doc):
+                logger.warning("%s", warning)
         return cls(ruleset, store, notifier=notifier, clock=clock)
 
     # -- evaluation ---------------------------------------------------------------------
