@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -63,9 +63,18 @@ from metricskit.rules_model import (
 )
 from metricskit.store import Store
 
-__all__ = ["STATE_METRIC", "ActiveAlert", "RuleEngine", "Silence"]
+__all__ = ["STATE_METRIC", "ActiveAlert", "ComputedSeries", "RuleEngine", "Silence"]
 
 logger = logging.getLogger("metricskit.rules")
+
+
+class ComputedSeries(Protocol):
+    """Series the engine writes at every evaluation before the alert rules, as a
+    recording rule does (e.g. :class:`metricskit.performance_rules.PerformanceFigures`)."""
+
+    def series_at(self, store: Store, t: int) -> list[Series]:
+        """The samples to write for an evaluation at ``t`` (ns)."""
+        ...
 
 
 @dataclass
@@ -82,7 +91,8 @@ class RuleEngine:
 
     ``rules`` is a :class:`RuleSet` or alert rules; ``notifier`` has ``notify(events)``
     and ``test_channels()`` (a :class:`metricskit.notify.Notifier`); ``clock`` gives
-    "now" when :meth:`evaluate` is called without a time.
+    "now" when :meth:`evaluate` is called without a time; ``computed``
+    (:class:`ComputedSeries`) write their series at each evaluation before the alert rules.
     """
 
     def __init__(
@@ -93,6 +103,7 @@ class RuleEngine:
         notifier: Any = None,
         clock: Clock | None = None,
         recording: Iterable[RecordingRule] = (),
+        computed: Iterable[ComputedSeries] = (),
     ) -> None:
         ruleset = rules if isinstance(rules, RuleSet) else RuleSet(alerts=tuple(rules))
         names = [r.name for r in ruleset.alerts]
@@ -104,6 +115,7 @@ class RuleEngine:
         self.rules = tuple(r for r in ruleset.alerts if r.enabled)
         self.recording = (*ruleset.recording, *recording)
         self._derivations = [r.derivation() for r in self.recording]
+        self.computed = tuple(computed)
         self._states = {r.name: _RuleState(r, r.name) for r in self.rules}
         self._silences: list[Silence] = []
         self._next_silence = 1
@@ -207,6 +219,11 @@ class RuleEngine:
                     batch.append(Series(key, np.array([t]), np.array([value], dtype=float)))
             except Exception as exc:  # one broken recording rule must not stop the rest
                 logger.warning("recording rule %s failed: %s", rec.name, exc)
+        for source in self.computed:
+            try:
+                batch.extend(source.series_at(self.store, t))
+            except Exception as exc:
+                logger.warning("computed series %r failed: %s", source, exc)
         if batch:
             self.store.write(batch)
 

@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from metricskit._time import NS_PER_S, Clock, SystemClock
+from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.notify import Notifier
+from metricskit.performance_rules import PerformanceFigures, default_rules, with_defaults
 from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.rules import RuleEngine
@@ -96,7 +97,16 @@ class MonitoringService:
         )
         for warning in config.warnings:
             log.warning("%s", warning)
-        self.engine = RuleEngine(config.rules, self.store, notifier=self.notifier, clock=self.clock)
+        thresholds = config.performance.performance_thresholds()
+        self.engine = RuleEngine(
+            # the seed's performance thresholds are alerts like any rule (built-in rules
+            # the config may redefine), routed to every configured channel
+            with_defaults(config.rules, default_rules(thresholds, tuple(self.notifier.channels))),
+            self.store,
+            notifier=self.notifier,
+            clock=self.clock,
+            computed=[PerformanceFigures(parse_duration(config.performance.window), thresholds)],
+        )
         self.collector: Collector | None = None
         self.reporter = Reporter(
             self.store,
@@ -104,7 +114,7 @@ class MonitoringService:
             settings=ReportSettings(
                 sections=config.dashboard.metric_sections(),
                 performance_window=config.performance.window,
-                thresholds=config.performance.performance_thresholds(),
+                thresholds=thresholds,
                 dashboard_window=config.dashboard.window,
             ),
             clock=self.clock,
