@@ -158,3 +158,28 @@ def test_an_alert_fired_and_resolved_in_one_batch_is_mailed_once(smtp: tuple[Inb
     assert sum(body.count("rule:   system.high_memory") for body in bodies) == 1
     (_, _, last) = inbox.messages[-1]
     assert last["Subject"] == "[CRITICAL] RESOLVED: system.high_memory"
+
+
+def test_control_characters_cannot_add_headers_or_forge_body_lines(
+    smtp: tuple[Inbox, int],
+) -> None:
+    import dataclasses
+
+    from metricskit.model import Tags
+
+    inbox, port = smtp
+    event = dataclasses.replace(
+        make_event(),
+        rule="system.high_memory\r\nBcc: evil@example.com",
+        tags=Tags._trusted((("host", "web1\r\nBcc: evil@example.com\n  rule:   forged"),)),
+        description="line one\nline two\x1b[2J",
+    )
+    EmailChannel(RECIPIENTS, smtp_host="127.0.0.1", smtp_port=port).send([event])
+    ((_, rcpts, msg),) = inbox.messages
+    assert rcpts == ["admin@example.com"] and msg["Bcc"] is None
+    assert msg["Subject"] == "[CRITICAL] FIRING: system.high_memory\\r\\nBcc: evil@example.com"
+    body = msg.get_content().replace("\r\n", "\n")  # SMTP's line ends
+    assert "\x1b" not in body
+    assert "  tags:   host=web1\\r\\nBcc: evil@example.com\\n  rule:   forged\n" in body
+    # a description keeps its lines, indented under its event
+    assert "  line one\n  line two\\x1b[2J\n" in body

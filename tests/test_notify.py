@@ -253,6 +253,20 @@ def test_notify_never_raises_and_channel_bugs_are_contained(
     assert notifier.test_channels() == {"buggy": "error: unexpected RuntimeError in channel"}
 
 
+def test_a_failure_log_line_escapes_the_rule_names(
+    make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    notifier = make_notifier(Exploding())
+    event = dataclasses.replace(make_event(channels=("buggy",)), rule="a.b\nERROR forged")
+    notifier.notify([event])
+    assert notifier.flush(30)
+    messages = [r.getMessage() for r in caplog_notify.records]
+    (failure,) = [m for m in messages if "failed to deliver" in m]
+    assert "\n" not in failure and "a.b\\nERROR forged" in failure
+
+
 def test_close_abandons_a_retry_wait_and_counts_the_failure(
     receiver: Receiver, caplog_notify: pytest.LogCaptureFixture
 ) -> None:

@@ -336,7 +336,7 @@ def restore_alerts(store: Store, rules: Mapping[str, AlertRule]) -> list[tuple[s
         tags = key.tags
         owner, fp, labels, name = (tags.get(t) for t in ("rule", "fingerprint", "labels", "field"))
         if owner is None or fp is None or labels is None or name is None:
-            logger.warning("rules: ignoring persisted alert state without its tags: %s", key)
+            logger.warning("rules: ignoring persisted alert state without its tags: %r", key)
             continue
         records.setdefault((owner, fp), (labels, {}))[1][name] = (ts, value)
     out = []
@@ -348,7 +348,7 @@ def restore_alerts(store: Store, rules: Mapping[str, AlertRule]) -> list[tuple[s
         try:
             alert = _alert_from(rule, labels, fields, state)
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError and bad tags included
-            logger.warning("rules: ignoring unreadable persisted state of %s: %s", name, exc)
+            logger.warning("rules: ignoring unreadable persisted state of %r: %s", name, exc)
             continue
         if alert is not None:
             out.append((name, alert))

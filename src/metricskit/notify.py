@@ -35,7 +35,7 @@ from metricskit.channels import (
     SlackChannel,
     WebhookChannel,
 )
-from metricskit.channels.base import Section, config_error
+from metricskit.channels.base import Section, config_error, escape_control
 from metricskit.errors import ConfigError, NotificationError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import EMPTY_TAGS
@@ -188,7 +188,7 @@ class _Worker:
             "channel %r failed to deliver %d event(s) (rules: %s): %s",
             self.channel.name,
             len(batch),
-            ", ".join(rules),
+            escape_control(", ".join(rules)),
             why,
         )
 
@@ -313,7 +313,7 @@ class Notifier:
                 if name not in self._workers:
                     routed.setdefault(name, []).append(rule)
         out = [
-            f"{reason}; channel {name!r} is off"
+            escape_control(f"{reason}; channel {name!r} is off")
             for name, reason in sorted(self.unavailable.items())
             if name not in routed
         ]
@@ -326,7 +326,7 @@ class Notifier:
             if doc is not None:
                 key = first.name[len(first.group) + 1 :] if first.group else first.name
                 message = str(doc.error(message, ("alerts", first.group, key, "channels")))
-            out.append(message)
+            out.append(escape_control(message))
         return out
 
     @property

@@ -218,7 +218,7 @@ class RuleEngine:
                     key = SeriesKey.of(derivation.target, tags)
                     batch.append(Series(key, np.array([t]), np.array([value], dtype=float)))
             except Exception as exc:  # one broken recording rule must not stop the rest
-                logger.warning("recording rule %s failed: %s", rec.name, exc)
+                logger.warning("recording rule %r failed: %s", rec.name, exc)
         for source in self.computed:
             try:
                 batch.extend(source.series_at(self.store, t))
