@@ -112,7 +112,7 @@ def test_temporary_smtp_failure_is_retried_by_the_notifier(smtp: tuple[Inbox, in
         notifier.notify([make_event(channels=("email",))])
         assert notifier.flush(30)
         assert notifier.stats()["email"] == {
-            "sent": 1, "failed": 0, "dropped": 0, "retries": 1, "queued": 0
+            "sent": 1, "failed": 0, "dropped": 0, "retries": 1, "queued": 0, "in_flight": 0
         }  # fmt: skip
     assert len(inbox.messages) == 1
 

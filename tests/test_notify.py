@@ -69,7 +69,9 @@ def test_routes_each_event_to_the_channels_it_names(
     lines = log.read_text().splitlines()
     assert [line.split("rule=")[1].split()[0] for line in lines] == ["a.both", "a.logonly"]
     stats = notifier.stats()
-    assert stats["log"] == {"sent": 2, "failed": 0, "dropped": 0, "retries": 0, "queued": 0}
+    assert stats["log"] == {
+        "sent": 2, "failed": 0, "dropped": 0, "retries": 0, "queued": 0, "in_flight": 0
+    }  # fmt: skip
     assert stats["slack"]["sent"] == 1
 
 
@@ -120,8 +122,25 @@ def test_500_is_retried_until_it_succeeds(receiver: Receiver, make_notifier: Any
     assert len(receiver.requests) == 3
     assert receiver.requests[0].body == receiver.requests[2].body
     assert notifier.stats()["slack"] == {
-        "sent": 1, "failed": 0, "dropped": 0, "retries": 2, "queued": 0
+        "sent": 1, "failed": 0, "dropped": 0, "retries": 2, "queued": 0, "in_flight": 0
     }  # fmt: skip
+
+
+def test_a_batch_being_retried_is_counted_in_flight(receiver: Receiver, make_notifier: Any) -> None:
+    # first attempt 500, the retry is held by the receiver: the event is neither queued,
+    # sent, failed nor dropped, but it must still be counted somewhere
+    receiver.script.extend([Reply(500), Reply(mode="hold")])
+    notifier = make_notifier(SlackChannel(receiver.url()))
+    notifier.notify([make_event(channels=("slack",)), make_event("b.other", channels=("slack",))])
+    receiver.wait_for(2)
+    during = notifier.stats()["slack"]
+    assert during == {
+        "sent": 0, "failed": 0, "dropped": 0, "retries": 1, "queued": 0, "in_flight": 2
+    }  # fmt: skip
+    receiver.gate.set()
+    assert notifier.flush(30)
+    after = notifier.stats()["slack"]
+    assert after == {**during, "sent": 2, "in_flight": 0}
 
 
 def test_persistent_500_ends_in_a_logged_failure(

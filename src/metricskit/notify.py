@@ -177,12 +177,15 @@ class _Worker:
                     return
             else:
                 with self.cond:
+                    # in one step with the count, so stats() never sees it twice or not at all
                     self.stats.sent += len(batch)
+                    self.in_flight = 0
                 return
 
     def _give_up(self, batch: list[AlertEvent], why: str) -> None:
         with self.cond:
             self.stats.failed += len(batch)
+            self.in_flight = 0
         rules = sorted({e.rule for e in batch})
         logger.error(
             "channel %r failed to deliver %d event(s) (rules: %s): %s",
@@ -379,11 +382,19 @@ class Notifier:
         self.close()
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per channel: events ``sent``, ``failed``, ``dropped``, ``queued``, and ``retries``."""
+        """Per channel: events ``sent``, ``failed``, ``dropped``, ``queued``, ``in_flight``
+        (taken from the queue and being sent or retried), and ``retries``.
+
+        Every event handed to a channel is in exactly one of the five event counts.
+        """
         out = {}
         for name, worker in self._workers.items():
             with worker.cond:
-                out[name] = {**worker.stats.as_dict(), "queued": len(worker.queue)}
+                out[name] = {
+                    **worker.stats.as_dict(),
+                    "queued": len(worker.queue),
+                    "in_flight": worker.in_flight,
+                }
         return out
 
     def describe(self) -> dict[str, dict[str, Any]]:
