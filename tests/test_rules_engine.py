@@ -131,6 +131,7 @@ def test_an_unreadable_state_record_does_not_hide_the_others(store: Store) -> No
         store.write([Series(key, np.array([T0 * 10**9]), np.array([2.0]))])
     second = env.engine(r)
     assert [a.state for a in second.active_alerts()] == [AlertState.FIRING]
+    assert [h["state"] for h in second.history()] == ["firing"]
     env.close()
 
 

@@ -398,7 +398,11 @@ def read_history(
     tags = {"field": "state", **({"rule": rule} if rule else {})}
     out = []
     for s in store.query(STATE_METRIC, start, end, tags=tags):
-        labels = json.loads(s.tags["labels"])
+        try:
+            labels = json.loads(s.tags["labels"])
+        except (KeyError, ValueError) as exc:  # as restore_alerts: skip, do not fail
+            logger.warning("rules: ignoring unreadable alert history %r: %s", s.key, exc)
+            continue
         previous = None
         for ts, code in zip(s.timestamps.tolist(), s.values.tolist(), strict=True):
             if code == previous:
