@@ -258,6 +258,8 @@ def test_serve_metrics_dashboard_and_health(workdir: Path) -> None:
         page = requests.get(f"{base}/", timeout=30)
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
         assert "<svg" in page.text
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        assert page.headers["X-Frame-Options"] == "DENY"
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
@@ -323,3 +325,91 @@ def test_grafana_export_writes_and_pushes(workdir: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    """An unrelated live process that a wrong `stop` would kill."""
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+
+def _run_isolated(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # its own session: a `kill(0)` by a broken `stop` could not reach pytest's group
+    return subprocess.run(
+        [sys.executable, "-m", "metricskit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("content", ["unrelated", "exited", "0", "-1", "garbage"])
+def test_stop_and_status_ignore_a_pid_file_nobody_holds(workdir: Path, content: str) -> None:
+    sleeper = _sleeper()
+    try:
+        if content == "unrelated":
+            content = str(sleeper.pid)
+        elif content == "exited":
+            gone = subprocess.Popen([sys.executable, "-c", "pass"])
+            gone.wait()
+            content = str(gone.pid)
+        pid_file = workdir / "config" / "monitoring.pid"
+        pid_file.write_text(content + "\n")
+        stopped = _run_isolated(workdir, "stop")
+        assert stopped.returncode == 1, stopped.stderr
+        assert "not running" in stopped.stdout
+        status = _run_isolated(workdir, "status", "--output", "json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["running"] is False
+        assert sleeper.poll() is None, "stop signalled a process it does not own"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_start_takes_over_a_stale_pid_file(workdir: Path) -> None:
+    sleeper = _sleeper()
+    try:
+        (workdir / "config" / "monitoring.pid").write_text(f"{sleeper.pid}\n")
+        proc = start_background(workdir, "--quiet")
+        _wait_running(workdir, proc)
+        stopped = run(workdir, "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert proc.wait(timeout=60) == 0
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def _wait_running(workdir: Path, proc: subprocess.Popen[str]) -> None:
+    """Until `metricskit start` has written its status file (it is fully up)."""
+    deadline = time.monotonic() + 60
+    while not (workdir / "config" / "monitoring_status.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "start never wrote its status file"
+        time.sleep(0.1)
+
+
+def test_running_service_refuses_a_second_start_and_a_tampered_pid(workdir: Path) -> None:
+    proc = start_background(workdir, "--quiet")
+    sleeper = _sleeper()
+    try:
+        _wait_running(workdir, proc)
+        second = run(workdir, "start", "--quiet", "--duration", "1")
+        assert second.returncode == 3
+        assert f"already running as pid {proc.pid}" in second.stderr
+        pid_file = workdir / "config" / "monitoring.pid"
+        pid_file.write_text(f"{sleeper.pid}\n")  # same file (and lock), another pid
+        refused = _run_isolated(workdir, "stop")
+        assert refused.returncode == 3, refused.stdout
+        assert "not that service" in refused.stderr
+        assert sleeper.poll() is None and proc.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        proc.terminate()
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert not (workdir / "config" / "monitoring.pid").exists()

@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,177 @@ def test_bad_config_names_file_and_line(
     assert err.line == line, f"{what}: {err}"
     assert message in str(err), f"{what}: {err}"
     assert str(err).startswith(f"{path}:{line}: ")
+
+
+def _alias_bomb(levels: int = 9) -> str:
+    """The "billion laughs": each list holds nine aliases of the one before (9**9 values)."""
+    names = "abcdefghij"[:levels]
+    lines = ["alerts:", f"  {names[0]}: &{names[0]} [" + ", ".join(['"lol"'] * 9) + "]"]
+    for prev, name in itertools.pairwise(names):
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE = [
+    ("alias-bomb", _alias_bomb(), None, "aliases expand to more than"),
+    ("recursive-alias-list", "alerts:\n  s: &a [1, *a]\n", 2, "recursive alias"),
+    ("recursive-alias-map", "alerts:\n  s: &a\n    r: *a\n", 3, "recursive alias"),
+    ("deep-nesting-flow", "alerts: " + "[" * 2000 + "]" * 2000 + "\n", 1, "levels deep"),
+    (
+        "deep-nesting-block",
+        "alerts:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(2000)),
+        None,
+        "levels deep",
+    ),
+    ("huge-integer", "alerts:\n  s:\n    r: {threshold: " + "9" * 5000 + "}\n", 3, "digits"),
+    ("impossible-date", "alerts:\n  s:\n    when: 2024-13-45\n", 3, "month must be"),
+    (
+        "stacked-aliases",
+        "alerts:\n"
+        + "".join(
+            f"  a{i}: &a{i} " + "[" * 40 + (f"*a{i - 1}" if i else "1") + "]" * 40 + "\n"
+            for i in range(40)
+        ),
+        3,
+        "levels deep",
+    ),
+    ("control-character", "alerts:\n  s:\n    r: \x00\n", 3, "special characters"),
+]
+
+
+@pytest.mark.parametrize("kind", ["config", "rules"])
+@pytest.mark.parametrize(("what", "text", "line", "message"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_yaml_is_one_config_error_with_file_and_line(
+    tmp_path: Path, kind: str, what: str, text: str, line: int | None, message: str
+) -> None:
+    from metricskit.rules_model import load_rules
+
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(text)
+    load = load_config if kind == "config" else load_rules
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    err = info.value
+    assert message in str(err), f"{what}: {err}"
+    assert err.path == str(path) and err.line is not None, f"{what}: {err}"
+    if line is not None:
+        assert err.line == line, f"{what}: {err}"
+    assert str(err).startswith(f"{path}:{err.line}: ")
+    assert "\n" not in str(err)
+
+
+def test_hostile_config_check_prints_one_line(tmp_path: Path) -> None:
+    """The CLI (a second process) reports each hostile file in one line, no traceback."""
+    import subprocess
+    import sys
+
+    for what, text, _, message in HOSTILE:
+        path = tmp_path / f"{what}.yaml"
+        path.write_text(text)
+        result = subprocess.run(
+            [sys.executable, "-m", "metricskit", "config", "check", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 3, (what, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{path}:" in lines[0] and message in lines[0], (
+            what,
+            result.stderr,
+        )
+
+
+def test_merge_keys_are_expanded_and_located(tmp_path: Path) -> None:
+    """``<<: *defaults`` works (it used to be refused) and merged keys keep their lines."""
+    from metricskit.rules_model import load_rules
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "alerts:\n"
+        "  system:\n"
+        "    base: &base {metric: system.cpu.usage_percent, operator: gt, threshold: 80}\n"
+        "    hot:\n"
+        "      <<: *base\n"
+        "      threshold: 95\n"
+        "    bad:\n"
+        "      <<: *base\n"
+        "      operator: bigger\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    assert info.value.line == 9, info.value
+    path.write_text(path.read_text().replace("bigger", "lt"))
+    rules = {r.name: r for r in load_rules(path).alerts}
+    assert rules["system.hot"].threshold == 95 and rules["system.hot"].operator == "gt"
+    assert rules["system.bad"].operator == "lt"
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("alerts:\n  s:\n    r: {metric: a.b, threshold: true, operator: gt}\n", "threshold"),
+        (
+            "alerts:\n  s:\n    r: {metric: a.b, threshold: 1, operator: gt,\n"
+            "        recovery_threshold: false}\n",
+            "recovery_threshold",
+        ),
+        (
+            "recording:\n  g:\n    r: {target: a.c, source: a.b, function: rate, scale: true}\n",
+            "scale",
+        ),
+        ("integrations:\n  prometheus: {port: true}\n", "port"),
+        ("performance:\n  thresholds: {error_rate_percent: false}\n", "error_rate_percent"),
+        ("performance:\n  response_time_tracking: {percentiles: [50, true]}\n", "percentiles"),
+        ("storage: {max_records_per_metric: true}\n", "max_records_per_metric"),
+        ("collection: {retention_days: true}\n", "retention_days"),
+        ("collection: {retention_days: soon}\n", "retention_days"),
+    ],
+)
+def test_a_boolean_is_not_a_number(tmp_path: Path, text: str, where: str) -> None:
+    """``threshold: true`` used to be read as 1.0 (issue 11, item 28)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "m.yaml", text=text)
+    assert where in str(info.value) and "number" in str(info.value), info.value
+    assert info.value.line is not None and info.value.line > 0
+
+
+def test_numbers_from_the_environment_still_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROM_PORT", "9100")
+    cfg = load_config(
+        tmp_path / "m.yaml", text="integrations: {prometheus: {port: '${PROM_PORT}'}}"
+    )
+    assert cfg.integrations.prometheus.port == 9100
+
+
+def test_dashboard_section_titles_are_used(tmp_path: Path) -> None:
+    """``dashboard.sections.<name>.title`` heads the section (issue 11, item 28)."""
+    import json
+
+    from metricskit.grafana import dashboard
+    from metricskit.service import MonitoringService
+
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        "storage: {type: memory}\n"
+        "dashboard:\n"
+        "  sections:\n"
+        "    system_overview: {title: 'Box health', metrics: [system.cpu.usage_percent]}\n"
+        "    app_stuff: {metrics: [app.health.status]}\n"
+    )
+    with MonitoringService(path, write_logs=False) as service:
+        page = service.reporter.to_html()
+        data = json.loads(service.reporter.dashboard_json())
+        titles = service.config.dashboard.section_titles()
+    assert ">Box health<" in page and ">App Stuff<" in page and "System Overview" not in page
+    assert data["titles"] == {"system_overview": "Box health"}
+    rows = [
+        p["title"]
+        for p in dashboard(service.config.dashboard.metric_sections(), section_titles=titles)[
+            "panels"
+        ]
+        if p["type"] == "row"
+    ]
+    assert rows == ["Box health", "App Stuff"]

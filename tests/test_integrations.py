@@ -119,3 +119,85 @@ def test_starlette_and_fastapi(recorder: Recorder) -> None:
         ("/crash", "GET", "500"): 1,
         ("<unmatched>", "GET", "404"): 1,
     }
+
+
+def _load_flask_example():  # type: ignore[no-untyped-def]
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "flask_app.py"
+    spec = importlib.util.spec_from_file_location("metricskit_flask_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("integration", ["seed", "init_app"])
+def test_health_checker_stays_out_of_the_app_request_metrics(integration: str) -> None:
+    """The real checker against the real example app: its requests (and the expected 401
+    of /api/auth/me) are not application requests; a user's request still is."""
+    from werkzeug.serving import make_server
+
+    from metricskit.config import load_config
+    from metricskit.service import MonitoringService
+    from metricskit.sources.http import default_http_checks
+
+    example = _load_flask_example()
+    config = load_config(text="storage: {type: memory}\n")
+    with MonitoringService(config, write_logs=False) as service:
+        server = make_server("127.0.0.1", 0, example.create_app(service, integration=integration))
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{server.server_port}"
+        checks = default_http_checks(base)
+        try:
+            for check in checks:
+                status = check.collect()[0]
+                assert status.value == 1.0, check.last_result
+            assert requests.get(f"{base}/api/auth/me", timeout=5).status_code == 401
+        finally:
+            for check in checks:
+                check.close()
+            server.shutdown()
+        endpoint = "auth_me" if integration == "seed" else "/api/auth/me"
+        service.recorder.flush()
+        counts = {s.tags["endpoint"]: len(s) for s in service.store.query(REQUEST)}
+        assert counts == {endpoint: 1}
+
+
+def test_wsgi_and_asgi_skip_the_health_checker(recorder: Recorder) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from werkzeug.serving import make_server
+
+    from metricskit.integrations import HEALTH_CHECK_HEADER, ASGIMiddleware, WSGIMiddleware
+    from metricskit.sources.http import HttpCheck
+
+    def wsgi_app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("401 Unauthorized", [("Content-Type", "text/plain")])
+        return [b"who are you"]
+
+    server = make_server("127.0.0.1", 0, WSGIMiddleware(wsgi_app, recorder))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    check = HttpCheck(f"http://127.0.0.1:{server.server_port}/me", expect_status=401)
+    try:
+        assert check.collect()[0].value == 1.0, check.last_result
+        assert requests.get(f"http://127.0.0.1:{server.server_port}/me", timeout=5).ok is False
+    finally:
+        check.close()
+        server.shutdown()
+    assert recorded(recorder) == {("/me", "GET", "401"): 1}
+
+    app = FastAPI()
+
+    @app.get("/ping")
+    def ping() -> str:
+        return "pong"
+
+    app.add_middleware(ASGIMiddleware, recorder=recorder)
+    client = TestClient(app)
+    assert client.get("/ping", headers={HEALTH_CHECK_HEADER: "1"}).status_code == 200
+    assert client.get("/ping").status_code == 200
+    assert recorded(recorder)[("/ping", "GET", "200")] == 1

@@ -164,3 +164,72 @@ def test_dashboard_sections(setup) -> None:  # type: ignore[no-untyped-def]
     assert set(data["sections"]) == set(frames)
     assert pd.Timestamp(data["sections"]["system_overview"][0]["timestamp"]).tz is not None
     rec.close()
+
+
+def _worst_recommendation(report: dict) -> str:  # type: ignore[type-arg]
+    severities = {r["severity"] for r in report["recommendations"]}
+    return next((s for s in ("critical", "warning") if s in severities), "healthy")
+
+
+def test_a_minute_of_data_forecasts_nothing_and_says_so(setup) -> None:  # type: ignore[no-untyped-def]
+    """Issue 11 item 13: "disk full in 2.2 h" from a minute of data under a healthy banner."""
+    store, clock, engine = setup
+    t = T0 + 3600 - np.arange(60, -1, -15)
+    put(store, "system.disk.usage_percent", {}, t, 80 + (t - t[0]) / 60 * 8)  # +8 %/min
+    put(store, "system.memory.usage_percent", {}, t, 60 + (t - t[0]) / 60 * 20)
+    put(store, "system.cpu.usage_percent", {}, t, 20.0)
+    engine.evaluate()
+    report = Reporter(store, engine=engine, clock=clock).health_report()
+    assert report["overall_status"] == "healthy"
+    assert {t["metric"] for t in report["trends"]} == {
+        "system.disk.usage_percent",
+        "system.memory.usage_percent",
+    }
+    for row in report["trends"]:
+        assert row["crossing_at"] is None and row["hours_to_threshold"] is None, row
+        assert row["slope_per_hour"] is None and row["predicted"] is None, row
+        assert row["note"].startswith("not enough data to forecast: 5 samples over 1 min"), row
+    assert report["recommendations"] == []
+    page = Reporter(store, engine=engine, clock=clock).to_html()
+    assert "not enough data to forecast" in page and 'class="hot"' not in page
+
+
+def test_recommendations_and_status_use_the_same_thresholds(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CPU at 97 % with a high_cpu rule (80 %, 5 min) that is only pending: no critical
+    advice under a healthy banner. Without rules, one high value is advice only."""
+    store, clock, _engine = setup
+    seed_data(store)
+    put(store, "system.cpu.usage_percent", {}, np.array([T0 + 3600]), 97.0)
+    rules = tmp_path / "pending.yaml"
+    rules.write_text(
+        "alerts:\n  system:\n    high_cpu:\n      metric: system.cpu.usage_percent\n"
+        "      threshold: 80\n      operator: gt\n      duration_seconds: 300\n"
+        "      severity: critical\n"
+    )
+    engine = RuleEngine.from_yaml(str(rules), store, clock=clock)
+    engine.evaluate()
+    assert [a["state"] for a in Reporter(store, engine=engine).active_alerts()] == ["pending"]
+    report = Reporter(store, engine=engine, clock=clock).health_report()
+    assert report["overall_status"] == "healthy"
+    assert "high_cpu" not in [r["topic"] for r in report["recommendations"]]
+    assert _worst_recommendation(report) == report["overall_status"]
+
+    unruled = Reporter(store, clock=clock).health_report()
+    cpu = next(r for r in unruled["recommendations"] if r["topic"] == "high_cpu")
+    assert cpu["severity"] == "info" and "system.cpu.usage_percent = 97.0%" in cpu["evidence"]
+    assert unruled["overall_status"] == "healthy"
+
+
+def test_status_matches_the_worst_recommendation(setup) -> None:  # type: ignore[no-untyped-def]
+    store, clock, engine = setup
+    seed_data(store)
+    rec = Recorder(store, clock=clock, flush_interval=3600)
+    for i in range(50):
+        rec.record_request("/api/chat", 3.5, 200, method="POST", timestamp=T0 + 3400 + i)
+    rec.close()
+    report = Reporter(store, engine=engine, clock=clock).health_report()
+    assert report["overall_status"] == "warning" == _worst_recommendation(report)
+    put(store, "app.health.status", {"check": "/api/health"}, np.array([T0 + 3600]), 0.0)
+    report = Reporter(store, engine=engine, clock=clock).health_report()
+    failing = next(r for r in report["recommendations"] if r["topic"] == "health_check_failing")
+    assert failing["severity"] == "warning" == report["overall_status"]

@@ -108,3 +108,71 @@ def test_performance_profiling_logs_timings(tmp_path: Path) -> None:
             time.sleep(0.2)
     text = log.read_text()
     assert "profile: source system took" in text and "profile: recorder pending" in text
+
+
+def test_status_file_ignores_a_symlink_at_the_old_temp_name(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "monitoring_status.tmp").symlink_to(victim)
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONFIG)
+    with MonitoringService(config=str(path)) as svc:
+        svc.start_monitoring(interval=1)
+        status = tmp_path / "monitoring_status.json"
+        deadline = time.monotonic() + 30
+        while not status.exists():
+            assert time.monotonic() < deadline, "no status file written"
+            time.sleep(0.1)
+    assert victim.read_text() == "precious\n"
+
+
+def test_retention_runs_on_the_service_clock(tmp_path: Path) -> None:
+    """The first pass runs at once (it used to wait until the host had been up an hour),
+    and the next one an hour later by the service's clock."""
+    import numpy as np
+
+    from metricskit.model import Series, SeriesKey
+    from metricskit.testing import ManualClock
+
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        "storage: {type: memory}\ncollection:\n  interval_seconds: 1\n  retention_days: 1\n"
+        "  enabled_metrics: {system: [], application: [], business: []}\n"
+    )
+    clock = ManualClock(start=1_700_000_000)
+
+    def old_sample_remains() -> bool:
+        return bool(svc.store.query("app.old.metric"))
+
+    def write_old_sample() -> None:
+        two_days_ago = clock.now_ns() - 2 * 86_400 * 10**9
+        key = SeriesKey.of("app.old.metric")
+        svc.store.write([Series(key, np.array([two_days_ago]), np.array([1.0]))])
+
+    with MonitoringService(load_config(path), clock=clock, write_logs=False) as svc:
+        write_old_sample()
+        svc.start_monitoring()
+        for step in ("first pass", "an hour later"):
+            deadline = time.monotonic() + 30
+            while old_sample_remains():
+                assert time.monotonic() < deadline, f"retention did not run: {step}"
+                time.sleep(0.1)
+            write_old_sample()
+            clock.advance("1h")
+
+
+@pytest.mark.parametrize(("interval", "expected"), [(None, {3600.0, 1.0}), (2, {2.0})])
+def test_explicit_interval_overrides_per_group_intervals(
+    tmp_path: Path, interval: float | None, expected: set[float]
+) -> None:
+    """`metricskit start --interval` is documented as the seconds between collections."""
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(
+        "storage: {type: memory}\ncollection:\n  interval_seconds: 1\n"
+        "  intervals: {system: 3600}\n"
+        "  enabled_metrics: {system: [cpu_usage], application: [], business: [user_activity]}\n"
+    )
+    with MonitoringService(load_config(path), write_logs=False) as svc:
+        svc.start_monitoring(interval)
+        assert svc.collector is not None
+        assert {job.interval_ns / 1e9 for job in svc.collector.sources} == expected

@@ -1,4 +1,5 @@
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -102,3 +103,33 @@ def test_register_backend_never_clobbers_builtin() -> None:
     mk.register_backend("scratchmem", MemoryBackend)
     assert "scratchmem" in mk.available_schemes()
     assert isinstance(mk.open_store("scratchmem://").backend, MemoryBackend)
+
+
+def test_register_backend_clobber_really_replaces_a_builtin(tmp_path: Path) -> None:
+    """docs/writing-a-backend.md: clobber=True replaces a built-in. Checked in a second
+    process, so this one keeps the real sqlite backend."""
+    import subprocess
+    import sys
+
+    code = f"""
+import metricskit as mk
+from metricskit.storage.memory import MemoryBackend
+
+class Mine(MemoryBackend):
+    scheme = "sqlite"
+
+    @classmethod
+    def from_url(cls, url, **options):
+        return cls(url)
+
+mk.register_backend("sqlite", Mine, clobber=True)
+for url in ("sqlite:///{tmp_path / "x.db"}", "sqlite+pysqlite:///{tmp_path / "y.db"}"):
+    print(type(mk.open_store(url).backend).__name__)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["Mine", "Mine"]
+    assert not (tmp_path / "x.db").exists()
+    assert type(mk.open_store(f"sqlite:///{tmp_path / 'z.db'}").backend).__name__ == "SQLBackend"

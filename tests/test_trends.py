@@ -92,3 +92,23 @@ def test_crossing_out_of_sight_is_nat_not_an_error() -> None:
     row = linear_trends(store, "system.disk.usage_percent", "1h", threshold=100).iloc[0]
     assert row["slope_per_hour"] > 0
     assert pd.isna(row["crossing_at"]) and pd.isna(row["hours_to_threshold"])
+
+
+def test_too_little_history_forecasts_nothing() -> None:
+    """A minute of a rising disk is not "full in 2 h": span and points are required."""
+    store = mk.open_store("memory://")
+    t = T0 + np.arange(0, 61, 15)  # five samples over one minute, +1 % a minute
+    put(store, "system.disk.usage_percent", {}, t, 90 + (t - T0) / 60.0)
+    loose = linear_trends(store, "system.disk.usage_percent", "6h", threshold=100)
+    assert loose.iloc[0]["enough_data"] and loose.iloc[0]["hours_to_threshold"] > 0
+    strict = linear_trends(
+        store, "system.disk.usage_percent", "6h", threshold=100, min_samples=3, min_span="1h"
+    ).iloc[0]
+    assert not strict["enough_data"]
+    assert strict["samples"] == 5 and strict["span_hours"] == pytest.approx(1 / 60)
+    assert np.isnan(strict["slope_per_hour"]) and np.isnan(strict["predicted"])
+    assert pd.isna(strict["crossing_at"]) and strict["hours_to_threshold"] is None
+    few = linear_trends(
+        store, "system.disk.usage_percent", "6h", threshold=100, min_samples=6
+    ).iloc[0]
+    assert not few["enough_data"]

@@ -7,7 +7,6 @@ import json
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,7 +14,9 @@ from rich.console import Console
 from rich.progress import Progress
 
 from metricskit._cli_common import config_option, fail, open_service
+from metricskit._files import atomic_write
 from metricskit.model import Selector
+from metricskit.server import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 
 __all__ = ["TOOLS"]
 
@@ -54,7 +55,8 @@ def config_group() -> None:
 @config_group.command("check")
 @config_option
 def config_check(config_path: str | None) -> None:
-    """Validate a config file; prints one line per problem (there is at most one)."""
+    """Validate a config file: `ok` and a warning line per non-fatal problem, or the error."""
+    from metricskit._secrets import redact_store_url
     from metricskit.config import load_config
     from metricskit.service import find_config
 
@@ -62,7 +64,7 @@ def config_check(config_path: str | None) -> None:
     cfg = load_config(path)
     click.echo(
         f"ok: {path or '(defaults)'}: {len(cfg.rules.alerts)} alert rules, "
-        f"{len(cfg.rules.recording)} recording rules, store {cfg.store_url}"
+        f"{len(cfg.rules.recording)} recording rules, store {redact_store_url(cfg.store_url)}"
     )
     for warning in cfg.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -99,10 +101,8 @@ def export(
         frame = service.store.frame(name, _time_arg(start), _time_arg(end), selected or None)
     finally:
         service.close()
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    else:
-        frame.to_parquet(path, index=False)
+    data = frame.to_csv(index=False) if fmt == "csv" else frame.to_parquet(index=False)
+    atomic_write(path, data)
     click.echo(f"wrote {len(frame):,} samples to {path}")
 
 
@@ -124,10 +124,36 @@ def _time_arg(text: str | None) -> Any:
     help="default: integrations.prometheus.port (8000)",
 )
 @click.option("--host", default=None, help="default: integrations.prometheus.host (127.0.0.1)")
-def serve(config_path: str | None, port: int | None, host: str | None) -> None:
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="open connections served at once; beyond them requests get 503",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_IDLE_TIMEOUT_S,
+    show_default=True,
+    help="close a connection that sends nothing for this many seconds",
+)
+def serve(
+    config_path: str | None,
+    port: int | None,
+    host: str | None,
+    max_connections: int,
+    idle_timeout: float,
+) -> None:
     """Serve /metrics, the dashboard at / and /api/health until Ctrl-C."""
     service = open_service(config_path)
-    server = service.start_server(host=host, port=port)
+    try:
+        server = service.start_server(
+            host=host, port=port, max_connections=max_connections, idle_timeout=idle_timeout
+        )
+    except BaseException:
+        service.close()
+        raise
     click.echo(f"metricskit: serving {server.url} (/metrics, /, /api/health); Ctrl-C stops")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -169,8 +195,12 @@ def grafana_export(config_path: str | None, path: str, push: bool | None) -> Non
 
     cfg = load_config(config_path or find_config())
     settings = cfg.integrations.grafana
-    model = grafana_api.dashboard(cfg.dashboard.metric_sections(), title=settings.title)
-    Path(path).write_text(json.dumps(model, indent=2))
+    model = grafana_api.dashboard(
+        cfg.dashboard.metric_sections(),
+        title=settings.title,
+        section_titles=cfg.dashboard.section_titles(),
+    )
+    atomic_write(path, json.dumps(model, indent=2))
     panels = sum(1 for p in model["panels"] if p["type"] != "row")
     click.echo(f"wrote {path}: {panels} panels")
     if push if push is not None else settings.enabled:

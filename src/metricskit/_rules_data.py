@@ -84,10 +84,14 @@ class MetricData:
         return data
 
     def values_for(self, rule: AlertRule) -> tuple[F64, BOOL]:
-        """``rule``'s value for every series (NaN: no data) and whether each has samples.
+        """``rule``'s value for every series and whether each has one (PromQL: a sample).
 
-        A last-value rule takes the newest sample within its lookback; a stat rule the
-        statistic over ``(t - window, t]``. Cached per (stat, span) for this evaluation.
+        A last-value rule takes the newest sample within its lookback, NaN included (a
+        NaN sample is a value, as in Prometheus). A stat rule computes the statistic over
+        the non-NaN samples in ``(t - window, t]`` and has a value when there is one such
+        sample (two for ``rate``/``increase``); the value may still be NaN (the mean of
+        +Inf and -Inf). Where there is no value it is NaN. Cached per (stat, span) for
+        this evaluation.
         """
         span = rule.window_ns if rule.window_ns is not None else rule.lookback_ns
         cache_key = (rule.stat, span)
@@ -110,7 +114,7 @@ class MetricData:
             values[present] = self.values[ends[present] - 1]
             return values, present
         times = np.full(n, self.t, dtype=np.int64)
-        windows = Windows(times, starts, ends, self.timestamps, self.values)
+        windows = Windows(times, starts, ends, self.timestamps, self.values).without_nan()
         q = rule.quantile
         if q is not None:
             values = window_quantiles(windows, [q])[:, 0]
@@ -119,6 +123,10 @@ class MetricData:
         else:
             name = _STAT_NAMES.get(stat, stat)
             values = window_stats(windows, [name], ddof=0)[name]
+        # Series whose window has no (non-NaN) sample were read for a wider rule on the
+        # same metric; like a series with none at all they have no value (count: not 0)
+        present = windows.counts >= (2 if stat in ("rate", "increase") else 1)
+        values[~present] = np.nan
         return values, present
 
 

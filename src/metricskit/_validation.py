@@ -11,15 +11,18 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 
+from metricskit._secrets import redact
 from metricskit._yaml import YamlDocument
 from metricskit.errors import ConfigError
 
 __all__ = [
     "FIELD_ERROR",
+    "Integer",
+    "Number",
     "describe_pydantic_error",
     "locate_config_error",
     "pydantic_config_error",
@@ -28,6 +31,20 @@ __all__ = [
 FIELD_ERROR = "config_field"
 """``PydanticCustomError`` type for a model-level check that blames one key: its context
 holds ``field`` (the key to point at) and ``message``; the error is reported at that key."""
+
+
+def _not_a_bool(value: Any) -> Any:
+    # bool is an int to Python (and to pydantic's lax mode): ``threshold: true`` would be 1.0
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {value!r}")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_a_bool)]
+"""A float field that refuses ``true``/``false`` (a number written as a string, as
+``${VAR}`` substitution gives, is still read)."""
+Integer = Annotated[int, BeforeValidator(_not_a_bool)]
+"""An int field that refuses ``true``/``false``."""
 
 _PRIORITY = {"extra_forbidden": 0, "missing": 2}
 _DOTTED_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w-]+)*)")
@@ -54,7 +71,9 @@ def describe_pydantic_error(err: Mapping[str, Any], known: Sequence[str]) -> str
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == FIELD_ERROR:
         return f"{loc}: {message}"
-    got = repr(err.get("input"))
+    # the rejected value is echoed, unless it sits under a secret key or holds a password
+    key = err["loc"][-1] if err["loc"] else ""
+    got = repr(redact(err.get("input"), key))
     return f"{loc}: {message}" if got in message else f"{loc}: {message} (got {got})"
 
 

@@ -207,7 +207,8 @@ def _reduce(ufunc: np.ufunc, flat: F64, offsets: IDX) -> F64:
     if nonempty.any():
         # Empty segments take no room, so reducing from each non-empty start to the next
         # one covers exactly that segment.
-        out[nonempty] = ufunc.reduceat(flat, offsets[:-1][nonempty])
+        with np.errstate(invalid="ignore"):  # +Inf + -Inf is NaN, as in Prometheus
+            out[nonempty] = ufunc.reduceat(flat, offsets[:-1][nonempty])
     return out
 
 
@@ -249,7 +250,15 @@ def segment_quantiles(flat: F64, offsets: IDX, qs: Sequence[float] | npt.ArrayLi
     if large.size:
         _large_order_stats(flat, offsets, counts, large, q, lo, a, b)
     nonempty = counts > 0
-    out[nonempty] = _lerp(a[nonempty], b[nonempty], gamma[nonempty])
+    with np.errstate(invalid="ignore"):  # infinities: recomputed below
+        out[nonempty] = _lerp(a[nonempty], b[nonempty], gamma[nonempty])
+    infinite = nonempty[:, None] & (np.isinf(a) | np.isinf(b))
+    if infinite.any():
+        # numpy's form subtracts inf from inf (quantile 0.95 of [1, +Inf] would be NaN);
+        # Prometheus' a * (1 - g) + b * g is +Inf there, and is the reference
+        g = gamma[infinite]
+        with np.errstate(invalid="ignore"):  # Inf * 0 is NaN in Prometheus too
+            out[infinite] = a[infinite] * (1 - g) + b[infinite] * g
     return out
 
 
@@ -367,8 +376,9 @@ def window_stats(windows: Windows, stats: Sequence[str], *, ddof: int = 1) -> di
 def _stddev(flat: F64, offsets: IDX, mean: F64, ddof: int) -> F64:
     """Two-pass standard deviation: accurate even when the mean dwarfs the spread."""
     counts = np.diff(offsets)
-    dev = flat - np.repeat(mean, counts)
-    squares = _reduce(np.add, dev * dev, offsets)
+    with np.errstate(invalid="ignore"):  # an infinite sample: NaN, as in Prometheus
+        dev = flat - np.repeat(mean, counts)
+        squares = _reduce(np.add, dev * dev, offsets)
     dof = counts - ddof
     with np.errstate(invalid="ignore", divide="ignore"):
         std: F64 = np.sqrt(squares / np.where(dof > 0, dof, 1))

@@ -10,8 +10,9 @@ wrappers). The numbers come from :mod:`metricskit.aggregate`.
 - :func:`rate_frame` (``rate``/``increase``/``delta``/``deriv``) and
   :func:`over_time_frame` (``avg``, ``quantile``, ... ``_over_time``): evaluated at
   ``start, start + step, ...`` up to and including ``end`` over ``(t - window, t]``, like a
-  Prometheus range query. A series with no value at ``t`` has no row there (PromQL leaves
-  it out too).
+  Prometheus range query. A series with no value at ``t`` (no non-NaN sample in the
+  window; two for the rate-like functions) has no row there (PromQL leaves it out too); a
+  NaN result (the mean of +Inf and -Inf) is a row with NaN, as PromQL's NaN sample.
 
 Grouping with ``by`` (tag keys): :func:`aggregate_frame` and :func:`over_time_frame` pool
 the samples of all series sharing those tag values, then compute the statistic (the p95
@@ -206,13 +207,19 @@ def _eval_grid(
 
 
 def _per_series_frame(
-    keys: Sequence[SeriesKey], times: npt.NDArray[np.int64], results: list[npt.NDArray[np.float64]]
+    keys: Sequence[SeriesKey],
+    times: npt.NDArray[np.int64],
+    results: Sequence[npt.NDArray[np.float64]],
+    has: Sequence[npt.NDArray[np.bool_]],
 ) -> pd.DataFrame:
-    """Long frame: timestamp, name, one column per tag, value; NaN results left out."""
+    """Long frame: timestamp, name, one column per tag, value; only where ``has`` a value.
+
+    A NaN result where there is a value (the mean of +Inf and -Inf) is a row with NaN,
+    as Prometheus returns a NaN sample.
+    """
     tag_keys = sorted({k for key in keys for k in key.tags})
     chunks: list[dict[str, Any]] = []
-    for key, values in zip(keys, results, strict=True):
-        present = ~np.isnan(values)
+    for key, values, present in zip(keys, results, has, strict=True):
         n = int(present.sum())
         if n == 0:
             continue
@@ -220,6 +227,23 @@ def _per_series_frame(
         cols["value"] = values[present]
         chunks.append(cols)
     return _concat(chunks, ["timestamp", "name", *tag_keys, "value"], ["name", *tag_keys])
+
+
+def _add_nan_values(
+    present: npt.NDArray[np.bool_],
+    ts: npt.NDArray[np.int64],
+    vals: npt.NDArray[np.float64],
+    window_ns: int,
+    times: npt.NDArray[np.int64],
+    need: int,
+) -> None:
+    """Mark as present the NaN results of windows holding ``need`` non-NaN samples.
+
+    On finite samples a NaN result only means too few samples (NaN samples are dropped);
+    a NaN *value* (+Inf - Inf) needs an infinite sample, so only such series are counted.
+    """
+    if np.isinf(vals).any():
+        present |= promql.window_counts(ts, vals, window_ns, times) >= need
 
 
 def rate_frame(
@@ -243,21 +267,24 @@ def rate_frame(
     if fn not in promql.RANGE_FUNCTIONS:
         raise QueryError(f"unknown function {fn!r}; known: {', '.join(promql.RANGE_FUNCTIONS)}")
     times = _eval_grid(series, step_ns, start_ns, end_ns)
-    results = promql.range_function_many(
-        fn, [(s.timestamps, s.values) for s in series], window_ns, times
-    )
+    columns = [(s.timestamps, s.values) for s in series]
+    results = promql.range_function_many(fn, columns, window_ns, times)
+    present = ~np.isnan(results)
+    for i, (ts, vals) in enumerate(columns):
+        _add_nan_values(present[i], ts, vals, window_ns, times, 2)
     if by is None:
-        return _per_series_frame([s.key for s in series], times, list(results))
+        return _per_series_frame([s.key for s in series], times, list(results), list(present))
     by_keys = list(by)
     row_of = {id(s): i for i, s in enumerate(series)}
-    # one pass over the (series x times) matrix; each group then sums its rows
-    present = ~np.isnan(results)
+    # one pass over the (series x times) matrix; each group then sums its rows (a NaN
+    # value stays NaN in its group's sum, as in PromQL)
     filled = np.where(present, results, 0.0)
     chunks: list[dict[str, Any]] = []
     for group, members in _groups(series, by_keys).items():
         rows = np.fromiter((row_of[id(s)] for s in members), dtype=np.intp, count=len(members))
         has = present[rows].any(axis=0)
-        total = filled[rows].sum(axis=0)
+        with np.errstate(invalid="ignore"):  # +Inf + -Inf: NaN, as PromQL's sum
+            total = filled[rows].sum(axis=0)
         cols: dict[str, Any] = {"timestamp": times[has]}
         cols["tags"] = dict(zip(by_keys, group, strict=True))
         cols["value"] = total[has]
@@ -291,20 +318,24 @@ def over_time_frame(
     kind = "avg" if kind == "mean" else kind
     times = _eval_grid(series, step_ns, start_ns, end_ns)
 
-    def compute(ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]) -> Any:
+    def compute(
+        ts: npt.NDArray[np.int64], vals: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        # no (non-NaN) sample: no row, count included; a NaN result is a row
         out = promql.over_time(kind, ts, vals, window_ns, times, q=pq)
-        if kind == "count":
-            out[out == 0] = np.nan  # no samples: no row, as with every other statistic
-        return out
+        present = out > 0 if kind == "count" else ~np.isnan(out)
+        _add_nan_values(present, ts, vals, window_ns, times, 1)
+        return out, present
 
     if by is None:
-        results = [compute(s.timestamps, s.values) for s in series]
-        return _per_series_frame([s.key for s in series], times, results)
+        computed = [compute(s.timestamps, s.values) for s in series]
+        return _per_series_frame(
+            [s.key for s in series], times, [v for v, _ in computed], [h for _, h in computed]
+        )
     by_keys = list(by)
     chunks: list[dict[str, Any]] = []
     for group, members in _groups(series, by_keys).items():
-        values = compute(*_pool(members))
-        present = ~np.isnan(values)
+        values, present = compute(*_pool(members))
         cols: dict[str, Any] = {"timestamp": times[present]}
         cols["tags"] = dict(zip(by_keys, group, strict=True))
         cols["value"] = values[present]

@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 import numpy as np
+import psutil
 
 from metricskit import _cli_render as render
 from metricskit._cli_common import (
@@ -36,6 +37,14 @@ from metricskit._cli_common import (
     print_json,
 )
 from metricskit._cli_tools import TOOLS
+from metricskit._files import atomic_write
+from metricskit._pidlock import (
+    AlreadyRunningError,
+    PidLock,
+    UnverifiedPidError,
+    holder,
+    terminate,
+)
 from metricskit.errors import MetricsKitError
 
 __all__ = ["cli", "main"]
@@ -55,12 +64,12 @@ def _pid_file(service: Any) -> Path:
 
 
 def _running_pid(pid_file: Path) -> int | None:
+    """The pid of the `metricskit start` holding ``pid_file``'s lock, else None."""
     try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
+        found = holder(pid_file)
+    except UnverifiedPidError:
         return None
-    return pid
+    return found[0] if found is not None else None
 
 
 _STATUS_FRESH_S = 10.0
@@ -82,9 +91,9 @@ def _live_status(service: Any) -> dict[str, Any] | None:
     if pid is None and fresh:
         try:
             candidate = int(written.get("pid", -1))
-            os.kill(candidate, 0)
-            pid = candidate
-        except (OSError, ValueError, TypeError):
+            # 0 and -1 are process groups to kill(), never a service
+            pid = candidate if candidate > 1 and psutil.pid_exists(candidate) else None
+        except (ValueError, TypeError):
             pid = None
     return {**written, "pid": pid} if pid is not None else None
 
@@ -108,7 +117,8 @@ def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str
     "--interval",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="seconds between collections (default: collection.interval_seconds)",
+    help="seconds between collections of every group, overriding collection.interval_seconds "
+    "and collection.intervals (default: as configured)",
 )
 @click.option(
     "--duration",
@@ -122,17 +132,19 @@ def start(
 ) -> None:
     """Run collection, alerting and retention in the foreground until Ctrl-C."""
     service = open_service(config_path, write_logs=True)
-    pid_file = _pid_file(service)
-    other = _running_pid(pid_file)
-    if other is not None and other != os.getpid():
+    lock = PidLock(_pid_file(service))
+    try:
+        lock.acquire()
+    except (AlreadyRunningError, OSError) as exc:
         service.close()
-        fail(f"already running as pid {other} (pid file {pid_file}); `metricskit stop` first")
-    pid_file.write_text(str(os.getpid()))
+        fail(str(exc))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    server = service.start_server() if service.config.integrations.prometheus.enabled else None
+    server = None
     deadline = None if duration is None else time.monotonic() + duration
     try:
+        if service.config.integrations.prometheus.enabled:
+            server = service.start_server()
         service.start_monitoring(interval)
         _run_until(service, stop, deadline, live=not quiet and sys.stdout.isatty())
     except KeyboardInterrupt:
@@ -141,7 +153,7 @@ def start(
         if server is not None:
             server.stop()
         service.close()
-        pid_file.unlink(missing_ok=True)
+        lock.release()
     click.echo("metricskit: stopped")
 
 
@@ -170,21 +182,21 @@ def _run_until(service: Any, stop: threading.Event, deadline: float | None, live
 @config_option
 @click.option("--timeout", type=float, default=30.0, show_default=True)
 def stop(config_path: str | None, timeout: float) -> None:
-    """Stop the running `metricskit start` (found through its pid file)."""
+    """Stop the running `metricskit start` (found through its locked pid file)."""
     from metricskit.config import load_config
     from metricskit.service import find_config
 
     config = load_config(config_path or find_config())
     pid_file = config.log_dir / config.service.pid_file
-    pid = _running_pid(pid_file)
-    if pid is None:
+    try:
+        found = holder(pid_file)
+    except UnverifiedPidError as exc:
+        fail(str(exc))
+    if found is None:
         click.echo("metricskit: not running")
         sys.exit(EXIT_WARNING)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _running_pid(pid_file) == pid and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _running_pid(pid_file) == pid:
+    pid, started = found
+    if not terminate(pid, started, timeout):
         fail(f"pid {pid} did not stop within {timeout:g} s")
     click.echo(f"metricskit: stopped pid {pid}")
 
@@ -292,7 +304,7 @@ def health(config_path: str | None, output: str, save: str | None) -> None:
         if save is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path(save) if save else service.config.log_dir / f"health_report_{stamp}.json"
-            path.write_text(json.dumps(report, indent=2))
+            atomic_write(path, json.dumps(report, indent=2))
             click.echo(f"saved: {path}", err=True)
     finally:
         service.close()
@@ -328,7 +340,7 @@ def dashboard(config_path: str | None, output: str, path: str | None, window: st
     finally:
         service.close()
     if path:
-        Path(path).write_text(text)
+        atomic_write(path, text)
         click.echo(f"wrote {path}")
     else:
         click.echo(text)

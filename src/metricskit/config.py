@@ -18,6 +18,7 @@ file's directory, as Prometheus does.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -29,8 +30,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from metricskit._secrets import redact
 from metricskit._time import parse_duration
-from metricskit._validation import locate_config_error, pydantic_config_error
+from metricskit._validation import (
+    Integer,
+    Number,
+    locate_config_error,
+    pydantic_config_error,
+)
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
 from metricskit.errors import ConfigError, MetricsKitError
@@ -52,7 +59,13 @@ __all__ = [
 
 
 class _Section(BaseModel):
+    # numbers are Number/Integer: ``port: true`` is a mistake to report, not a 1
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() show credentials (a store URL's password, an API key) redacted
+        for name, value in super().__repr_args__():
+            yield name, redact(value, name or "")
 
 
 class StorageConfig(_Section):
@@ -64,7 +77,7 @@ class StorageConfig(_Section):
     """The SQLite file or Parquet directory (relative to the config file), or a URL."""
     cleanup_enabled: bool = True
     """Delete samples older than ``collection.retention_days`` as the service runs."""
-    max_records_per_metric: int | None = Field(default=None, gt=0)
+    max_records_per_metric: Integer | None = Field(default=None, gt=0)
     """Keep at most this many samples per series, dropping the oldest."""
 
     @field_validator("type")
@@ -122,12 +135,16 @@ class DashboardConfig(_Section):
         """``{section: metrics}`` as the Reporter takes them."""
         return {name: section.metrics for name, section in self.sections.items()}
 
+    def section_titles(self) -> dict[str, str]:
+        """``{section: title}`` for the sections given a ``title``."""
+        return {name: s.title for name, s in self.sections.items() if s.title is not None}
+
 
 class ResponseTimeTracking(_Section):
     """``performance.response_time_tracking``."""
 
-    slow_request_threshold_ms: float = Field(default=1000.0, gt=0)
-    percentiles: tuple[float, ...] = (50, 75, 90, 95, 99)
+    slow_request_threshold_ms: Number = Field(default=1000.0, gt=0)
+    percentiles: tuple[Number, ...] = (50, 75, 90, 95, 99)
 
     @field_validator("percentiles")
     @classmethod
@@ -141,19 +158,19 @@ class ResponseTimeTracking(_Section):
 class ErrorTracking(_Section):
     """``performance.error_tracking``."""
 
-    error_rate_window_minutes: float = Field(default=5.0, gt=0)
+    error_rate_window_minutes: Number = Field(default=5.0, gt=0)
     track_error_details: bool = True
 
 
 class PerformanceLimits(_Section):
     """``performance.thresholds``: when request performance is an issue (seed defaults)."""
 
-    mean_response_seconds: float = Field(default=2.0, gt=0)
-    error_rate_percent: float = Field(default=5.0, ge=0, le=100)
-    p95_response_seconds: float = Field(default=5.0, gt=0)
-    degradation_factor: float = Field(default=2.0, gt=1)
-    baseline_windows: int = Field(default=6, ge=0)
-    min_requests: int = Field(default=10, ge=1)
+    mean_response_seconds: Number = Field(default=2.0, gt=0)
+    error_rate_percent: Number = Field(default=5.0, ge=0, le=100)
+    p95_response_seconds: Number = Field(default=5.0, gt=0)
+    degradation_factor: Number = Field(default=2.0, gt=1)
+    baseline_windows: Integer = Field(default=6, ge=0)
+    min_requests: Integer = Field(default=10, ge=1)
 
 
 class PerformanceConfig(_Section):
@@ -195,7 +212,7 @@ class PrometheusIntegration(_Section):
 
     enabled: bool = False
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: Integer = Field(default=8000, ge=0, le=65535)
     path: str = "/metrics"
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = Field(default=None, repr=False)
@@ -252,7 +269,7 @@ class ServiceConfig(_Section):
     log_dir: str = "."
     pid_file: str = "monitoring.pid"
     status_file: str = "monitoring_status.json"
-    evaluation_interval_seconds: float | None = Field(default=None, gt=0)
+    evaluation_interval_seconds: Number | None = Field(default=None, gt=0)
     """How often alert rules run; defaults to ``collection.interval_seconds``."""
     host_tag: bool | str = False
     """Tag every recorded series with ``host`` (``true``: the hostname; or a name), so
@@ -272,9 +289,9 @@ _OTHER_SECTIONS = ("collection", "alerts", "recording", "notifications")
 SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MonitoringConfig:
-    """A validated ``monitoring.yaml``."""
+    """A validated ``monitoring.yaml``; its ``repr()`` shows every credential redacted."""
 
     path: str | None
     base_dir: Path
@@ -309,6 +326,12 @@ class MonitoringConfig:
         """Samples older than this are deleted when ``storage.cleanup_enabled``."""
         days = self.collection.get("retention_days", 30)
         return float(days) if self.storage.cleanup_enabled and days is not None else None
+
+    def __repr__(self) -> str:
+        fields = (
+            f"{f.name}={redact(getattr(self, f.name), f.name)!r}" for f in dataclasses.fields(self)
+        )
+        return f"MonitoringConfig({', '.join(fields)})"
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to its directory."""
@@ -389,8 +412,26 @@ def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
     return list(model.model_fields) if model is not None else list(SECTIONS)
 
 
+def _check_retention(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
+    """``collection.retention_days``: days > 0, or null to keep everything."""
+    days = collection.get("retention_days", 30)
+    if days is None:
+        return
+    try:
+        ok = not isinstance(days, bool) and float(days) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise doc.error(
+            f"collection.retention_days: expected a number of days > 0 or null, not {days!r}",
+            ("collection", "retention_days"),
+        )
+
+
 def _check_collection(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
     from metricskit.sources.config import plan_sources
+
+    _check_retention(doc, collection)
 
     try:
         for planned in plan_sources(collection):

@@ -113,11 +113,13 @@ def dashboard(
     title: str = "metricskit",
     uid: str | None = None,
     refresh: str = "30s",
+    section_titles: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build the dashboard JSON model for ``sections`` (``{section: [metric, ...]}``).
 
     Without ``sections``, the seed's four sections. ``uid`` defaults to a stable hash of
-    the title, so re-importing updates the same dashboard.
+    the title, so re-importing updates the same dashboard. ``section_titles`` names a
+    section's row (else its key, title-cased).
     """
     chosen = DEFAULT_DASHBOARD_SECTIONS if sections is None else sections
     panels: list[dict[str, Any]] = []
@@ -129,7 +131,7 @@ def dashboard(
             {
                 "id": next_id,
                 "type": "row",
-                "title": _title(section),
+                "title": (section_titles or {}).get(section) or _title(section),
                 "collapsed": False,
                 "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
                 "panels": [],

@@ -53,6 +53,7 @@ __all__ = [
     "range_function_many",
     "sliding_windows",
     "sliding_windows_many",
+    "window_counts",
 ]
 
 OVER_TIME_STATS = ("avg", "sum", "count", "min", "max", "quantile", "last", "first", "stddev")
@@ -98,6 +99,28 @@ def sliding_windows(
     starts = np.searchsorted(ts, at - window, "right").astype(np.intp)
     ends = np.searchsorted(ts, at, "right").astype(np.intp)
     return Windows(at, starts, ends, ts, vals)
+
+
+def window_counts(
+    timestamps: npt.ArrayLike, values: npt.ArrayLike, window_ns: int, times: npt.ArrayLike
+) -> IDX:
+    """The number of non-NaN samples in each ``(t - window, t]``.
+
+    What decides whether ``f(x[window])`` has a value at ``t`` (PromQL: a sample, or no
+    series at all): one sample for the ``<stat>_over_time`` functions, two for the
+    :data:`RANGE_FUNCTIONS`. The result itself may still be NaN (the mean of +Inf and
+    -Inf): a NaN *value*, which Prometheus returns as a sample.
+    """
+    window = _positive(window_ns, "window")
+    ts, vals = _columns(timestamps, values)
+    nan = np.isnan(vals)
+    if nan.any():
+        ts = ts[~nan]
+    at = np.asarray(times, dtype=np.int64)
+    counts: IDX = (
+        np.searchsorted(ts, at, "right") - np.searchsorted(ts, at - window, "right")
+    ).astype(np.intp)
+    return counts
 
 
 def sliding_windows_many(
@@ -187,27 +210,35 @@ def extrapolated_rate(windows: Windows, window_ns: int, *, is_counter: bool, is_
     first = windows.starts[ok]
     last = windows.ends[ok] - 1
     v_first = vals[first]
-    result = vals[last] - v_first
-    if is_counter:
-        resets = _resets(vals)
-        if resets is not None:
-            result = result + (resets[last] - resets[first])
+    with np.errstate(invalid="ignore"):  # Inf - Inf is NaN, as in Prometheus
+        result = vals[last] - v_first
+        if is_counter:
+            _add_resets(result, vals, first, last)
     edges = _Edges(windows.times[ok], ts[first], ts[last], n[ok], window_ns)
     out[ok] = edges.apply(result, v_first, is_counter=is_counter, is_rate=is_rate)
     return out
 
 
-def _resets(vals: F64) -> F64 | None:
-    """``resets[i]``: the sum of the values just before each drop up to sample ``i``.
+def _add_resets(result: F64, vals: F64, first: IDX, last: IDX) -> None:
+    """Add to ``result[w]`` the value before each drop within ``vals[first[w]:last[w] + 1]``.
 
-    None when the values never drop (the common case costs one comparison pass).
+    One drop at a time, in time order, as Prometheus adds them to ``last - first``: a
+    running sum over the whole series instead (a difference of cumulative sums) would let
+    samples outside the window leak in, a huge value before it rounding the window's
+    small resets away and an +Inf turning every later window into NaN, and in the rule
+    engine, which lays a metric's series end to end, one series into the next.
     """
-    dropped = vals[1:] < vals[:-1]
-    if not dropped.any():
-        return None
-    resets = np.zeros(vals.shape[0])
-    np.cumsum(np.where(dropped, vals[:-1], 0.0), out=resets[1:])
-    return resets
+    dropped = vals[1:] < vals[:-1]  # sample j + 1 is below sample j
+    if not dropped.any():  # the common case: one comparison pass
+        return
+    drops = np.flatnonzero(dropped)
+    # a drop j counts for a window holding both j and j + 1: first <= j < last
+    lo = np.searchsorted(drops, first, "left")
+    count = np.searchsorted(drops, last, "left") - lo
+    for k in range(int(count.max(initial=0))):
+        # windows with more than k drops; usually none past the first pass or two
+        sel = np.flatnonzero(count > k)
+        result[sel] += vals[drops[lo[sel] + k]]
 
 
 class _Edges:
@@ -264,7 +295,8 @@ def deriv(windows: Windows) -> F64:
     """Least-squares slope (units per second) in each window; NaN with fewer than 2 samples.
 
     Computed on centred data, which is what Prometheus' Kahan-summed regression
-    approximates; a window whose values are all equal has slope 0.
+    approximates; a window whose values are all equal has slope 0 (NaN if they are
+    infinite, as in Prometheus).
     """
     windows = windows.without_nan()
     flat_v, offsets = _contiguous(windows.values, windows.starts, windows.ends)
@@ -281,11 +313,13 @@ def deriv(windows: Windows) -> F64:
     mx = np.repeat(_reduce(np.add, x, offsets) / safe, counts)
     my = np.repeat(_reduce(np.add, flat_v, offsets) / safe, counts)
     dx = x - mx
-    cov = _reduce(np.add, dx * (flat_v - my), offsets)
-    var = _reduce(np.add, dx * dx, offsets)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # infinite values: NaN
+        cov = _reduce(np.add, dx * (flat_v - my), offsets)
+        var = _reduce(np.add, dx * dx, offsets)
         slope = cov / var
-    constant = _reduce(np.minimum, flat_v, offsets) == _reduce(np.maximum, flat_v, offsets)
+    lowest = _reduce(np.minimum, flat_v, offsets)
+    # all values equal: slope 0, but NaN for a constant +-Inf (Prometheus' linearRegression)
+    constant = (lowest == _reduce(np.maximum, flat_v, offsets)) & np.isfinite(lowest)
     slope[constant] = 0.0
     out[ok] = slope[ok]
     return out
@@ -343,7 +377,9 @@ def _shared_grids(cols: Sequence[tuple[I64, F64]]) -> tuple[list[tuple[I64, list
     by_shape: dict[tuple[int, int, int], list[tuple[I64, list[int]]]] = {}
     rest: list[int] = []
     for i, (ts, vals) in enumerate(cols):
-        if ts.size == 0 or np.isnan(np.add.reduce(vals)):
+        with np.errstate(invalid="ignore"):
+            nan_sum = np.isnan(np.add.reduce(vals))
+        if ts.size == 0 or nan_sum:
             rest.append(i)
             continue
         candidates = by_shape.setdefault((ts.shape[0], int(ts[0]), int(ts[-1])), [])
@@ -380,17 +416,15 @@ def _grid_rate(ts: I64, values: Sequence[F64], window_ns: int, at: I64, fn: str,
     v_first = np.empty((len(values), first.shape[0]))
     result = np.empty_like(v_first)
     take_first, take_last = _gather(first), _gather(last)
-    reset_rows: list[tuple[int, F64]] = []
     for i, vals in enumerate(values):
         take_first(vals, v_first[i])
         take_last(vals, result[i])
-        resets = _resets(vals) if is_counter else None
-        if resets is not None:
-            reset_rows.append((i, resets))
-    result -= v_first
-    # added after the difference, in extrapolated_rate's order, so results are identical
-    for i, resets in reset_rows:
-        result[i] += resets[last] - resets[first]
+    with np.errstate(invalid="ignore"):  # Inf - Inf is NaN, as in Prometheus
+        result -= v_first
+        if is_counter:
+            # added after the difference, in extrapolated_rate's order: identical results
+            for i, vals in enumerate(values):
+                _add_resets(result[i], vals, first, last)
     edges = _Edges(at[ok], ts[first], ts[last], n[ok], window_ns)
     out[:, ok] = edges.apply(result, v_first, is_counter=is_counter, is_rate=fn == "rate")
     return out

@@ -8,13 +8,13 @@ three hosts low on memory give one recommendation with three pieces of evidence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from metricskit.performance import PerformanceIssue
 
-__all__ = ["PLAYBOOK", "Finding", "Recommendation", "recommend"]
+__all__ = ["PLAYBOOK", "Finding", "Recommendation", "overall_status", "recommend"]
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,13 @@ _ISSUE_TOPICS = {
     "error_rate": "high_error_rate",
     "p95_degradation": "endpoint_degraded",
 }
-# (metric, topic, warning above, critical above) for current system figures
+# (metric, topic, above) for a current system figure no alert rule watches: advice only
+# ("info"), since one instantaneous value is no alert; a rule's threshold and duration
+# decide the status (and the recommendation) of the metrics it watches
 _RESOURCE_LIMITS = (
-    ("system.memory.usage_percent", "high_memory", 90.0, 95.0),
-    ("system.cpu.usage_percent", "high_cpu", 80.0, 95.0),
-    ("system.disk.usage_percent", "disk_filling", 90.0, 95.0),
+    ("system.memory.usage_percent", "high_memory", 90.0),
+    ("system.cpu.usage_percent", "high_cpu", 80.0),
+    ("system.disk.usage_percent", "disk_filling", 90.0),
 )
 _DISK_FULL_SOON_HOURS = 24.0
 
@@ -153,20 +155,27 @@ class Finding:
         alerts: Sequence[Mapping[str, Any]],
         issues: Sequence[PerformanceIssue],
         trend_rows: Sequence[Mapping[str, Any]],
+        watched: Collection[str] = (),
     ) -> list[Finding]:
-        """Turn a report's parts into findings."""
+        """Turn a report's parts into findings.
+
+        ``watched`` are the metrics alert rules cover: for those, only a firing alert is
+        a finding, so a recommendation never contradicts the rules (and the overall
+        status, :func:`overall_status`, which comes from the same findings).
+        """
         found: list[Finding] = []
-        for metric, topic, warn, crit in _RESOURCE_LIMITS:
+        for metric, topic, limit in _RESOURCE_LIMITS:
+            if metric in watched:
+                continue
             for where, value in _per_host(system.get(metric)):
-                if value is not None and value > warn:
-                    severity = "critical" if value > crit else "warning"
-                    found.append(cls(topic, severity, f"{metric} = {value:.1f}%{where}"))
+                if value is not None and value > limit:
+                    found.append(cls(topic, "info", f"{metric} = {value:.1f}%{where}"))
         for c in components:
             if c["status"] == "down":
                 topic = "health_check_failing" if c["kind"] == "http" else "database_down"
-                found.append(
-                    cls(topic, "critical", f"{c['kind']} check {c['name']}: {c['reason']}")
-                )
+                # a check down with no alert firing for it is a warning; an alert on it
+                # (below) carries its own severity
+                found.append(cls(topic, "warning", f"{c['kind']} check {c['name']}: {c['reason']}"))
         for a in alerts:
             if a["state"] != "firing":
                 continue
@@ -189,14 +198,27 @@ class Finding:
                 and hours is not None
                 and (hours <= _DISK_FULL_SOON_HOURS)
             ):
+                # a forecast is advice, not a problem yet: it does not change the status
                 found.append(
                     cls(
                         "disk_filling",
-                        "warning",
+                        "info",
                         f"disk forecast to be full in {hours:.1f} h ({row['crossing_at']})",
                     )
                 )
         return found
+
+
+def overall_status(findings: Iterable[Finding]) -> str:
+    """``critical`` if any finding is critical, else ``warning`` if any is, else ``healthy``.
+
+    The findings are what the recommendations are made of, so the status and the
+    recommendations never disagree (no critical advice under a healthy banner).
+    """
+    severities = {f.severity for f in findings}
+    if "critical" in severities:
+        return "critical"
+    return "warning" if "warning" in severities else "healthy"
 
 
 def _per_host(value: Any) -> Iterable[tuple[str, float | None]]:

@@ -5,10 +5,14 @@ the store), so ``metricskit health`` in one process reports on what ``metricskit
 collects in another. Check results held in memory by a collector running in this process
 add the reason a component is down.
 
-Overall status: any firing critical alert -> ``critical``; else any firing warning alert
--> ``warning``; else a component that is down (a failing health or database check with no
-alert configured for it) -> ``warning``, since the seed's "healthy" means all checks pass;
-else ``healthy``.
+Overall status and recommendations come from the same findings
+(:func:`metricskit.recommendations.overall_status`): any critical finding -> ``critical``;
+else any warning -> ``warning``; else ``healthy``. Findings with a severity are firing
+alerts (the rule's severity), a component that is down (``warning``: the seed's "healthy"
+means all checks pass) and request performance past ``performance.thresholds``
+(``warning``). Advice (``info``) leaves the status alone: a forecast (disk full within a
+day, made only from ``trend_min_span`` of history) and, for a system metric no alert rule
+watches, a current value past a built-in limit (memory and disk 90 %, CPU 80 %).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 from metricskit import performance, trends
 from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS, SYSTEM_METRICS, MetricKind, describe
-from metricskit.recommendations import Finding, recommend
+from metricskit.recommendations import Finding, overall_status, recommend
 from metricskit.store import Store
 
 if TYPE_CHECKING:
@@ -49,6 +53,9 @@ class ReportSettings:
     sections: Mapping[str, Sequence[str]] = field(
         default_factory=lambda: dict(DEFAULT_DASHBOARD_SECTIONS)
     )
+    section_titles: Mapping[str, str] = field(default_factory=dict)
+    """A title per section (``dashboard.sections.<name>.title``); others get one from
+    their key."""
     performance_window: str = "5m"
     thresholds: performance.PerformanceThresholds = field(
         default_factory=performance.PerformanceThresholds
@@ -57,6 +64,10 @@ class ReportSettings:
     """How old a latest value may be to count as current."""
     trend_window: str = "6h"
     forecast_horizon: str = "24h"
+    trend_min_span: str = "1h"
+    """Samples must span at least this long for a trend to forecast anything."""
+    trend_min_points: int = 10
+    """And there must be at least this many of them."""
     dashboard_window: str = "1h"
     dashboard_points: int = 120
 
@@ -114,10 +125,11 @@ class Reporter:
             self.settings.thresholds,
         )
         trend_rows = self.trends(now_ns)
-        findings = Finding.collect(system, components, alerts, issues, trend_rows)
+        watched = {rule.metric for rule in self.engine.rules} if self.engine is not None else ()
+        findings = Finding.collect(system, components, alerts, issues, trend_rows, watched)
         return {
             "generated_at": _iso(now_ns),
-            "overall_status": self._overall(alerts, components),
+            "overall_status": overall_status(findings),
             "system": system,
             "components": components,
             "active_alerts": alerts,
@@ -132,17 +144,6 @@ class Reporter:
         if self.engine is None:
             return []
         return [self._alert_dict(a) for a in self.engine.active_alerts()]
-
-    @staticmethod
-    def _overall(
-        alerts: Sequence[Mapping[str, Any]], components: Sequence[Mapping[str, Any]]
-    ) -> str:
-        firing = {a["severity"] for a in alerts if a["state"] == "firing"}
-        if "critical" in firing:
-            return "critical"
-        if "warning" in firing:
-            return "warning"
-        return "warning" if any(c["status"] == "down" for c in components) else "healthy"
 
     @staticmethod
     def _alert_dict(alert: ActiveAlert) -> dict[str, Any]:
@@ -229,7 +230,12 @@ class Reporter:
 
     def trends(self, now_ns: int | None = None) -> list[dict[str, Any]]:
         """Slopes and forecasts of disk and memory usage; ``crossing_at`` is when one
-        reaches 100 %. Forecasts are clamped to 0..100 % (CPU is too noisy to forecast)."""
+        reaches 100 %. Forecasts are clamped to 0..100 % (CPU is too noisy to forecast).
+
+        A series with less history than ``trend_min_span`` or fewer than
+        ``trend_min_points`` samples gets no slope or forecast, and its ``note`` says so.
+        """
+        settings = self.settings
         at = np.datetime64(now_ns or self.clock.now_ns(), "ns")
         rows: list[dict[str, Any]] = []
         for name in ("system.disk.usage_percent", "system.memory.usage_percent"):
@@ -240,8 +246,17 @@ class Reporter:
                 now=at,
                 horizon=self.settings.forecast_horizon,
                 threshold=100.0,
+                min_samples=settings.trend_min_points,
+                min_span=settings.trend_min_span,
             )
             for row in frame.to_dict("records"):
+                note = None
+                if not row["enough_data"]:
+                    note = (
+                        f"not enough data to forecast: {row['samples']} samples over "
+                        f"{_duration_text(row['span_hours'])} (needs {settings.trend_min_points}"
+                        f" over {settings.trend_min_span})"
+                    )
                 rows.append(
                     {
                         "metric": name,
@@ -250,9 +265,12 @@ class Reporter:
                             for k, v in row.items()
                             if k not in _TREND_COLUMNS and isinstance(v, str)
                         },
+                        "samples": int(row["samples"]),
+                        "span_hours": _finite(row["span_hours"]),
+                        "note": note,
                         "last_value": _finite(row["last_value"]),
                         "slope_per_hour": _finite(row["slope_per_hour"]),
-                        "predicted": _finite(min(max(row["predicted"], 0.0), 100.0)),
+                        "predicted": _finite(float(np.clip(row["predicted"], 0.0, 100.0))),
                         "horizon": self.settings.forecast_horizon,
                         "crossing_at": None
                         if _nat(row["crossing_at"])
@@ -371,14 +389,18 @@ class Reporter:
         from metricskit.report_html import render_dashboard, write_dashboard
 
         page = render_dashboard(
-            self.health_report(), self.dashboard(window), metrics=self.settings.sections
+            self.health_report(),
+            self.dashboard(window),
+            metrics=self.settings.sections,
+            section_titles=self.settings.section_titles,
         )
         if path is not None:
             write_dashboard(page, path)
         return page
 
     def dashboard_json(self, window: str | None = None) -> str:
-        """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]}}``."""
+        """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]},
+        "titles": {name: title}}`` (titles only for sections the config titles)."""
         sections = {}
         for section, frame in self.dashboard(window).items():
             records = []
@@ -392,13 +414,19 @@ class Reporter:
                     }
                 )
             sections[section] = records
-        payload = {"generated_at": _iso(self.clock.now_ns()), "sections": sections}
+        payload = {
+            "generated_at": _iso(self.clock.now_ns()),
+            "sections": sections,
+            "titles": {k: v for k, v in self.settings.section_titles.items() if k in sections},
+        }
         return json.dumps(payload, indent=2)
 
 
 _TREND_COLUMNS = {
     "name",
     "samples",
+    "span_hours",
+    "enough_data",
     "last_value",
     "slope_per_hour",
     "fitted_now",
@@ -408,6 +436,11 @@ _TREND_COLUMNS = {
     "crossing_at",
     "hours_to_threshold",
 }
+
+
+def _duration_text(hours: float) -> str:
+    """``0.0167`` -> ``"1 min"``, ``2.5`` -> ``"2.5 h"``."""
+    return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 
 def _nat(value: Any) -> bool:

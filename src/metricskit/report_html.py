@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metricskit._files import atomic_write
 from metricskit._svg_chart import Line, render_chart
 from metricskit.catalog import MetricKind, describe
 
@@ -253,6 +254,18 @@ def _trends(rows_in: Sequence[Mapping[str, Any]]) -> str:
     for t in rows_in:
         unit = _unit(str(t.get("metric", "")))
         hours = t.get("hours_to_threshold")
+        if t.get("note"):  # too little history: say so instead of forecasting
+            rows.append(
+                [
+                    t.get("metric"),
+                    _Html(_tags(t.get("tags"))),
+                    _Html(_num(t.get("last_value"), unit)),
+                    "—",
+                    _Html(f'<span class="note">{_esc(t.get("note"))}</span>'),
+                    "—",
+                ]
+            )
+            continue
         rows.append(
             [
                 t.get("metric"),
@@ -351,7 +364,9 @@ def _time_range(sections: Mapping[str, pd.DataFrame]) -> tuple[int, int] | None:
 
 
 def _chart_sections(
-    sections: Mapping[str, pd.DataFrame], metrics: Mapping[str, Sequence[str]] | None
+    sections: Mapping[str, pd.DataFrame],
+    metrics: Mapping[str, Sequence[str]] | None,
+    titles: Mapping[str, str],
 ) -> str:
     span = _time_range(sections)
     out = []
@@ -373,7 +388,7 @@ def _chart_sections(
         out.append(
             _section(
                 f"dashboard-{section}",
-                _title(section),
+                titles.get(section) or _title(section),
                 body or '<p class="empty">no data</p>',
                 "wide dashboard",
             )
@@ -390,6 +405,7 @@ def render_dashboard(
     *,
     title: str = "metricskit",
     metrics: Mapping[str, Sequence[str]] | None = None,
+    section_titles: Mapping[str, str] | None = None,
 ) -> str:
     """The whole dashboard as one HTML document (a ``str``), needing no network to display.
 
@@ -397,7 +413,10 @@ def render_dashboard(
     dashboard frames (columns timestamp, metric, series, value). ``metrics`` lists each
     section's configured metrics, so one with no samples still gets its chart showing
     "no data"; without it the charts are the metrics found in the frames.
+    ``section_titles`` (``dashboard.sections.<name>.title``) heads a section; without
+    one the title is made from its key (``system_overview`` -> "System Overview").
     """
+    titles = section_titles or {}
     status = str(report.get("overall_status") or "unknown")
     perf = report.get("performance") if isinstance(report.get("performance"), Mapping) else {}
     parts = [
@@ -415,7 +434,7 @@ def render_dashboard(
             _recommendations(report.get("recommendations") or []),
             "wide",
         ),
-        _chart_sections(sections, metrics),
+        _chart_sections(sections, metrics, titles),
     ]
     nav = "".join(
         f'<a href="#{_esc(a)}">{_esc(t)}</a>'
@@ -424,7 +443,7 @@ def render_dashboard(
             ("alerts", "Alerts"),
             ("performance", "Performance"),
             ("recommendations", "Recommendations"),
-            *((f"dashboard-{s}", _title(s)) for s in sections),
+            *((f"dashboard-{s}", titles.get(s) or _title(s)) for s in sections),
         )
     )
     return (
@@ -442,15 +461,7 @@ def render_dashboard(
 
 def write_dashboard(page: str, path: str | os.PathLike[str]) -> None:
     """Write ``page`` to ``path`` atomically, so a server reading it never sees half a page."""
-    target = os.fspath(path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            out.write(page)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, page)
 
 
 _CSS = """

@@ -262,7 +262,7 @@ class RuleEngine:
         with np.errstate(invalid="ignore"):
             cond = OPERATORS[rule.operator](values, rule.threshold)
         todo = np.flatnonzero(cond | (np.isnan(values) & alerting) if alerting else cond)
-        steps: dict[SeriesKey, tuple[float, bool]] = {}
+        steps: dict[SeriesKey, tuple[float, bool | None]] = {}
         held: set[SeriesKey] = set()
         alerts = rs.alerts
         for i in todo.tolist():
@@ -280,10 +280,10 @@ class RuleEngine:
             waiting = set(alerts) | (rs.seen if alerting else set())
             for key in waiting - steps.keys() - held:
                 i = position.get(key)
-                # unread (failed) metrics are no data, not a missing series
-                gone = i is None and md.error is None
+                # unread (failed) metrics are no data (None), not a missing series (False)
+                unread = None if md.error is not None else False
                 steps[key] = (
-                    (math.nan, not gone) if i is None else (float(values[i]), bool(present[i]))
+                    (math.nan, unread) if i is None else (float(values[i]), bool(present[i]))
                 )
         any_present = bool(present.any())
         absent_key = SeriesKey(rule.metric, rule.selector_tags)
@@ -300,9 +300,11 @@ class RuleEngine:
             self._step(rs, key, value, is_present, cond_override, t, changes, notes, dirty)
 
     def _condition(
-        self, rule: AlertRule, a: Alert | None, value: float, present: bool
+        self, rule: AlertRule, a: Alert | None, value: float, present: bool | None
     ) -> bool | None:
-        if not math.isnan(value):
+        # present: the series has a value; False: none; None: its metric was not read.
+        # Under `ok` a NaN value is compared as PromQL compares it (only `ne` holds)
+        if not math.isnan(value) or (present and rule.no_data == "ok"):
             if a is not None:
                 a.missing = 0
             threshold = rule.threshold
@@ -314,7 +316,7 @@ class RuleEngine:
                 threshold = rule.recovery_threshold
             return bool(OPERATORS[rule.operator](value, threshold))
         if a is not None:
-            a.missing = a.missing + 1 if not present else 0
+            a.missing = a.missing + 1 if present is False else 0
         if rule.no_data == "alerting":
             return True
         if a is not None and a.missing >= 2:
@@ -326,7 +328,7 @@ class RuleEngine:
         rs: _RuleState,
         key: SeriesKey,
         value: float,
-        present: bool,
+        present: bool | None,
         override: bool | None,
         t: int,
         changes: list[AlertEvent],

@@ -63,7 +63,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from metricskit._time import NS_PER_S, parse_duration
-from metricskit._validation import FIELD_ERROR, pydantic_config_error
+from metricskit._validation import FIELD_ERROR, Number, pydantic_config_error
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.derive import FUNCTIONS, Derivation
 from metricskit.errors import ConfigError
@@ -145,7 +145,7 @@ class AlertRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metric: str
-    threshold: float
+    threshold: Number
     operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"]
     duration_seconds: Seconds = 0.0
     severity: Severity = Severity.WARNING
@@ -160,7 +160,7 @@ class AlertRule(BaseModel):
     repeat_interval: Seconds | None = None
     keep_firing_seconds: Seconds = 0.0
     no_data: Literal["ok", "alerting", "keep"] = "keep"
-    recovery_threshold: float | None = None
+    recovery_threshold: Number | None = None
 
     _name: str = PrivateAttr(default="")
     _group: str = PrivateAttr(default="")
@@ -325,8 +325,8 @@ class RecordingRule(BaseModel):
     target: str
     source: str
     function: str
-    window: str | float = "1h"
-    scale: float = 1.0
+    window: str | Number = "1h"
+    scale: Number = 1.0
     by: list[str] | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     tz: str | None = None

@@ -28,20 +28,25 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metricskit._files import atomic_write, open_append
 from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
+from metricskit.integrations._timing import in_health_check_request
 from metricskit.notify import Notifier
 from metricskit.performance_rules import PerformanceFigures, default_rules, with_defaults
 from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.rules import RuleEngine
-from metricskit.server import MetricsServer, Response
+from metricskit.server import MetricsServer, Response, ServerBindError, create_app
 from metricskit.store import Store, open_store
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 __all__ = ["CONFIG_CANDIDATES", "MonitoringService", "find_config"]
 
@@ -63,8 +68,15 @@ def find_config() -> str | None:
     return None
 
 
+class _NoFollowFileHandler(logging.FileHandler):
+    """A FileHandler that will not append through a symlink planted at its name."""
+
+    def _open(self) -> Any:
+        return open_append(self.baseFilename)
+
+
 def _log_handler(path: Path, level: int) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = _NoFollowFileHandler(path, encoding="utf-8")
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
@@ -113,6 +125,7 @@ class MonitoringService:
             engine=self.engine,
             settings=ReportSettings(
                 sections=config.dashboard.metric_sections(),
+                section_titles=config.dashboard.section_titles(),
                 performance_window=config.performance.window,
                 thresholds=thresholds,
                 dashboard_window=config.dashboard.window,
@@ -124,7 +137,7 @@ class MonitoringService:
         self.interval: float | None = None
         self._stop = threading.Event()
         self._housekeeping: threading.Thread | None = None
-        self._last_cleanup = 0.0
+        self._last_cleanup: float | None = None  # service clock; None: not yet this run
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -156,8 +169,11 @@ class MonitoringService:
         ``performance.error_tracking.track_error_details`` (the default) keeps the exact
         code in the ``status`` tag; off, only its class (``"2xx"``, ``"5xx"``), which keeps
         the number of series small when an app answers with many different codes. Error
-        rates work either way.
+        rates work either way. A request from metricskit's own health checks (inside a
+        Flask request carrying ``X-Metricskit-Health-Check``) is not recorded.
         """
+        if in_health_check_request():  # the seed's hooks, called for our own health check
+            return
         if self._track_error_details:
             self.recorder.record_request(endpoint, response_time, status_code, method=method)
             return
@@ -173,8 +189,12 @@ class MonitoringService:
         """True between :meth:`start_monitoring` and :meth:`stop_monitoring`."""
         return self.started_at is not None
 
-    def _build_collector(self, interval: float) -> Collector:
-        collection = {**self.config.collection, "interval_seconds": interval}
+    def _build_collector(self, interval: float | None) -> Collector:
+        collection = dict(self.config.collection)
+        if interval is not None:
+            # an explicit interval is for every group, as `metricskit start --interval` says
+            collection.pop("intervals", None)
+            collection["interval_seconds"] = interval
         return Collector.from_config(
             self.recorder,
             collection,
@@ -187,15 +207,16 @@ class MonitoringService:
     def start_monitoring(self, interval: float | None = None) -> None:
         """Collect, evaluate alert rules and apply retention in background threads.
 
-        ``interval`` (seconds) overrides ``collection.interval_seconds``; rules are
-        evaluated at ``service.evaluation_interval_seconds`` or the same interval.
+        ``interval`` (seconds) overrides ``collection.interval_seconds`` and every
+        per-group ``collection.intervals`` entry; rules are evaluated at
+        ``service.evaluation_interval_seconds`` or the same interval.
         """
         if self.running:
             raise RuntimeError("monitoring is already running; stop_monitoring() first")
         every = float(interval) if interval is not None else self.config.interval_seconds
         if every <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
-        self.collector = self._build_collector(every)
+        self.collector = self._build_collector(None if interval is None else every)
         self.reporter.collector = self.collector
         self.interval = every
         self.started_at = self.clock.now()
@@ -246,8 +267,10 @@ class MonitoringService:
 
     def _maybe_cleanup(self) -> None:
         days = self.config.retention_days
-        now = time.monotonic()
-        if days is None or now - self._last_cleanup < _CLEANUP_EVERY_S:
+        now = self.clock.now()
+        last = self._last_cleanup
+        # the first pass runs at once; a clock set backwards starts a new hour
+        if days is None or (last is not None and 0 <= now - last < _CLEANUP_EVERY_S):
             return
         self._last_cleanup = now
         removed = self.cleanup(days)
@@ -255,9 +278,7 @@ class MonitoringService:
 
     def _write_status_file(self) -> None:
         path = self.config.log_dir / self.config.service.status_file
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.get_monitoring_status(), default=str))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(self.get_monitoring_status(), default=str))
 
     def stop_monitoring(self) -> None:
         """Stop collection and evaluation, and flush what was recorded."""
@@ -293,24 +314,45 @@ class MonitoringService:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start_server(self, host: str | None = None, port: int | None = None) -> MetricsServer:
-        """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
-
-        Host, port, path and auth come from ``integrations.prometheus`` unless given.
-        ``/api/health`` answers 503 when the overall status is critical, else 200.
-        """
+    def _server_options(self) -> dict[str, Any]:
         settings = self.config.integrations.prometheus
         auth = settings.basic_auth
-        server = MetricsServer(
-            self.store,
-            host=host or settings.host,
-            port=settings.port if port is None else port,
-            path=settings.path,
-            basic_auth=(auth.username, auth.password) if auth is not None else None,
-            bearer_token=settings.bearer_token,
-            routes={"/": self._dashboard_route, "/api/health": self._health_route},
-        )
+        return {
+            "path": settings.path,
+            "basic_auth": (auth.username, auth.password) if auth is not None else None,
+            "bearer_token": settings.bearer_token,
+            "routes": {"/": self._dashboard_route, "/api/health": self._health_route},
+        }
+
+    def start_server(
+        self, host: str | None = None, port: int | None = None, **limits: Any
+    ) -> MetricsServer:
+        """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
+
+        Host, port, path and auth come from ``integrations.prometheus`` unless given;
+        ``limits`` are :class:`~metricskit.server.MetricsServer`'s ``max_connections`` and
+        ``idle_timeout``. ``/api/health`` answers 503 when the overall status is critical,
+        else 200. A taken port raises :class:`~metricskit.server.ServerBindError` naming
+        it and the setting to change.
+        """
+        settings = self.config.integrations.prometheus
+        host = host or settings.host
+        port = settings.port if port is None else port
+        try:
+            server = MetricsServer(
+                self.store, host=host, port=port, **self._server_options(), **limits
+            )
+        except ServerBindError as exc:
+            raise ServerBindError(
+                f"{exc}; choose another port with integrations.prometheus.port "
+                "(`metricskit serve --port`), or stop what listens there"
+            ) from exc
         return server.start()
+
+    def asgi_app(self) -> Starlette:
+        """The same routes as :meth:`start_server` as an ASGI app to mount in your own
+        Starlette or FastAPI application (auth from ``integrations.prometheus``)."""
+        return create_app(self.store, **self._server_options())
 
     def _dashboard_route(self, headers: Mapping[str, str]) -> Response:
         html = self.reporter.to_html()

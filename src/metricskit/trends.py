@@ -99,17 +99,30 @@ def linear_trends(
     horizon: str | float = "24h",
     threshold: float | None = None,
     tags: Mapping[str, str] | None = None,
+    min_samples: int = 2,
+    min_span: str | float = 0,
 ) -> pd.DataFrame:
     """One row per series: samples, last value, slope per hour, forecast, threshold crossing.
 
     ``now`` defaults to the newest sample of ``name``. ``crossing_at`` is when the line
     reaches ``threshold``, if it is heading there (NaT otherwise, or when already past).
+
+    A line through a minute of data forecasts nothing: a series with fewer than
+    ``min_samples`` samples, or whose samples span less than ``min_span``, has
+    ``enough_data`` False and NaN slope, forecast and crossing. ``span_hours`` says how
+    much history the fit had.
     """
     end_ns = _now(store, name, now)
     horizon_s = parse_duration(horizon) / NS_PER_S
+    min_span_ns = parse_duration(min_span) if min_span else 0
     rows = []
     for s in _read(store, name, end_ns - parse_duration(window), end_ns, tags):
+        present = s.timestamps[~np.isnan(s.values)]
+        span_ns = int(present[-1] - present[0]) if present.size else 0
+        enough = present.size >= max(min_samples, 2) and span_ns >= min_span_ns
         slope, at_now = fit_line(s.timestamps, s.values, end_ns)
+        if not enough:
+            slope = at_now = float("nan")
         crossing = None
         if threshold is not None and slope == slope and slope != 0.0:
             seconds = (threshold - at_now) / slope
@@ -119,7 +132,9 @@ def linear_trends(
         rows.append(
             {
                 **_key_columns(s),
-                "samples": int(np.count_nonzero(~np.isnan(s.values))),
+                "samples": int(present.size),
+                "span_hours": span_ns / NS_PER_S / 3600,
+                "enough_data": bool(enough),
                 "last_value": float(s.values[-1]),
                 "slope_per_hour": slope * 3600.0,
                 "fitted_now": at_now,

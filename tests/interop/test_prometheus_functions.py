@@ -9,16 +9,14 @@ one test pins the documented difference on a sample exactly at ``t - window``.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
 from metricskit.promql import eval_times, over_time, range_function
-from tests.services import binary, free_port, running
+from tests.interop.prom import backfilled_prometheus
 
 pytestmark = pytest.mark.services
 
@@ -53,33 +51,9 @@ def openmetrics(data: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    prom, promtool = binary("prometheus"), binary("promtool")
-    root = tmp_path_factory.mktemp("prometheus")
-    (root / "data.om").write_text(openmetrics(dataset()))
-    subprocess.run(
-        [
-            promtool,
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(root / "data.om"),
-            str(root / "tsdb"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [
-        prom,
-        f"--config.file={root / 'prometheus.yml'}",
-        f"--storage.tsdb.path={root / 'tsdb'}",
-        "--storage.tsdb.retention.time=100y",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with running(argv, f"{url}/-/ready", log=Path(root / "prometheus.log")):
+    with backfilled_prometheus(
+        tmp_path_factory.mktemp("prometheus"), openmetrics(dataset())
+    ) as url:
         yield url
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from metricskit._files import open_append
 from metricskit.channels.base import (
     Channel,
     DeliveryError,
@@ -78,7 +79,7 @@ class LogChannel(Channel):
         try:
             with self._lock:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as out:
+                with open_append(self.path) as out:
                     out.write(text)
         except OSError as exc:
             raise DeliveryError(f"log: cannot append to {self.path}: {exc.strerror}") from None

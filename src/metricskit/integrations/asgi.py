@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from metricskit.integrations._timing import UNMATCHED, record_request
+from metricskit.integrations._timing import UNMATCHED, asgi_health_check, record_request
 from metricskit.recorder import Recorder
 
 __all__ = ["ASGIMiddleware"]
@@ -41,8 +41,8 @@ class ASGIMiddleware:
         """Use the raw path when no route matched, instead of ``<unmatched>``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Time HTTP requests; pass lifespan and websocket traffic straight through."""
-        if scope["type"] != "http":
+        """Time HTTP requests; pass lifespan, websocket and health-check traffic through."""
+        if scope["type"] != "http" or asgi_health_check(scope.get("headers") or ()):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

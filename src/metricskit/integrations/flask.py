@@ -2,6 +2,8 @@
 
 The endpoint tag is the rule template (``/users/<int:user_id>``), so one route is one
 series whatever ids it serves; requests no rule matched are tagged ``<unmatched>``.
+Requests from metricskit's own health checks (the ``X-Metricskit-Health-Check`` header)
+are not recorded.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from metricskit.integrations._timing import record_request
+from metricskit.integrations._timing import HEALTH_CHECK_HEADER, record_request
 from metricskit.recorder import Recorder
 
 if TYPE_CHECKING:
@@ -30,7 +32,9 @@ def init_app(app: Flask, recorder: Recorder) -> None:
 
     @app.before_request
     def _start_timer() -> None:
-        setattr(g, _STARTED, time.perf_counter())
+        # an untimed request is not recorded: metricskit's own health checks stay out
+        if HEALTH_CHECK_HEADER not in request.headers:
+            setattr(g, _STARTED, time.perf_counter())
 
     @app.after_request
     def _record(response: Any) -> Any:

@@ -3,6 +3,7 @@
 Plain WSGI has no routing, so the endpoint tag comes from ``endpoint_for(environ)``; the
 default is the raw path, kept in check by the Recorder's cardinality limit. Pass a
 function mapping paths to templates (or use the Flask integration) when paths carry ids.
+Requests from metricskit's own health checks are passed through unrecorded.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from metricskit.integrations._timing import record_request
+from metricskit.integrations._timing import record_request, wsgi_health_check
 from metricskit.recorder import Recorder
 
 __all__ = ["WSGIMiddleware"]
@@ -41,6 +42,8 @@ class WSGIMiddleware:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Run the app, timing until its response body has been produced."""
+        if wsgi_health_check(environ):
+            return self.app(environ, start_response)
         started = time.perf_counter()
         status = 500
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from metricskit._files import temp_beside
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import SeriesKey
 from metricskit.storage.parquet_format import (
@@ -381,22 +382,17 @@ def write_partition(
 ) -> int:
     """Write ``series`` as the file ``path`` so no reader ever sees half of it; return its size.
 
-    The file is written as ``.<name>.tmp`` beside ``path`` (hidden from pyarrow, pandas
+    The file is written as ``.<name>.<random>.tmp`` beside ``path`` (hidden from pyarrow, pandas
     and DuckDB globs), fsynced, renamed over ``path`` and the directory fsynced.
     """
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".{base}.tmp")
+    directory = os.path.dirname(path)
     layout = _Layout.of(series)
     try:
-        try:
+        with temp_beside(path) as tmp:
             _write_file(layout, tmp, row_group_size)
             if fsync:
                 _fsync_path(tmp)
             os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         if fsync:
             _fsync_path(directory)
         return os.path.getsize(path)

@@ -3,8 +3,9 @@
 Built-in backends are import strings, imported only when a URL asks for them, each with the
 install hint for its optional dependency. A scheme that is not built in is looked up in the
 ``metricskit.backends`` entry-point group, and only then; a plugin can never replace a
-built-in silently. :func:`register_backend` adds one at run time (``clobber=True`` to
-replace).
+built-in silently. :func:`register_backend` adds one at run time; replacing an existing
+scheme, a built-in included, takes ``clobber=True`` and then really replaces it: a backend
+registered at run time is looked up before the built-ins.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def register_backend(
     """Serve URLs of ``scheme`` with ``backend`` (a class, or ``"module:Class"`` imported lazily).
 
     Registering a scheme that is built in or already registered raises ``ValueError``
-    unless ``clobber=True``.
+    unless ``clobber=True``, which replaces it for this process: with
+    ``register_backend("sqlite", MyBackend, clobber=True)``, ``open_store("sqlite://...")``
+    opens ``MyBackend`` (``sqlite+driver://`` URLs too; the scheme is the part before ``+``).
     """
     scheme = scheme.lower()
     with _lock:
@@ -112,14 +115,15 @@ def _import_target(target: str, scheme: str, hint: str | None) -> type[StorageBa
 def backend_class(scheme: str) -> type[StorageBackend]:
     """Return the backend class serving ``scheme`` (the part of a URL before ``://`` or ``+``)."""
     scheme = scheme.lower()
-    builtin = _BUILTINS.get(scheme)
-    if builtin is not None:
-        return _import_target(builtin.target, scheme, builtin.install_hint)
+    # run-time registrations first: one for a built-in scheme exists only by clobber=True
     registered = _registered.get(scheme)
     if registered is not None:
         if isinstance(registered, str):
             return _import_target(registered, scheme, None)
         return registered
+    builtin = _BUILTINS.get(scheme)
+    if builtin is not None:
+        return _import_target(builtin.target, scheme, builtin.install_hint)
     for ep in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
         try:
             cls = ep.load()
