@@ -41,13 +41,16 @@ def test_seed_programmatic_usage(service: MonitoringService, tmp_path: Path) -> 
     service.record_custom_metric("business.user_signups", 5.0, tags={"source": "web"})
     service.record_request("/api/chat", 0.5, 200)
     service.record_request("/api/chat", 0.7, 503)
+    # the CPU rule, and the seed's error-rate threshold (1 of 2 requests failed: 50 % > 5 %)
+    # overall and for /api/chat
+    wanted = {"system.any_cpu", "performance.high_error_rate"}
     deadline = time.monotonic() + 30
-    while not service.get_monitoring_status()["active_alerts"]:
-        assert time.monotonic() < deadline, "the CPU rule never fired"
+    while {a["rule"] for a in service.get_monitoring_status()["active_alerts"]} != wanted:
+        assert time.monotonic() < deadline, "the CPU and error-rate rules never fired"
         time.sleep(0.2)
     status = service.get_monitoring_status()
     assert status["running"] and status["interval_seconds"] == 1
-    assert f"Active alerts: {len(status['active_alerts'])}" == "Active alerts: 1"
+    assert f"Active alerts: {len(status['active_alerts'])}" == "Active alerts: 3"
     health = service.generate_health_report()
     assert health["overall_status"] == "warning"
     assert health["performance"]["endpoints"]["/api/chat"]["count"] == 2

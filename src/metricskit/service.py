@@ -33,11 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metricskit._files import atomic_write, open_append
-from metricskit._time import NS_PER_S, Clock, SystemClock
+from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.integrations._timing import in_health_check_request
 from metricskit.notify import Notifier
+from metricskit.performance_rules import PerformanceFigures, default_rules, with_defaults
 from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.rules import RuleEngine
@@ -103,8 +104,21 @@ class MonitoringService:
         if write_logs:
             self._start_log()
         self.recorder = Recorder(self.store, clock=self.clock, host=config.service.host_tag)
-        self.notifier = Notifier.from_config(config.notifications, log_dir=config.log_dir)
-        self.engine = RuleEngine(config.rules, self.store, notifier=self.notifier, clock=self.clock)
+        self.notifier = Notifier.from_config(
+            config.notifications, log_dir=config.log_dir, unavailable=config.unavailable_channels
+        )
+        for warning in config.warnings:
+            log.warning("%s", warning)
+        thresholds = config.performance.performance_thresholds()
+        self.engine = RuleEngine(
+            # the seed's performance thresholds are alerts like any rule (built-in rules
+            # the config may redefine), routed to every configured channel
+            with_defaults(config.rules, default_rules(thresholds, tuple(self.notifier.channels))),
+            self.store,
+            notifier=self.notifier,
+            clock=self.clock,
+            computed=[PerformanceFigures(parse_duration(config.performance.window), thresholds)],
+        )
         self.collector: Collector | None = None
         self.reporter = Reporter(
             self.store,
@@ -113,7 +127,7 @@ class MonitoringService:
                 sections=config.dashboard.metric_sections(),
                 section_titles=config.dashboard.section_titles(),
                 performance_window=config.performance.window,
-                thresholds=config.performance.performance_thresholds(),
+                thresholds=thresholds,
                 dashboard_window=config.dashboard.window,
             ),
             clock=self.clock,
