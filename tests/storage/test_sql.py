@@ -330,8 +330,10 @@ def test_full_disk_rolls_back_and_retry_succeeds(tmp_path: Path) -> None:
         def _quota(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
 
+        # Random values: blocks compress constant ones into a few bytes, far under the quota.
+        noise = np.random.default_rng(3).normal(size=(20, 2_000))
         big = [
-            Series(SeriesKey.of("full.test.y", {"i": str(i)}), np.arange(2_000), np.ones(2_000))
+            Series(SeriesKey.of("full.test.y", {"i": str(i)}), np.arange(2_000), noise[i])
             for i in range(20)
         ]
         with pytest.raises(StorageFullError):
