@@ -360,13 +360,18 @@ class SQLBackend(StorageBackend):
         newest = self._blocks.newest_ends(conn, series)
         counts = (ends - starts).tolist()
         first = ts[starts].tolist()
+        # A head row holds a SQL double: SQLite keeps -0.0 as 0 and NaN as NULL (no payload),
+        # MariaDB refuses +-inf. Blocks keep every bit, so such values always go there.
+        odd = ~np.isfinite(values) | ((values == 0) & np.signbit(values))
+        odd_series = set(sid[odd].tolist()) if odd.any() else set()
         pending = Pending()
         head_mask = np.zeros(sid.size, dtype=bool)
         heads: dict[int, int] = {}
         for i, series_id in enumerate(series):
             end = newest.get(series_id)
             held = self._head_rows.get(series_id, 0)
-            if held + counts[i] < SEAL_ROWS and (end is None or first[i] > end):
+            small = held + counts[i] < SEAL_ROWS and series_id not in odd_series
+            if small and (end is None or first[i] > end):
                 head_mask[starts[i] : ends[i]] = True
                 heads[series_id] = counts[i]
             else:

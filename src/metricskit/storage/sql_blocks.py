@@ -129,10 +129,10 @@ class BlockWriter:
                 # Appending: refill the newest block while the result still fits in one.
                 size = incoming[0].size
                 last = conn.execute(self._last_block, {"sid": series_id, "end": newest_end})
-                rows = [(i, data) for i, n, data in last.tuples() if n + size <= BLOCK_SAMPLES]
+                rows = [(r[0], r[2]) for r in last if r[1] + size <= BLOCK_SAMPLES]
             else:
                 found = conn.execute(self._overlapping, {"sid": series_id, "lo": lo, "hi": hi})
-                rows = [(i, data) for i, data in found.tuples()]
+                rows = [(r[0], r[1]) for r in found]
             if rows:
                 pending.drop_blocks.extend(int(i) for i, _ in rows)
                 old = decode_blocks(data for _, data in rows)
