@@ -22,7 +22,7 @@ from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
 from metricskit.storage.registry import open_backend as registry_open_backend
 from metricskit.storage.sql import InMemorySQLiteBackend, SQLBackend
-from metricskit.storage.sql_schema import Tables
+from metricskit.storage.sql_schema import Tables, encode_tags, key_hash
 from metricskit.testing import BackendConformance
 from tests.services import MARIADB_URL, POSTGRES_URL, free_port, require_database
 
@@ -394,3 +394,137 @@ def test_two_processes_write_one_store(location: str, prefix: str) -> None:
             i = s.timestamps // 2
             np.testing.assert_array_equal(s.values, worker * 1e6 + i)
             assert len(s) == 4_000
+
+
+# -- the block layout: migration from schema 1, file identity ---------------------------
+
+FIXTURE_V1 = Path(__file__).parent / "data" / "sqlite_v1.db"
+
+
+def _fixture_v1_expected() -> dict[SeriesKey, tuple[np.ndarray, np.ndarray]]:
+    """What data/make_sqlite_v1.py wrote (same seeds)."""
+    ts = T0 + np.arange(3000, dtype=np.int64) * 10**10
+    gauge = np.round(np.cumsum(np.random.default_rng(1).normal(0, 0.5, 3000)) + 50, 2)
+    counter = np.cumsum(np.random.default_rng(2).integers(0, 100, 3000)).astype(float)
+    special = np.array([np.nan, -0.0, np.inf, -np.inf, 0.1 + 0.2, 1e-300, 5e-324, 2.0**53 + 2])
+    return {
+        SeriesKey.of("fixture.gauge", {"host": "a"}): (ts, gauge),
+        SeriesKey.of("fixture.counter_total", {"host": "a", "job": "x"}): (ts, counter),
+        SeriesKey.of("fixture.special"): (T0 + np.arange(8, dtype=np.int64), special),
+    }
+
+
+def _assert_holds(backend: SQLBackend, expected: dict[SeriesKey, tuple[np.ndarray, np.ndarray]]):
+    assert sorted(backend.keys()) == sorted(expected)
+    for key, (ts, values) in expected.items():
+        got = backend.read(key, MIN_NS, MAX_NS)
+        np.testing.assert_array_equal(got.timestamps, ts)
+        # NaN came back from a SQL NULL in schema 1, so compare NaN as NaN, the rest bitwise.
+        nan = np.isnan(values)
+        assert np.array_equal(np.isnan(got.values), nan)
+        assert got.values[~nan].view(np.int64).tolist() == values[~nan].view(np.int64).tolist()
+
+
+def _migrate_in_process(path: str) -> None:
+    SQLBackend.from_url(f"sqlite:///{path}").close()
+
+
+def test_schema_1_file_is_migrated_on_open(tmp_path: Path) -> None:
+    """A store file written by metricskit 0.1 (row per sample) opens, upgraded to blocks."""
+    path = tmp_path / "old.db"
+    path.write_bytes(FIXTURE_V1.read_bytes())
+    expected = _fixture_v1_expected()
+    # The -0.0 of schema 1 came back as +0.0 (SQLite stores an integral REAL as 0).
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM metricskit_meta WHERE key = 'schema_version'")
+        old_rows = raw.execute("SELECT COUNT(*) FROM metricskit_samples").fetchone()[0]
+    assert old_rows == 6008
+    expected[SeriesKey.of("fixture.special")][1][1] = 0.0
+    # A second process migrates it (what an upgraded CLI or service does first).
+    ctx = mp.get_context("spawn")
+    proc = ctx.Process(target=_migrate_in_process, args=(str(path),))
+    proc.start()
+    proc.join(timeout=120)
+    assert proc.exitcode == 0
+    with sqlite3.connect(path) as raw:
+        assert raw.execute(
+            "SELECT value FROM metricskit_meta WHERE key = 'schema_version'"
+        ).fetchone() == (2,)
+        assert raw.execute("SELECT COUNT(*) FROM metricskit_samples").fetchone() == (0,)
+        blocks = raw.execute("SELECT COUNT(*), SUM(n) FROM metricskit_blocks").fetchone()
+        assert blocks == (3, 6008)
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    for _ in range(2):  # and again after a restart
+        with SQLBackend.from_url(f"sqlite:///{path}") as backend:
+            _assert_holds(backend, expected)
+            assert backend.stats().samples == 6008
+
+
+def test_schema_1_tables_are_migrated(location: str, prefix: str) -> None:
+    """The old DDL (no blocks table, version 1) on every database: rows become blocks."""
+    tables = Tables(prefix)
+    engine = sa.create_engine(location)
+    key = SeriesKey.of("old.layout.x", {"host": "a"})
+    ts = T0 + np.arange(700, dtype=np.int64) * SECOND
+    values = np.round(np.linspace(0, 70, 700), 2)
+    try:
+        with engine.begin() as conn:
+            tables.metadata.create_all(conn, tables=[tables.meta, tables.series, tables.samples])
+            conn.execute(
+                sa.insert(tables.meta),
+                [{"key": "schema_version", "value": 1}, {"key": "generation", "value": 0}],
+            )
+            conn.execute(
+                sa.insert(tables.series),
+                {"key_hash": key_hash(key.name, encode_tags(key.tags)), "name": key.name,
+                 "tags": encode_tags(key.tags)},
+            )  # fmt: skip
+            series_id = conn.execute(sa.select(tables.series.c.id)).scalar_one()
+            conn.execute(
+                sa.insert(tables.samples),
+                [{"series_id": series_id, "ts": int(t), "value": float(v)}
+                 for t, v in zip(ts, values, strict=True)],
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    with SQLBackend.from_url(location, table_prefix=prefix) as backend:
+        got = backend.read(key, MIN_NS, MAX_NS)
+        np.testing.assert_array_equal(got.timestamps, ts)
+        np.testing.assert_array_equal(got.values, values)
+        with backend._transaction("test") as conn:
+            version = conn.execute(
+                sa.select(tables.meta.c.value).where(tables.meta.c.key == "schema_version")
+            ).scalar_one()
+            head = conn.execute(sa.select(sa.func.count()).select_from(tables.samples))
+            assert (version, head.scalar_one()) == (2, 0)
+    with SQLBackend.from_url(location, table_prefix=prefix) as backend:
+        assert backend.stats().samples == 700
+
+
+def test_deleted_file_is_reported_not_lost(tmp_path: Path) -> None:
+    """SQLite writes on into an unlinked file: write and flush must say so."""
+    path = tmp_path / "m.db"
+    key = SeriesKey.of("gone.test.x")
+    backend = SQLBackend.from_url(f"sqlite:///{path}")
+    try:
+        backend.write([_series(key, [1], [1.0])])
+        backend.flush()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(BackendError, match="deleted or replaced"):
+            backend.flush()
+        with pytest.raises(BackendError, match="deleted or replaced"):
+            backend.write([_series(key, [2], [2.0])])
+    finally:
+        backend.close()
+
+
+def test_replaced_file_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with SQLBackend.from_url(f"sqlite:///{path}") as backend:
+        backend.write([_series(SeriesKey.of("swap.test.x"), [1], [1.0])])
+        other = tmp_path / "other.db"
+        SQLBackend.from_url(f"sqlite:///{other}").close()
+        other.replace(path)
+        with pytest.raises(BackendError, match="deleted or replaced"):
+            backend.flush()

@@ -388,7 +388,7 @@ class SQLBackend(StorageBackend):
         """Seal every head row into blocks (run after upgrading a version-1 store)."""
         h = self._tables.samples
         with self._transaction("compact") as conn:
-            ids = [int(i) for i in conn.execute(sa.select(h.c.series_id).distinct())]
+            ids = [int(i) for i in conn.execute(sa.select(h.c.series_id).distinct()).scalars()]
         for chunk in _chunks(ids):
             with self._write_lock, self._transaction("compact", write=True) as conn:
                 self._check_generation(conn)
