@@ -57,6 +57,7 @@ __all__ = ["InMemorySQLiteBackend", "SQLBackend"]
 _CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
 _GENERATION = "generation"
 _VERSION = "schema_version"
+_FEW = 8  # a query matching at most this many series reads them one by one
 _BLOCK, _ROW = 0, 1  # the ``kind`` column of the read statements
 _KIND: sa.ColumnClause[Any] = sa.literal_column("kind")
 _TS: sa.ColumnClause[Any] = sa.literal_column("ts")
@@ -251,6 +252,12 @@ class SQLBackend(StorageBackend):
         ).scalar_subquery()
         blocks, head = self._block_and_head_reads(lambda table: table.c.series_id == by_hash)
         self._sql_read = self._compile(sa.union_all(blocks, head).order_by(_KIND, _TS))
+        by_id: sa.BindParameter[int] = sa.bindparam("sid")
+        self._sql_read_id = self._compile(
+            sa.union_all(
+                *self._block_and_head_reads(lambda table: table.c.series_id == by_id)
+            ).order_by(_KIND, _TS)
+        )
         # last(): the head's newest row in range, else the newest block overlapping it.
         newest_row = head.order_by(t.samples.c.ts.desc()).limit(1).subquery()
         newest_block = blocks.order_by(t.blocks.c.end_ts.desc()).limit(1).subquery()
@@ -507,8 +514,27 @@ class SQLBackend(StorageBackend):
         """The selected non-empty series in key order, fetched 500 series per statement."""
         if start_ns >= end_ns:
             return
+        few: list[tuple[SeriesKey, list[Any]]] = []
         with self._transaction("query") as conn:
             matched = sorted(self._matching(conn, selector), key=lambda row: row[1])
+            if len(matched) <= _FEW:
+                # The common case (one series): a precompiled statement on the raw cursor,
+                # in the same transaction as the match.
+                sql, names, defaults = self._sql_read_id
+                cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    for series_id, key in matched:
+                        params = {**defaults, "sid": series_id, "start": start_ns, "end": end_ns}
+                        cur.execute(sql, tuple(params[name] for name in names))
+                        few.append((key, list(cur.fetchall())))
+                finally:
+                    cur.close()
+        if len(matched) <= _FEW:
+            for key, rows in few:
+                ts, values = _assemble(rows, start_ns, end_ns)
+                if ts.size:
+                    yield Series(key, ts, values)
+            return
         for chunk in _chunks(matched):
             ids = [series_id for series_id, _ in chunk]
             blocks, head = self._block_and_head_reads(
@@ -516,9 +542,9 @@ class SQLBackend(StorageBackend):
             )
             stmt = sa.union_all(blocks, head).order_by(sa.text("1"), _KIND, _TS)
             with self._transaction("query") as conn:
-                rows = conn.execute(stmt, {"start": start_ns, "end": end_ns}).all()
+                fetched = conn.execute(stmt, {"start": start_ns, "end": end_ns}).all()
             by_series: dict[int, list[Any]] = {}
-            for row in rows:
+            for row in fetched:
                 by_series.setdefault(row[0], []).append(row)
             for series_id, key in chunk:
                 ts, values = _assemble(by_series.get(series_id, []), start_ns, end_ns)
