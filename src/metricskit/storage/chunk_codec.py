@@ -86,7 +86,9 @@ def _join(data: memoryview | bytes, n: int, width: int, base: int) -> U64:
 def _deltas(x: U64, order: int) -> U64:
     """``order`` rounds of first differences (modulo 2**64), first element kept."""
     for _ in range(order):
-        x = np.diff(x, prepend=np.uint64(0))
+        out = x.copy()
+        np.subtract(x[1:], x[:-1], out=out[1:])
+        x = out
     return x
 
 

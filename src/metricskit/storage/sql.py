@@ -79,11 +79,18 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 def _last_wins(
     sid: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], values: np.ndarray[Any, Any]
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Sort by (series, ts) and keep the last occurrence of each pair.
+    """Group by series, sort by ts and keep the last occurrence of each (series, ts).
 
-    lexsort is stable, so equal pairs stay in arrival order. Sorting also gives the
-    database B-tree locality: each series' samples go in as one ascending run.
+    The usual batch (each series once, its timestamps ascending) is returned as it is,
+    after one vectorised check; otherwise lexsort, which is stable, so equal pairs stay
+    in arrival order, and each series' samples become one ascending run.
     """
+    if len(sid) > 1:
+        same_series = sid[1:] == sid[:-1]
+        ascending = ts[1:] > ts[:-1]
+        run_ids = np.concatenate((sid[:1], sid[1:][~same_series]))
+        if np.all(ascending | ~same_series) and len(run_ids) == len(np.unique(run_ids)):
+            return sid, ts, values
     order = np.lexsort((ts, sid))
     sid, ts, values = sid[order], ts[order], values[order]
     if len(sid) > 1:
@@ -361,7 +368,7 @@ class SQLBackend(StorageBackend):
         self, conn: sa.Connection, sid: Int64Array, ts: Int64Array, values: Float64Array
     ) -> dict[int, int]:
         """Place deduplicated (series, ts)-sorted samples; head rows added per series id."""
-        starts = np.flatnonzero(np.diff(sid, prepend=sid[0] - 1))
+        starts = np.concatenate(([0], np.flatnonzero(sid[1:] != sid[:-1]) + 1))
         ends = np.append(starts[1:], sid.size)
         series = sid[starts].tolist()
         newest = self._blocks.newest_ends(conn, series)
