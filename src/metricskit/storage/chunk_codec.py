@@ -6,16 +6,16 @@ the standard library and numpy, so the default store needs no extra dependency.
 
 Layout of an encoded block (little-endian)::
 
-    header   <BBBBIqq  version, value kind, timestamp width, value width, n, t0, ts_base
-             then for kind DECIMAL: <bqI  scale, value base, exceptions
+    header   <BBBBIqQq  version, value kind, timestamp width, value width, n, t0, d0,
+             ts_base; then for kind DECIMAL: <bqI  scale, value base, exceptions
     body     zlib( timestamp stream | value stream | exception indices (u4) | exception
              values (f8) )
 
-Timestamps: the first timestamp ``t0``, then the stream ``[d0, dd1, dd2, ...]`` of the
-first delta and the deltas of deltas (all modulo 2**64, so any int64 works), minus its
-minimum (frame of reference) and stored in the fewest bytes that hold the largest, byte
-planes apart ("byte-stream split": all low bytes, then the next bytes, ...). A regular
-scrape interval gives a stream of zeros that zlib folds into a few bytes.
+Timestamps: the first timestamp ``t0`` and first delta ``d0`` (header), then the stream of
+deltas of deltas (all modulo 2**64, so any int64 works), minus its minimum ``ts_base``
+(frame of reference) and stored in the fewest bytes that hold the largest (0, 1, 2, 4 or
+8), byte planes apart ("byte-stream split": all low bytes, then the next bytes, ...). A
+regular scrape interval gives a stream of zeros, which takes no bytes at all.
 
 Values, kind DECIMAL: when ``v * 10**scale`` is an integer whose division by ``10**scale``
 gives back the very same bits (the Parquet backend's idea), the integers' first deltas go
@@ -41,7 +41,7 @@ __all__ = ["BLOCK_VERSION", "decode_block", "encode_block", "merge_last_wins"]
 
 BLOCK_VERSION = 1
 _DECIMAL, _XOR = 0, 1
-_HEADER = struct.Struct("<BBBBIqq")
+_HEADER = struct.Struct("<BBBBIqQq")
 _DECIMAL_HEADER = struct.Struct("<bqI")
 _MAX_SCALE = 9
 _POW10 = 10.0 ** np.arange(_MAX_SCALE + 1, dtype=np.float64)
@@ -56,7 +56,7 @@ U64 = npt.NDArray[np.uint64]
 
 
 def _width(top: int) -> int:
-    for width in (1, 2, 4):
+    for width in (0, 1, 2, 4):
         if top < 1 << (8 * width):
             return width
     return 8
@@ -65,7 +65,7 @@ def _width(top: int) -> int:
 def _split(stream: U64) -> tuple[int, int, bytes]:
     """Frame of reference + byte-stream split of a uint64 stream: (base, width, bytes)."""
     if not stream.size:
-        return 0, 1, b""
+        return 0, 0, b""
     base = int(stream.view(np.int64).min())
     shifted = stream - np.uint64(base & _MASK)  # wraps: fits in [0, 2**64)
     width = _width(int(shifted.max()))
@@ -75,6 +75,8 @@ def _split(stream: U64) -> tuple[int, int, bytes]:
 
 def _join(data: memoryview | bytes, n: int, width: int, base: int) -> U64:
     """Inverse of :func:`_split`."""
+    if not width:  # every element equals the base (a regular interval's timestamps)
+        return np.full(n, np.uint64(base & _MASK), dtype=np.uint64)
     planes = np.frombuffer(data, dtype=np.uint8, count=n * width).reshape(width, n)
     full = np.zeros((n, 8), dtype=np.uint8)
     full[:, :width] = planes.T
@@ -127,7 +129,11 @@ def encode_block(ts: Int64Array, values: Float64Array) -> bytes:
     n = int(ts.size)
     t0 = int(ts[0])
     relative = ts.view(np.uint64)[1:] - np.uint64(t0 & _MASK)
-    ts_base, ts_width, ts_bytes = _split(_deltas(relative, 2))
+    # [first delta, deltas of deltas...]: the first delta goes in the header, so a regular
+    # interval leaves a stream of zeros, which takes no bytes at all.
+    stream = _deltas(relative, 2)
+    d0 = int(stream[0]) if stream.size else 0
+    ts_base, ts_width, ts_bytes = _split(stream[1:])
     found = _decimal(values)
     if found is not None:
         scale, ints, exact = found
@@ -138,14 +144,14 @@ def encode_block(ts: Int64Array, values: Float64Array) -> bytes:
             np.maximum.accumulate(fill, out=fill)
             ints = ints[fill]
         v_base, v_width, v_bytes = _split(_deltas(ints.view(np.uint64), 1))
-        head = _HEADER.pack(BLOCK_VERSION, _DECIMAL, ts_width, v_width, n, t0, ts_base)
+        head = _HEADER.pack(BLOCK_VERSION, _DECIMAL, ts_width, v_width, n, t0, d0, ts_base)
         head += _DECIMAL_HEADER.pack(scale, v_base, misses.size)
         tail = misses.astype("<u4").tobytes() + values[misses].astype("<f8").tobytes()
     else:
         bits = values.view(np.uint64)
         xored = bits ^ np.concatenate(([np.uint64(0)], bits[:-1]))
         planes = xored.astype("<u8").view(np.uint8).reshape(-1, 8).T
-        head = _HEADER.pack(BLOCK_VERSION, _XOR, ts_width, 8, n, t0, ts_base)
+        head = _HEADER.pack(BLOCK_VERSION, _XOR, ts_width, 8, n, t0, d0, ts_base)
         v_bytes, tail = planes.tobytes(), b""
     return head + zlib.compress(ts_bytes + v_bytes + tail, _LEVEL)
 
@@ -159,7 +165,7 @@ def decode_block(blob: bytes | memoryview) -> tuple[Int64Array, Float64Array]:
 
 
 def _decode(blob: memoryview) -> tuple[Int64Array, Float64Array]:
-    version, kind, ts_width, v_width, n, t0, ts_base = _HEADER.unpack_from(blob)
+    version, kind, ts_width, v_width, n, t0, d0, ts_base = _HEADER.unpack_from(blob)
     if version != BLOCK_VERSION or kind not in (_DECIMAL, _XOR):
         raise ValueError(f"unknown block version {version} / kind {kind}")
     at = _HEADER.size
@@ -170,9 +176,12 @@ def _decode(blob: memoryview) -> tuple[Int64Array, Float64Array]:
     body = memoryview(zlib.decompress(blob[at:]))
     ts = np.empty(n, dtype=np.int64)
     ts[0] = t0
-    ts_len = (n - 1) * ts_width
-    rest = _undelta(_join(body[:ts_len], n - 1, ts_width, ts_base), 2)
-    ts[1:] = (rest + np.uint64(t0 & _MASK)).view(np.int64)
+    ts_len = max(n - 2, 0) * ts_width
+    if n > 1:
+        stream = np.empty(n - 1, dtype=np.uint64)
+        stream[0] = d0
+        stream[1:] = _join(body[:ts_len], n - 2, ts_width, ts_base)
+        ts[1:] = (_undelta(stream, 2) + np.uint64(t0 & _MASK)).view(np.int64)
     v_len = n * v_width
     v_data = body[ts_len : ts_len + v_len]
     if kind == _XOR:

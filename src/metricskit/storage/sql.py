@@ -63,6 +63,7 @@ _KIND: sa.ColumnClause[Any] = sa.literal_column("kind")
 _TS: sa.ColumnClause[Any] = sa.literal_column("ts")
 
 _Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
+_Segment = tuple[int, "npt.NDArray[np.int64]", "npt.NDArray[np.float64]"]
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
@@ -76,21 +77,59 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
+def _segments(ids: list[int], parts: Sequence[Series]) -> list[_Segment]:
+    """``(series_id, ts, values)`` per series: sorted, unique timestamps, last write wins.
+
+    The usual batch (each series once, timestamps ascending) passes through untouched;
+    anything else is concatenated and sorted.
+    """
+    if len(set(ids)) == len(ids) and all(
+        bool(np.all(s.timestamps[1:] > s.timestamps[:-1])) for s in parts
+    ):
+        return [
+            (
+                series_id,
+                s.timestamps.astype(np.int64, copy=False),
+                s.values.astype(np.float64, copy=False),
+            )
+            for series_id, s in zip(ids, parts, strict=True)
+        ]
+    sid = np.repeat(np.array(ids, dtype=np.int64), [len(s) for s in parts])
+    ts = np.concatenate([s.timestamps for s in parts]).astype(np.int64, copy=False)
+    values = np.concatenate([s.values for s in parts]).astype(np.float64, copy=False)
+    sid, ts, values = _last_wins(sid, ts, values)
+    starts = np.concatenate(([0], np.flatnonzero(sid[1:] != sid[:-1]) + 1))
+    ends = np.append(starts[1:], sid.size)
+    return [
+        (int(sid[lo]), ts[lo:hi], values[lo:hi])
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+
+
+def _split_odd(segments: list[_Segment]) -> tuple[list[_Segment], list[_Segment]]:
+    """Segments whose values a head row keeps exactly, and the others.
+
+    A head row holds a SQL double: SQLite keeps -0.0 as 0 and NaN as NULL (no payload),
+    MariaDB refuses +-inf. Blocks keep every bit, so such values always go there.
+    """
+    values = np.concatenate([seg[2] for seg in segments])
+    odd = ~np.isfinite(values) | ((values == 0) & np.signbit(values))
+    if not odd.any():
+        return segments, []
+    starts = np.cumsum([0] + [seg[2].size for seg in segments[:-1]])
+    flags = np.logical_or.reduceat(odd, starts).tolist()
+    plain = [seg for seg, bad in zip(segments, flags, strict=True) if not bad]
+    return plain, [seg for seg, bad in zip(segments, flags, strict=True) if bad]
+
+
 def _last_wins(
     sid: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], values: np.ndarray[Any, Any]
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Group by series, sort by ts and keep the last occurrence of each (series, ts).
+    """Sort by (series, ts) and keep the last occurrence of each pair.
 
-    The usual batch (each series once, its timestamps ascending) is returned as it is,
-    after one vectorised check; otherwise lexsort, which is stable, so equal pairs stay
-    in arrival order, and each series' samples become one ascending run.
+    lexsort is stable, so equal pairs stay in arrival order. Sorting also gives the
+    database B-tree locality: each series' samples go in as one ascending run.
     """
-    if len(sid) > 1:
-        same_series = sid[1:] == sid[:-1]
-        ascending = ts[1:] > ts[:-1]
-        run_ids = np.concatenate((sid[:1], sid[1:][~same_series]))
-        if np.all(ascending | ~same_series) and len(run_ids) == len(np.unique(run_ids)):
-            return sid, ts, values
     order = np.lexsort((ts, sid))
     sid, ts, values = sid[order], ts[order], values[order]
     if len(sid) > 1:
@@ -347,15 +386,8 @@ class SQLBackend(StorageBackend):
         with self._write_lock, self._transaction("write", write=True) as conn:
             self._check_generation(conn)
             new = self._series_ids(conn, [s.key for s in parts])
-            ids = self._ids
-            sid = np.repeat(
-                np.fromiter((new.get(s.key) or ids[s.key] for s in parts), np.int64, len(parts)),
-                [len(s) for s in parts],
-            )
-            ts = np.concatenate([s.timestamps for s in parts]).astype(np.int64, copy=False)
-            values = np.concatenate([s.values for s in parts]).astype(np.float64, copy=False)
-            sid, ts, values = _last_wins(sid, ts, values)
-            heads = self._write_sorted(conn, sid, ts, values)
+            ids = [new.get(s.key) or self._ids[s.key] for s in parts]
+            heads = self._write_segments(conn, _segments(ids, parts))
         # Only after the commit: state from a rolled-back transaction must not be remembered.
         self._ids.update(new)
         for series_id, rows in heads.items():
@@ -364,37 +396,35 @@ class SQLBackend(StorageBackend):
             else:
                 self._head_rows.pop(series_id, None)
 
-    def _write_sorted(
-        self, conn: sa.Connection, sid: Int64Array, ts: Int64Array, values: Float64Array
-    ) -> dict[int, int]:
-        """Place deduplicated (series, ts)-sorted samples; head rows added per series id."""
-        starts = np.concatenate(([0], np.flatnonzero(sid[1:] != sid[:-1]) + 1))
-        ends = np.append(starts[1:], sid.size)
-        series = sid[starts].tolist()
-        newest = self._blocks.newest_ends(conn, series)
-        counts = (ends - starts).tolist()
-        first = ts[starts].tolist()
-        # A head row holds a SQL double: SQLite keeps -0.0 as 0 and NaN as NULL (no payload),
-        # MariaDB refuses +-inf. Blocks keep every bit, so such values always go there.
-        odd = ~np.isfinite(values) | ((values == 0) & np.signbit(values))
-        odd_series = set(sid[odd].tolist()) if odd.any() else set()
-        pending = Pending()
-        head_mask = np.zeros(sid.size, dtype=bool)
-        heads: dict[int, int] = {}
-        for i, series_id in enumerate(series):
+    def _write_segments(self, conn: sa.Connection, segments: list[_Segment]) -> dict[int, int]:
+        """Place each series' sorted unique samples; returns head rows added per series id."""
+        newest = self._blocks.newest_ends(conn, [seg[0] for seg in segments])
+        to_head: list[_Segment] = []
+        to_blocks: list[_Segment] = []
+        for seg in segments:
+            series_id, ts = seg[0], seg[1]
             end = newest.get(series_id)
             held = self._head_rows.get(series_id, 0)
-            small = held + counts[i] < SEAL_ROWS and series_id not in odd_series
-            if small and (end is None or first[i] > end):
-                head_mask[starts[i] : ends[i]] = True
-                heads[series_id] = counts[i]
+            if held + ts.size < SEAL_ROWS and (end is None or ts[0] > end):
+                to_head.append(seg)
             else:
-                lo, hi = starts[i], ends[i]
-                self._blocks.merge(conn, series_id, (ts[lo:hi], values[lo:hi]), end, pending)
-                heads[series_id] = 0
-        if head_mask.any():
+                to_blocks.append(seg)
+        heads: dict[int, int] = {}
+        if to_head:
+            to_head, odd = _split_odd(to_head)
+            to_blocks.extend(odd)
+        if to_head:
+            sizes = [seg[1].size for seg in to_head]
+            sid = np.repeat(np.array([seg[0] for seg in to_head], dtype=np.int64), sizes)
+            ts = np.concatenate([seg[1] for seg in to_head])
+            values = np.concatenate([seg[2] for seg in to_head])
             dbapi = conn.connection.dbapi_connection
-            self._flavor.insert_samples(dbapi, sid[head_mask], ts[head_mask], values[head_mask])
+            self._flavor.insert_samples(dbapi, sid, ts, values)
+            heads.update((seg[0], seg[1].size) for seg in to_head)
+        pending = Pending()
+        for series_id, ts, values in to_blocks:
+            self._blocks.merge(conn, series_id, (ts, values), newest.get(series_id), pending)
+            heads[series_id] = 0
         self._blocks.apply(conn, pending)
         return heads
 

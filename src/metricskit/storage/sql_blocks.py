@@ -8,7 +8,10 @@ rows are newer than its newest block.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,21 +50,32 @@ def decode_blocks(blobs: Iterable[Any]) -> Arrays:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def block_rows(series_id: int, ts: Int64Array, values: Float64Array) -> list[dict[str, Any]]:
-    """Rows of ``blocks`` for sorted unique samples, cut every :data:`BLOCK_SAMPLES`."""
-    rows = []
-    for at in range(0, int(ts.size), BLOCK_SAMPLES):
-        t, v = ts[at : at + BLOCK_SAMPLES], values[at : at + BLOCK_SAMPLES]
-        rows.append(
-            {
-                "series_id": series_id,
-                "start_ts": int(t[0]),
-                "end_ts": int(t[-1]),
-                "n": int(t.size),
-                "data": encode_block(t, v),
-            }
-        )
-    return rows
+def _block_row(job: tuple[int, Int64Array, Float64Array]) -> dict[str, Any]:
+    series_id, ts, values = job
+    return {
+        "series_id": series_id,
+        "start_ts": int(ts[0]),
+        "end_ts": int(ts[-1]),
+        "n": int(ts.size),
+        "data": encode_block(ts, values),
+    }
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_PARALLEL = 8  # blocks in one write before encoding them on threads pays off
+
+
+def _encode_all(jobs: list[tuple[int, Int64Array, Float64Array]]) -> list[dict[str, Any]]:
+    """Encode blocks; many of them on a few threads (zlib and numpy release the GIL)."""
+    global _POOL
+    if len(jobs) < _PARALLEL:
+        return [_block_row(job) for job in jobs]
+    with _POOL_LOCK:
+        if _POOL is None:
+            workers = max(1, min(4, os.cpu_count() or 1))
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="metricskit-blocks")
+    return list(_POOL.map(_block_row, jobs, chunksize=16))
 
 
 @dataclass
@@ -70,7 +84,8 @@ class Pending:
 
     drop_blocks: list[int] = field(default_factory=list)
     drop_heads: list[int] = field(default_factory=list)
-    insert: list[dict[str, Any]] = field(default_factory=list)
+    insert: list[tuple[int, Int64Array, Float64Array]] = field(default_factory=list)
+    """Blocks to write, ``(series_id, ts, values)`` each, encoded together by ``apply``."""
 
 
 class BlockWriter:
@@ -137,7 +152,9 @@ class BlockWriter:
                 pending.drop_blocks.extend(int(i) for i, _ in rows)
                 old = decode_blocks(data for _, data in rows)
         ts, values = merge_last_wins(old, incoming)
-        pending.insert.extend(block_rows(series_id, ts, values))
+        for at in range(0, int(ts.size), BLOCK_SAMPLES):
+            cut = slice(at, at + BLOCK_SAMPLES)
+            pending.insert.append((series_id, ts[cut], values[cut]))
 
     def apply(self, conn: sa.Connection, pending: Pending) -> None:
         """Issue the deletes and inserts ``pending`` collected."""
@@ -147,7 +164,7 @@ class BlockWriter:
         for at in range(0, len(pending.drop_heads), CHUNK):
             conn.execute(sa.delete(h).where(h.c.series_id.in_(pending.drop_heads[at : at + CHUNK])))
         if pending.insert:
-            conn.execute(sa.insert(b), pending.insert)
+            conn.execute(sa.insert(b), _encode_all(pending.insert))
 
     def trim_before(
         self, conn: sa.Connection, cutoff_ns: int | None, ids: Sequence[int] | None
