@@ -77,6 +77,14 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
+_ESCAPE = "/"
+
+
+def _like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern escaped with ``/``."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
 def _segments(ids: list[int], parts: Sequence[Series]) -> list[_Segment]:
     """``(series_id, ts, values)`` per series: sorted, unique timestamps, last write wins.
 
@@ -178,6 +186,7 @@ class SQLBackend(StorageBackend):
         # bound that only decides when to seal (another process may seal them first).
         self._head_rows: dict[int, int] = {}
         self._blocks = BlockWriter(self._tables)
+        self._match_sql: dict[tuple[bool, bool, int], _Compiled] = {}
         try:
             options = {**self._flavor.engine_options(), **(engine_options or {})}
             self._engine = sa.create_engine(self._url, **options)
@@ -519,23 +528,47 @@ class SQLBackend(StorageBackend):
         return None
 
     def _matching(self, conn: sa.Connection, selector: Selector) -> list[tuple[int, SeriesKey]]:
-        """(id, key) of the series ``selector`` matches, filtered in SQL then checked exactly."""
-        series = self._tables.series
-        stmt = sa.select(series.c.id, series.c.name, series.c.tags)
-        if selector.name is not None:
-            stmt = stmt.where(series.c.name == selector.name)
+        """(id, key) of the series ``selector`` matches, filtered in SQL then checked exactly.
+
+        The statement depends only on the selector's shape (name or not, exact or not, how
+        many tags), so it is compiled once per shape and run on the raw cursor.
+        """
+        tags = selector.tags.items_tuple
+        shape = (selector.name is not None, selector.exact, 0 if selector.exact else len(tags))
+        compiled = self._match_sql.get(shape)
+        if compiled is None:
+            compiled = self._match_sql[shape] = self._compile_match(*shape)
+        params: dict[str, Any] = {"name": selector.name}
         if selector.exact:
-            stmt = stmt.where(series.c.tags == encode_tags(selector.tags))
+            params["tags"] = encode_tags(selector.tags)
         else:
-            for tag, value in selector.tags.items_tuple:
-                fragment = encode_tag_filter(tag, value)
-                stmt = stmt.where(series.c.tags.contains(fragment, autoescape=True))
+            for i, (tag, value) in enumerate(tags):
+                params[f"t{i}"] = f"%{_like_escape(encode_tag_filter(tag, value))}%"
+        sql, names, defaults = compiled
+        values = {**defaults, **params}
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, tuple(values[name] for name in names))
+            rows = cur.fetchall()
+        finally:
+            cur.close()
         found = []
-        for series_id, name, tags in conn.execute(stmt):
-            key = decode_key(name, tags)
+        for series_id, name, encoded in rows:
+            key = decode_key(name, encoded)
             if selector.matches(key):
                 found.append((int(series_id), key))
         return found
+
+    def _compile_match(self, by_name: bool, exact: bool, n_tags: int) -> _Compiled:
+        series = self._tables.series
+        stmt = sa.select(series.c.id, series.c.name, series.c.tags)
+        if by_name:
+            stmt = stmt.where(series.c.name == sa.bindparam("name"))
+        if exact:
+            stmt = stmt.where(series.c.tags == sa.bindparam("tags"))
+        for i in range(n_tags):
+            stmt = stmt.where(series.c.tags.like(sa.bindparam(f"t{i}"), escape=_ESCAPE))
+        return self._compile(stmt)
 
     def keys(self) -> Iterator[SeriesKey]:
         """Every stored series (a series row exists only while it holds samples)."""
