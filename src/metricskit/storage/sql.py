@@ -85,15 +85,23 @@ def _like_escape(text: str) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
+def _ascending(parts: Sequence[Series]) -> bool:
+    """Whether every part's timestamps strictly increase (many small parts: one pass)."""
+    if len(parts) < 64 or sum(len(s) for s in parts) > 256 * len(parts):
+        return all(bool(np.all(s.timestamps[1:] > s.timestamps[:-1])) for s in parts)
+    ts = np.concatenate([s.timestamps for s in parts])
+    rising = ts[1:] > ts[:-1]
+    rising[np.cumsum([len(s) for s in parts[:-1]]) - 1] = True  # where one part meets the next
+    return bool(rising.all())
+
+
 def _segments(ids: list[int], parts: Sequence[Series]) -> list[_Segment]:
     """``(series_id, ts, values)`` per series: sorted, unique timestamps, last write wins.
 
     The usual batch (each series once, timestamps ascending) passes through untouched;
     anything else is concatenated and sorted.
     """
-    if len(set(ids)) == len(ids) and all(
-        bool(np.all(s.timestamps[1:] > s.timestamps[:-1])) for s in parts
-    ):
+    if len(set(ids)) == len(ids) and _ascending(parts):
         return [
             (
                 series_id,

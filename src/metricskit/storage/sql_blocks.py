@@ -110,16 +110,27 @@ class BlockWriter:
         )
 
     def newest_ends(self, conn: sa.Connection, ids: Sequence[int]) -> dict[int, int]:
-        """The newest block's ``end_ts`` of each series in ``ids`` that has blocks."""
-        b = self.tables.blocks
+        """The newest block's ``end_ts`` of each series in ``ids`` that has blocks.
+
+        Asked on every write for every series in it, so the SQL is written out for the raw
+        cursor (building an ``IN`` list of 500 through SQLAlchemy costs more than the query).
+        """
+        dialect = conn.dialect
+        table = dialect.identifier_preparer.format_table(self.tables.blocks)
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         found: dict[int, int] = {}
-        for at in range(0, len(ids), CHUNK):
-            stmt = (
-                sa.select(b.c.series_id, sa.func.max(b.c.end_ts))
-                .where(b.c.series_id.in_(ids[at : at + CHUNK]))
-                .group_by(b.c.series_id)
-            )
-            found.update((int(s), int(end)) for s, end in conn.execute(stmt))
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for at in range(0, len(ids), CHUNK):
+                chunk = [int(i) for i in ids[at : at + CHUNK]]
+                cur.execute(
+                    f"SELECT series_id, MAX(end_ts) FROM {table} "
+                    f"WHERE series_id IN ({', '.join([mark] * len(chunk))}) GROUP BY series_id",
+                    chunk,
+                )
+                found.update((int(s), int(end)) for s, end in cur.fetchall())
+        finally:
+            cur.close()
         return found
 
     def merge(
