@@ -628,3 +628,28 @@ def test_sigkill_mid_write_loses_nothing_flushed(kind: str, tmp_path: Path) -> N
                 _drop(server, prefix)
         # Every acknowledged step is there; the step in flight is there whole or not at all.
         assert state in (_crash_model(acked + 1), _crash_model(acked + 2)), attempt
+
+
+def _big_batch(name: str) -> list[Series]:
+    ts = T0 + np.arange(5_000, dtype=np.int64) * SECOND
+    return [Series(SeriesKey.of(name, {"i": str(i)}), ts, np.full(5_000, i / 4)) for i in range(8)]
+
+
+def _write_big_in_child(url: str) -> None:
+    with SQLBackend.from_url(url) as backend:
+        backend.write(_big_batch("fork.test.child"))
+
+
+def test_forked_child_encodes_blocks(tmp_path: Path) -> None:
+    """Blocks are encoded on a thread pool; a forked child must get its own, not hang."""
+    url = f"sqlite:///{tmp_path}/m.db"
+    with SQLBackend.from_url(url) as backend:
+        backend.write(_big_batch("fork.test.parent"))  # the parent's pool now exists
+    proc = mp.get_context("fork").Process(target=_write_big_in_child, args=(url,))
+    proc.start()
+    proc.join(timeout=120)
+    if proc.is_alive():
+        proc.kill()
+    assert proc.exitcode == 0
+    with SQLBackend.from_url(url) as backend:
+        assert backend.stats().samples == 2 * 8 * 5_000

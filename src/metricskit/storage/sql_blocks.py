@@ -62,20 +62,24 @@ def _block_row(job: tuple[int, Int64Array, Float64Array]) -> dict[str, Any]:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 _PARALLEL = 8  # blocks in one write before encoding them on threads pays off
 
 
 def _encode_all(jobs: list[tuple[int, Int64Array, Float64Array]]) -> list[dict[str, Any]]:
     """Encode blocks; many of them on a few threads (zlib and numpy release the GIL)."""
-    global _POOL
+    global _POOL, _POOL_PID
     if len(jobs) < _PARALLEL:
         return [_block_row(job) for job in jobs]
     with _POOL_LOCK:
-        if _POOL is None:
+        # A forked child inherits the pool object but not its threads: make a new one.
+        if _POOL is None or os.getpid() != _POOL_PID:
             workers = max(1, min(4, os.cpu_count() or 1))
             _POOL = ThreadPoolExecutor(workers, thread_name_prefix="metricskit-blocks")
-    return list(_POOL.map(_block_row, jobs, chunksize=16))
+            _POOL_PID = os.getpid()
+        pool = _POOL
+    return list(pool.map(_block_row, jobs, chunksize=16))
 
 
 @dataclass
