@@ -653,3 +653,14 @@ def test_forked_child_encodes_blocks(tmp_path: Path) -> None:
     assert proc.exitcode == 0
     with SQLBackend.from_url(url) as backend:
         assert backend.stats().samples == 2 * 8 * 5_000
+
+
+def test_relative_file_survives_chdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The identity check follows the file the driver opened, not the current directory."""
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    with SQLBackend.from_url("sqlite:///rel.db") as backend:
+        monkeypatch.chdir(tmp_path)
+        backend.write([_series(SeriesKey.of("chdir.test.x"), [1], [1.0])])
+        backend.flush()
+    assert (tmp_path / "a" / "rel.db").exists()

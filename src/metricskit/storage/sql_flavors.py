@@ -113,6 +113,7 @@ class SQLiteFlavor(Flavor):
         self.memory = self.path in ("", ":memory:") or url.query.get("mode") == "memory"
         self._upsert = ""
         self._identity: tuple[int, int] | None = None
+        self._file = ""
 
     def engine_options(self) -> dict[str, Any]:
         """A single shared connection for in-memory stores, the default pool for files."""
@@ -155,6 +156,8 @@ class SQLiteFlavor(Flavor):
     def prepare(self, engine: sa.Engine) -> None:
         """Compile ``INSERT ... ON CONFLICT (series_id, ts) DO UPDATE``; note the file identity."""
         if not self.memory:
+            # The driver opened the path made absolute then; a later chdir must not matter.
+            self._file = os.path.abspath(self.path)
             self._identity = self._stat()
         samples = self.tables.samples
         stmt = sqlite.insert(samples).values(
@@ -167,7 +170,7 @@ class SQLiteFlavor(Flavor):
 
     def _stat(self) -> tuple[int, int] | None:
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._file)
         except FileNotFoundError:
             return None
         return st.st_dev, st.st_ino
@@ -176,7 +179,7 @@ class SQLiteFlavor(Flavor):
         """SQLite writes on into an unlinked file without error: compare device and inode."""
         if self._identity is not None and self._stat() != self._identity:
             raise BackendError(
-                f"{where}: the database file {self.path} was deleted or replaced after it "
+                f"{where}: the database file {self._file} was deleted or replaced after it "
                 "was opened; writes would be lost, so they are refused (reopen the store)"
             )
 
