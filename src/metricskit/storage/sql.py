@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,16 +38,17 @@ from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
 from metricskit.storage.chunk_codec import decode_block
-from metricskit.storage.sql_blocks import BlockWriter, Pending, decode_blocks, head_arrays
+from metricskit.storage.sql_batch import Segment, segments, split_odd
+from metricskit.storage.sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
 from metricskit.storage.sql_errors import parse_url, safe_url, translate
 from metricskit.storage.sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
+from metricskit.storage.sql_reads import Compiled, ReadStatements, execute
 from metricskit.storage.sql_schema import (
     DEFAULT_PREFIX,
     SCHEMA_VERSION,
     SEAL_ROWS,
     Tables,
     decode_key,
-    encode_tag_filter,
     encode_tags,
     key_hash,
 )
@@ -58,12 +59,7 @@ _CHUNK = 500  # ids per IN (...) list: far below every database's parameter limi
 _GENERATION = "generation"
 _VERSION = "schema_version"
 _FEW = 8  # a query matching at most this many series reads them one by one
-_BLOCK, _ROW = 0, 1  # the ``kind`` column of the read statements
-_KIND: sa.ColumnClause[Any] = sa.literal_column("kind")
-_TS: sa.ColumnClause[Any] = sa.literal_column("ts")
 
-_Compiled = tuple[str, tuple[str, ...], dict[str, Any]]
-_Segment = tuple[int, "npt.NDArray[np.int64]", "npt.NDArray[np.float64]"]
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 
@@ -75,86 +71,6 @@ def _hash_of(key: SeriesKey) -> str:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-_ESCAPE = "/"
-
-
-def _like_escape(text: str) -> str:
-    """``text`` as a literal inside a LIKE pattern escaped with ``/``."""
-    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
-def _ascending(parts: Sequence[Series]) -> bool:
-    """Whether every part's timestamps strictly increase (many small parts: one pass)."""
-    if len(parts) < 64 or sum(len(s) for s in parts) > 256 * len(parts):
-        return all(bool(np.all(s.timestamps[1:] > s.timestamps[:-1])) for s in parts)
-    ts = np.concatenate([s.timestamps for s in parts])
-    rising = ts[1:] > ts[:-1]
-    rising[np.cumsum([len(s) for s in parts[:-1]]) - 1] = True  # where one part meets the next
-    return bool(rising.all())
-
-
-def _segments(ids: list[int], parts: Sequence[Series]) -> list[_Segment]:
-    """``(series_id, ts, values)`` per series: sorted, unique timestamps, last write wins.
-
-    The usual batch (each series once, timestamps ascending) passes through untouched;
-    anything else is concatenated and sorted.
-    """
-    if len(set(ids)) == len(ids) and _ascending(parts):
-        return [
-            (
-                series_id,
-                s.timestamps.astype(np.int64, copy=False),
-                s.values.astype(np.float64, copy=False),
-            )
-            for series_id, s in zip(ids, parts, strict=True)
-        ]
-    sid = np.repeat(np.array(ids, dtype=np.int64), [len(s) for s in parts])
-    ts = np.concatenate([s.timestamps for s in parts]).astype(np.int64, copy=False)
-    values = np.concatenate([s.values for s in parts]).astype(np.float64, copy=False)
-    sid, ts, values = _last_wins(sid, ts, values)
-    starts = np.concatenate(([0], np.flatnonzero(sid[1:] != sid[:-1]) + 1))
-    ends = np.append(starts[1:], sid.size)
-    return [
-        (int(sid[lo]), ts[lo:hi], values[lo:hi])
-        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
-    ]
-
-
-def _split_odd(segments: list[_Segment]) -> tuple[list[_Segment], list[_Segment]]:
-    """Segments whose values a head row keeps exactly, and the others.
-
-    A head row holds a SQL double: SQLite keeps -0.0 as 0 and NaN as NULL (no payload),
-    MariaDB refuses +-inf. Blocks keep every bit, so such values always go there.
-    """
-    values = np.concatenate([seg[2] for seg in segments])
-    odd = ~np.isfinite(values) | ((values == 0) & np.signbit(values))
-    if not odd.any():
-        return segments, []
-    starts = np.cumsum([0] + [seg[2].size for seg in segments[:-1]])
-    flags = np.logical_or.reduceat(odd, starts).tolist()
-    plain = [seg for seg, bad in zip(segments, flags, strict=True) if not bad]
-    return plain, [seg for seg, bad in zip(segments, flags, strict=True) if bad]
-
-
-def _last_wins(
-    sid: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], values: np.ndarray[Any, Any]
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Sort by (series, ts) and keep the last occurrence of each pair.
-
-    lexsort is stable, so equal pairs stay in arrival order. Sorting also gives the
-    database B-tree locality: each series' samples go in as one ascending run.
-    """
-    order = np.lexsort((ts, sid))
-    sid, ts, values = sid[order], ts[order], values[order]
-    if len(sid) > 1:
-        keep = np.empty(len(sid), dtype=bool)
-        keep[-1] = True
-        np.logical_or(sid[1:] != sid[:-1], ts[1:] != ts[:-1], out=keep[:-1])
-        if not keep.all():
-            sid, ts, values = sid[keep], ts[keep], values[keep]
-    return sid, ts, values
 
 
 class SQLBackend(StorageBackend):
@@ -194,7 +110,6 @@ class SQLBackend(StorageBackend):
         # bound that only decides when to seal (another process may seal them first).
         self._head_rows: dict[int, int] = {}
         self._blocks = BlockWriter(self._tables)
-        self._match_sql: dict[tuple[bool, bool, int], _Compiled] = {}
         try:
             options = {**self._flavor.engine_options(), **(engine_options or {})}
             self._engine = sa.create_engine(self._url, **options)
@@ -204,7 +119,7 @@ class SQLBackend(StorageBackend):
         try:
             migrated = self._create_schema()
             self._flavor.prepare(self._engine)
-            self._compile_reads()
+            self._reads = ReadStatements(self._tables, self._engine.dialect)
             if migrated:
                 self.compact()
         except BaseException:
@@ -301,54 +216,6 @@ class SQLBackend(StorageBackend):
             )
         return bool(version == 1)
 
-    def _compile(self, stmt: sa.ClauseElement) -> _Compiled:
-        """SQL text for the raw DBAPI cursor, its parameter names in order, their defaults."""
-        compiled = stmt.compile(dialect=self._engine.dialect)
-        names: list[str] = getattr(compiled, "positiontup", None) or []
-        return str(compiled), tuple(names), dict(compiled.params)
-
-    def _compile_reads(self) -> None:
-        """One statement per read, so it sees one snapshot of blocks and head rows alike."""
-        t = self._tables
-        by_hash = (
-            sa.select(t.series.c.id).where(t.series.c.key_hash == sa.bindparam("h"))
-        ).scalar_subquery()
-        blocks, head = self._block_and_head_reads(lambda table: table.c.series_id == by_hash)
-        self._sql_read = self._compile(sa.union_all(blocks, head).order_by(_KIND, _TS))
-        by_id: sa.BindParameter[int] = sa.bindparam("sid")
-        self._sql_read_id = self._compile(
-            sa.union_all(
-                *self._block_and_head_reads(lambda table: table.c.series_id == by_id)
-            ).order_by(_KIND, _TS)
-        )
-        # last(): the head's newest row in range, else the newest block overlapping it.
-        newest_row = head.order_by(t.samples.c.ts.desc()).limit(1).subquery()
-        newest_block = blocks.order_by(t.blocks.c.end_ts.desc()).limit(1).subquery()
-        self._sql_last = self._compile(sa.union_all(sa.select(newest_row), sa.select(newest_block)))
-
-    def _block_and_head_reads(
-        self, which: Callable[[sa.Table], sa.ColumnElement[bool]]
-    ) -> tuple[sa.Select[Any], sa.Select[Any]]:
-        """``(series_id, kind, ts, value, data)`` of blocks and head rows in ``[:start, :end)``."""
-        b, h = self._tables.blocks, self._tables.samples
-        start: sa.BindParameter[int] = sa.bindparam("start")
-        end: sa.BindParameter[int] = sa.bindparam("end")
-        blocks = sa.select(
-            b.c.series_id,
-            sa.literal_column(str(_BLOCK)).label("kind"),
-            b.c.start_ts.label("ts"),
-            sa.cast(sa.null(), h.c.value.type).label("value"),
-            b.c.data,
-        ).where(which(b), b.c.end_ts >= start, b.c.start_ts < end)
-        head = sa.select(
-            h.c.series_id,
-            sa.literal_column(str(_ROW)).label("kind"),
-            h.c.ts,
-            h.c.value,
-            sa.cast(sa.null(), b.c.data.type).label("data"),
-        ).where(which(h), h.c.ts >= start, h.c.ts < end)
-        return blocks, head
-
     # -- writing ------------------------------------------------------------------------
 
     def _check_generation(self, conn: sa.Connection) -> None:
@@ -404,7 +271,7 @@ class SQLBackend(StorageBackend):
             self._check_generation(conn)
             new = self._series_ids(conn, [s.key for s in parts])
             ids = [new.get(s.key) or self._ids[s.key] for s in parts]
-            heads = self._write_segments(conn, _segments(ids, parts))
+            heads = self._writesegments(conn, segments(ids, parts))
         # Only after the commit: state from a rolled-back transaction must not be remembered.
         self._ids.update(new)
         for series_id, rows in heads.items():
@@ -413,11 +280,11 @@ class SQLBackend(StorageBackend):
             else:
                 self._head_rows.pop(series_id, None)
 
-    def _write_segments(self, conn: sa.Connection, segments: list[_Segment]) -> dict[int, int]:
+    def _writesegments(self, conn: sa.Connection, segments: list[Segment]) -> dict[int, int]:
         """Place each series' sorted unique samples; returns head rows added per series id."""
         newest = self._blocks.newest_ends(conn, [seg[0] for seg in segments])
-        to_head: list[_Segment] = []
-        to_blocks: list[_Segment] = []
+        to_head: list[Segment] = []
+        to_blocks: list[Segment] = []
         for seg in segments:
             series_id, ts = seg[0], seg[1]
             end = newest.get(series_id)
@@ -428,7 +295,7 @@ class SQLBackend(StorageBackend):
                 to_blocks.append(seg)
         heads: dict[int, int] = {}
         if to_head:
-            to_head, odd = _split_odd(to_head)
+            to_head, odd = split_odd(to_head)
             to_blocks.extend(odd)
         if to_head:
             sizes = [seg[1].size for seg in to_head]
@@ -503,19 +370,16 @@ class SQLBackend(StorageBackend):
 
     # -- reading ------------------------------------------------------------------------
 
-    def _fetch(self, compiled: _Compiled, what: str, **params: Any) -> list[Any]:
-        sql, names, defaults = compiled
-        values = {**defaults, **params}
+    def _fetch(self, compiled: Compiled, what: str, **params: Any) -> list[Any]:
         with self._cursor(what) as cur:
-            cur.execute(sql, tuple(values[name] for name in names))
-            return list(cur.fetchall())
+            return execute(cur, compiled, **params)
 
     def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
         """One statement for the overlapping blocks and head rows; decodes only those."""
         if start_ns >= end_ns:
             return Series.empty(key)
-        rows = self._fetch(self._sql_read, "read", h=_hash_of(key), start=start_ns, end=end_ns)
-        ts, values = _assemble(rows, start_ns, end_ns)
+        rows = self._fetch(self._reads.read, "read", h=_hash_of(key), start=start_ns, end=end_ns)
+        ts, values = assemble(rows, start_ns, end_ns)
         if not ts.size:
             return Series.empty(key)
         return Series(key, ts, values)
@@ -524,9 +388,9 @@ class SQLBackend(StorageBackend):
         """The newest sample in range: the newest head row, else one block is decoded."""
         if start_ns >= end_ns:
             return None
-        rows = self._fetch(self._sql_last, "last", h=_hash_of(key), start=start_ns, end=end_ns)
+        rows = self._fetch(self._reads.last, "last", h=_hash_of(key), start=start_ns, end=end_ns)
         for _, kind, ts, value, _ in rows:
-            if kind == _ROW:
+            if kind == ROW_KIND:
                 return int(ts), float("nan") if value is None else float(value)
         for _, _, _, _, data in rows:
             block_ts, block_values = decode_block(data)
@@ -536,28 +400,11 @@ class SQLBackend(StorageBackend):
         return None
 
     def _matching(self, conn: sa.Connection, selector: Selector) -> list[tuple[int, SeriesKey]]:
-        """(id, key) of the series ``selector`` matches, filtered in SQL then checked exactly.
-
-        The statement depends only on the selector's shape (name or not, exact or not, how
-        many tags), so it is compiled once per shape and run on the raw cursor.
-        """
-        tags = selector.tags.items_tuple
-        shape = (selector.name is not None, selector.exact, 0 if selector.exact else len(tags))
-        compiled = self._match_sql.get(shape)
-        if compiled is None:
-            compiled = self._match_sql[shape] = self._compile_match(*shape)
-        params: dict[str, Any] = {"name": selector.name}
-        if selector.exact:
-            params["tags"] = encode_tags(selector.tags)
-        else:
-            for i, (tag, value) in enumerate(tags):
-                params[f"t{i}"] = f"%{_like_escape(encode_tag_filter(tag, value))}%"
-        sql, names, defaults = compiled
-        values = {**defaults, **params}
+        """(id, key) of the series ``selector`` matches, filtered in SQL then checked exactly."""
+        compiled, params = self._reads.match(selector)
         cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cur.execute(sql, tuple(values[name] for name in names))
-            rows = cur.fetchall()
+            rows = execute(cur, compiled, **params)
         finally:
             cur.close()
         found = []
@@ -566,17 +413,6 @@ class SQLBackend(StorageBackend):
             if selector.matches(key):
                 found.append((int(series_id), key))
         return found
-
-    def _compile_match(self, by_name: bool, exact: bool, n_tags: int) -> _Compiled:
-        series = self._tables.series
-        stmt = sa.select(series.c.id, series.c.name, series.c.tags)
-        if by_name:
-            stmt = stmt.where(series.c.name == sa.bindparam("name"))
-        if exact:
-            stmt = stmt.where(series.c.tags == sa.bindparam("tags"))
-        for i in range(n_tags):
-            stmt = stmt.where(series.c.tags.like(sa.bindparam(f"t{i}"), escape=_ESCAPE))
-        return self._compile(stmt)
 
     def keys(self) -> Iterator[SeriesKey]:
         """Every stored series (a series row exists only while it holds samples)."""
@@ -598,34 +434,30 @@ class SQLBackend(StorageBackend):
             if len(matched) <= _FEW:
                 # The common case (one series): a precompiled statement on the raw cursor,
                 # in the same transaction as the match.
-                sql, names, defaults = self._sql_read_id
                 cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
                 try:
                     for series_id, key in matched:
-                        params = {**defaults, "sid": series_id, "start": start_ns, "end": end_ns}
-                        cur.execute(sql, tuple(params[name] for name in names))
-                        few.append((key, list(cur.fetchall())))
+                        rows = execute(
+                            cur, self._reads.read_id, sid=series_id, start=start_ns, end=end_ns
+                        )
+                        few.append((key, rows))
                 finally:
                     cur.close()
         if len(matched) <= _FEW:
             for key, rows in few:
-                ts, values = _assemble(rows, start_ns, end_ns)
+                ts, values = assemble(rows, start_ns, end_ns)
                 if ts.size:
                     yield Series(key, ts, values)
             return
         for chunk in _chunks(matched):
-            ids = [series_id for series_id, _ in chunk]
-            blocks, head = self._block_and_head_reads(
-                lambda table, ids=ids: table.c.series_id.in_(ids)  # type: ignore[misc]
-            )
-            stmt = sa.union_all(blocks, head).order_by(sa.text("1"), _KIND, _TS)
+            stmt = self._reads.many([series_id for series_id, _ in chunk])
             with self._transaction("query") as conn:
                 fetched = conn.execute(stmt, {"start": start_ns, "end": end_ns}).all()
             by_series: dict[int, list[Any]] = {}
             for row in fetched:
                 by_series.setdefault(row[0], []).append(row)
             for series_id, key in chunk:
-                ts, values = _assemble(by_series.get(series_id, []), start_ns, end_ns)
+                ts, values = assemble(by_series.get(series_id, []), start_ns, end_ns)
                 if ts.size:
                     yield Series(key, ts, values)
 
@@ -659,24 +491,6 @@ class SQLBackend(StorageBackend):
             self._closed = True
             with self._lock:
                 self._engine.dispose()
-
-
-def _assemble(rows: Sequence[Any], start_ns: int, end_ns: int) -> tuple[Int64Array, Float64Array]:
-    """Samples in ``[start_ns, end_ns)`` of one series' ``(_, kind, ts, value, data)`` rows.
-
-    Rows come ordered by kind then time: blocks (never overlapping) then head rows, which
-    are newer than every block, so decoding and joining keeps time order.
-    """
-    blobs = [row[4] for row in rows if row[1] == _BLOCK]
-    ts, values = decode_blocks(blobs)
-    if blobs and (ts[0] < start_ns or ts[-1] >= end_ns):
-        lo = int(np.searchsorted(ts, start_ns, side="left"))
-        hi = int(np.searchsorted(ts, end_ns, side="left"))
-        ts, values = ts[lo:hi], values[lo:hi]
-    if len(blobs) < len(rows):
-        head_ts, head_values = head_arrays(rows[len(blobs) :], 2, 3)
-        ts, values = np.concatenate((ts, head_ts)), np.concatenate((values, head_values))
-    return ts, values
 
 
 class InMemorySQLiteBackend(SQLBackend):

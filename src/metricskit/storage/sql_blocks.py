@@ -22,13 +22,23 @@ import sqlalchemy as sa
 from metricskit.storage.chunk_codec import decode_block, encode_block, merge_last_wins
 from metricskit.storage.sql_schema import BLOCK_SAMPLES, Tables
 
-__all__ = ["BlockWriter", "Pending", "decode_blocks", "head_arrays"]
+__all__ = [
+    "BLOCK_KIND",
+    "ROW_KIND",
+    "BlockWriter",
+    "Pending",
+    "assemble",
+    "decode_blocks",
+    "head_arrays",
+]
 
 Int64Array = npt.NDArray[np.int64]
 Float64Array = npt.NDArray[np.float64]
 Arrays = tuple[Int64Array, Float64Array]
 _EMPTY: Arrays = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
 CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
+BLOCK_KIND, ROW_KIND = 0, 1
+"""The ``kind`` column of the read statements: a block row or a head row."""
 
 
 def head_arrays(rows: Sequence[Sequence[Any]], ts_col: int, value_col: int) -> Arrays:
@@ -216,3 +226,21 @@ class BlockWriter:
                     )
                 )
         return removed
+
+
+def assemble(rows: Sequence[Any], start_ns: int, end_ns: int) -> Arrays:
+    """Samples in ``[start_ns, end_ns)`` of one series' ``(_, kind, ts, value, data)`` rows.
+
+    Rows come ordered by kind then time: blocks (never overlapping) then head rows, which
+    are newer than every block, so decoding and joining keeps time order.
+    """
+    blobs = [row[4] for row in rows if row[1] == BLOCK_KIND]
+    ts, values = decode_blocks(blobs)
+    if blobs and (ts[0] < start_ns or ts[-1] >= end_ns):
+        lo = int(np.searchsorted(ts, start_ns, side="left"))
+        hi = int(np.searchsorted(ts, end_ns, side="left"))
+        ts, values = ts[lo:hi], values[lo:hi]
+    if len(blobs) < len(rows):
+        head_ts, head_values = head_arrays(rows[len(blobs) :], 2, 3)
+        ts, values = np.concatenate((ts, head_ts)), np.concatenate((values, head_values))
+    return ts, values
