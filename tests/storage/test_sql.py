@@ -664,3 +664,36 @@ def test_relative_file_survives_chdir(tmp_path: Path, monkeypatch: pytest.Monkey
         backend.write([_series(SeriesKey.of("chdir.test.x"), [1], [1.0])])
         backend.flush()
     assert (tmp_path / "a" / "rel.db").exists()
+
+
+def test_reads_and_last_decode_only_the_blocks_they_need(
+    open_at: OpenBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """40,000 samples = 10 blocks: last() decodes one, a short range the ones it overlaps."""
+    import metricskit.storage.sql as sql_module
+    import metricskit.storage.sql_blocks as blocks_module
+
+    backend = open_at()
+    key = SeriesKey.of("bounded.test.x")
+    ts = T0 + np.arange(40_000, dtype=np.int64) * SECOND
+    backend.write([Series(key, ts, np.arange(40_000, dtype=np.float64))])
+    decoded: list[int] = []
+
+    def counting(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+        out = real(blob)
+        decoded.append(len(out[0]))
+        return out
+
+    real = blocks_module.decode_block
+    monkeypatch.setattr(blocks_module, "decode_block", counting)
+    monkeypatch.setattr(sql_module, "decode_block", counting)
+    assert backend.last(key, MIN_NS, MAX_NS) == (int(ts[-1]), 39_999.0)
+    assert backend.last(key, MIN_NS, int(ts[5_000])) == (int(ts[4_999]), 4_999.0)
+    assert len(decoded) == 2
+    decoded.clear()
+    got = backend.read(key, int(ts[4_000]), int(ts[4_200]))
+    assert got.values.tolist() == list(map(float, range(4_000, 4_200)))
+    assert len(decoded) == 2  # the blocks of samples 0-4,095 and 4,096-8,191
+    decoded.clear()
+    assert backend.count(key, int(ts[10_000]), int(ts[10_001])) == 1
+    assert len(decoded) == 1
