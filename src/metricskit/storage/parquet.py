@@ -22,7 +22,15 @@ import numpy.typing as npt
 
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
-from metricskit.storage.base import Capabilities, StorageBackend, StorageStats
+from metricskit.storage.base import (
+    MAX_NS,
+    MIN_NS,
+    Capabilities,
+    KeyIndex,
+    StorageBackend,
+    StorageStats,
+    key_order,
+)
 from metricskit.storage.parquet_format import (
     Arrays,
     FileIndex,
@@ -48,6 +56,7 @@ __all__ = ["ParquetBackend"]
 _T = TypeVar("_T")
 _READ_ATTEMPTS = 20
 _MAX_CACHED_INDEXES = 50_000
+_MAX_CACHED_FOOTER_BYTES = 256 * 2**20
 _EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
@@ -95,6 +104,9 @@ class ParquetBackend(StorageBackend):
         self._buffer: dict[SeriesKey, list[Arrays]] = {}
         self._buffered = 0
         self._indexes: dict[str, FileIndex] = {}
+        self._footer_bytes = 0
+        # the key index of the files last listed, rebuilt only when that list changes
+        self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
         self._closed = False
 
     def __repr__(self) -> str:
@@ -232,9 +244,14 @@ class ParquetBackend(StorageBackend):
     def _index(self, path: str) -> FileIndex:
         index = self._indexes.get(path)
         if index is None:
-            if len(self._indexes) >= _MAX_CACHED_INDEXES:
+            if (
+                len(self._indexes) >= _MAX_CACHED_INDEXES
+                or self._footer_bytes >= _MAX_CACHED_FOOTER_BYTES
+            ):
                 self._indexes.clear()
+                self._footer_bytes = 0
             index = self._indexes[path] = read_index(path)
+            self._footer_bytes += index.metadata.serialized_size
         return index
 
     def _retrying(self, fn: Callable[[], _T]) -> _T:
@@ -298,33 +315,101 @@ class ParquetBackend(StorageBackend):
 
     def query(self, selector: Selector, start_ns: int, end_ns: int) -> Iterator[Series]:
         """Yield the selected non-empty series, reading each file once for all of them."""
-        keys = sorted(self.select(selector))
+        keys = list(self.select(selector))
         found = self._read_many(keys, start_ns, end_ns)
         for key in keys:
             ts, vs = found.get(key, _EMPTY)
             if ts.size:
                 yield Series(key, ts, vs)
 
-    def _all_keys(self) -> set[SeriesKey]:
-        def once() -> set[SeriesKey]:
-            found: set[SeriesKey] = set()
-            for _, files in self._files(-(2**63), 2**63 - 1):
-                for f in files:
-                    found.update(self._index(f.path).series)
-            return found
+    def _file_keys(self) -> KeyIndex:
+        """The key index of every committed file, rebuilt when the file list changed."""
 
-        with self._lock:
-            found = self._retrying(once)
-            found.update(k for k, chunks in self._buffer.items() if chunks)
-        return found
+        def once() -> KeyIndex:
+            files = [f for _, fs in self._files(MIN_NS, MAX_NS) for f in fs]
+            token = tuple(f.path for f in files)
+            if token != self._key_index[0]:
+                keys: set[SeriesKey] = set()
+                for f in files:
+                    keys.update(self._index(f.path).series)
+                self._key_index = (token, KeyIndex(keys))
+            return self._key_index[1]
+
+        return self._retrying(once)
 
     def keys(self) -> Iterator[SeriesKey]:
         """Yield every series with a sample, from the files' footer indexes and the buffer."""
-        return iter(sorted(self._all_keys()))
+        return self.select(Selector())
 
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
-        """Yield the keys ``selector`` matches."""
-        return iter(sorted(k for k in self._all_keys() if selector.matches(k)))
+        """Yield the keys ``selector`` matches, sorted, from a cached name/tag index."""
+        with self._lock:
+            index = self._file_keys()
+            found = index.select(selector)
+            extra = [
+                k
+                for k, chunks in self._buffer.items()
+                if chunks and k not in index.keys and selector.matches(k)
+            ]
+        if extra:
+            found = sorted([*found, *extra], key=key_order)
+        return iter(found)
+
+    def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+        """The newest sample in the range, from the newest partition holding one.
+
+        Files' footers give each series' newest timestamp and value, so usually no data
+        is read at all; only a partition where ``end_ns`` cuts into the series is read,
+        and then just that series' rows of that one day.
+        """
+        if start_ns >= end_ns:
+            return None
+        with self._lock:
+            self._check_open()
+            buffered = None
+            chunks = self._buffer.get(key)
+            if chunks:
+                if len(chunks) > 1:
+                    chunks[:] = [merge_last_wins(chunks)]
+                buffered = _last_in(chunks[0], start_ns, end_ns)
+            stored = self._retrying(lambda: self._last_stored(key, start_ns, end_ns, buffered))
+        # the buffer is newer than every file: it wins a tie
+        if buffered is None or (stored is not None and stored[0] > buffered[0]):
+            return stored
+        return buffered
+
+    def _last_stored(
+        self, key: SeriesKey, start_ns: int, end_ns: int, newer: tuple[int, float] | None
+    ) -> tuple[int, float] | None:
+        for partition in reversed(list_partitions(self.root)):
+            if partition.start_ns >= end_ns:
+                continue
+            if partition.end_ns <= start_ns or (newer is not None and partition.end_ns <= newer[0]):
+                return None  # older partitions hold nothing in range, or nothing newer
+            found = self._last_in_partition(list_files(partition), key, start_ns, end_ns)
+            if found is not None:
+                return found
+        return None
+
+    def _last_in_partition(
+        self, files: list[DataFile], key: SeriesKey, start_ns: int, end_ns: int
+    ) -> tuple[int, float] | None:
+        hits = []
+        for f in files:  # oldest first
+            index = self._index(f.path)
+            entry = index.series.get(key)
+            if entry is not None and entry[3] >= start_ns and entry[2] < end_ns:
+                hits.append((f, index, entry))
+        if not hits:
+            return None
+        newest = max(entry[3] for _, _, entry in hits)
+        if newest < end_ns:
+            # A file holding the newest timestamp ends there, so the newest such file wins.
+            f, index, entry = next(h for h in reversed(hits) if h[2][3] == newest)
+            if index.last is not None:
+                return newest, index.last[key]
+        pieces = [read_series(f.path, index, [key])[key] for f, index, _ in hits]
+        return _last_in(merge_last_wins(pieces), start_ns, end_ns)
 
     # -- retention and size -------------------------------------------------------------------
 
@@ -392,7 +477,7 @@ class ParquetBackend(StorageBackend):
         def once() -> StorageStats:
             samples = size = 0
             series: set[SeriesKey] = set()
-            for _, files in self._files(-(2**63), 2**63 - 1):
+            for _, files in self._files(MIN_NS, MAX_NS):
                 samples += self._count(files, lambda _key: True)
                 for f in files:
                     series.update(self._index(f.path).series)
@@ -420,6 +505,15 @@ class ParquetBackend(StorageBackend):
     def from_url(cls, url: str, **options: Any) -> ParquetBackend:
         """Open ``parquet:///abs/dir`` or ``parquet://relative/dir`` (created if missing)."""
         return cls(url, **options)
+
+
+def _last_in(arrays: Arrays, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+    """The newest sample of sorted ``arrays`` in ``[start_ns, end_ns)``, or ``None``."""
+    ts, vs = arrays
+    hi = int(np.searchsorted(ts, end_ns, side="left"))
+    if hi == 0 or ts[hi - 1] < start_ns:
+        return None
+    return int(ts[hi - 1]), float(vs[hi - 1])
 
 
 def _split_days(

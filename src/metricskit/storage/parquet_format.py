@@ -18,8 +18,11 @@ division gives back the original bits (so NaN, -0.0, inf and odd floats go to ``
 
 Each file's footer carries a small series index under the key ``metricskit.index``:
 base64 of zlib of JSON ``{"version": 1, "series": [[name, tags_json, first_row, n_rows,
-min_ts, max_ts], ...]}`` (compressed: plain JSON costs ~130 bytes per series), so that
-``keys()`` and one-series reads touch the footer and the row groups they need only.
+min_ts, max_ts], ...], "last": [value_at_max_ts, ...]}`` (compressed: plain JSON costs
+~130 bytes per series; ``last`` is absent in files written before it existed), so that
+``keys()``, ``last()`` and one-series reads touch the footer and the row groups they
+need only. Row groups end at series boundaries (see ``parquet_write``), and every page
+carries a CRC32 that reads verify, so a flipped byte raises ``CorruptDataError``.
 """
 
 from __future__ import annotations
@@ -123,6 +126,8 @@ def decode_values(table: pa.Table) -> npt.NDArray[np.float64]:
     """The float64 values of a table holding ``value_int``, ``scale`` and ``value``."""
     value_int = table.column("value_int")
     scale = table.column("scale").to_numpy()
+    if scale.size and (int(scale.min()) < 0 or int(scale.max()) > MAX_SCALE):
+        raise ValueError(f"decimal scale outside 0..{MAX_SCALE}")
     if value_int.null_count == 0:
         decoded: npt.NDArray[np.float64] = value_int.to_numpy() / POW10[scale]
         return decoded
@@ -139,14 +144,20 @@ WRITE_OPTIONS: dict[str, object] = {
     "column_encoding": {"ts": "DELTA_BINARY_PACKED", "value_int": "DELTA_BINARY_PACKED"},
     "compression": "zstd",
     "write_statistics": True,
+    "write_page_checksum": True,
     "sorting_columns": [pq.SortingColumn(0), pq.SortingColumn(1), pq.SortingColumn(2)],
 }
 """``pyarrow.parquet.ParquetWriter`` options every file is written with."""
 
 
-def pack_index(series: list[list[object]]) -> bytes:
-    """The footer value of :data:`INDEX_KEY` for ``[[name, tags, first, n, lo, hi], ...]``."""
-    raw = json.dumps({"version": 1, "series": series}, separators=(",", ":")).encode()
+def pack_index(series: list[list[object]], last: list[float]) -> bytes:
+    """The footer value of :data:`INDEX_KEY` for ``[[name, tags, first, n, lo, hi], ...]``.
+
+    ``last[i]`` is series ``i``'s value at its newest timestamp (NaN and inf are written
+    as JSON's ``NaN``/``Infinity`` extensions, which Python's json reads back).
+    """
+    doc = {"version": 1, "series": series, "last": last}
+    raw = json.dumps(doc, separators=(",", ":")).encode()
     return base64.b64encode(zlib.compress(raw, 6))
 
 
@@ -159,11 +170,18 @@ def _unpack(packed: bytes) -> Any:
 
 @dataclass(frozen=True)
 class FileIndex:
-    """What a file's footer says: per series ``(first_row, n_rows, min_ts, max_ts)``."""
+    """What a file's footer says: per series ``(first_row, n_rows, min_ts, max_ts)``.
+
+    ``last`` maps each series to its value at ``max_ts`` (``None`` for files written
+    before the index carried it); ``metadata`` is the parsed footer, kept so that a read
+    does not parse it again (a file has a row group per few series: that footer is big).
+    """
 
     series: dict[SeriesKey, tuple[int, int, int, int]]
     row_group_starts: npt.NDArray[np.int64]
     num_rows: int
+    last: dict[SeriesKey, float] | None
+    metadata: pq.FileMetaData
 
 
 _TAGS_CACHE: dict[str, Tags] = {}
@@ -178,32 +196,68 @@ def _parse_tags(text: str) -> Tags:
     return tags
 
 
-def _corrupt(path: str, exc: Exception) -> CorruptDataError:
+def _corrupt(path: str, exc: Exception | str) -> CorruptDataError:
     return CorruptDataError(f"{path}: not a readable metricskit parquet file ({exc})")
+
+
+def _translated(path: str, exc: Exception) -> Exception:
+    """The error to raise for ``exc`` met while decoding ``path``.
+
+    pyarrow raises ``OSError`` without an errno (its ``ArrowIOError``) for undecodable
+    bytes (a bad thrift footer, a failed page checksum, a truncated stream): that is
+    corruption, whereas an ``OSError`` carrying an errno is the operating system's.
+    """
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return backend_error_from_oserror(exc, f"reading {path}")
+    return _corrupt(path, exc)
+
+
+_DECODE_ERRORS = (
+    OSError,
+    pa.ArrowException,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    zlib.error,
+)
+
+
+def _index_from(path: str, meta: pq.FileMetaData) -> FileIndex:
+    raw = (meta.metadata or {}).get(INDEX_KEY)
+    if raw is None:
+        raise CorruptDataError(f"{path}: parquet file without a metricskit series index")
+    doc = _unpack(raw)
+    rows = doc["series"]
+    series = {
+        SeriesKey(validate_name(name), _parse_tags(tags)): (int(first), int(n), int(lo), int(hi))
+        for name, tags, first, n, lo, hi in rows
+    }
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    starts = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=starts[1:])
+    num_rows = int(starts[-1])
+    for first, n, lo, hi in series.values():
+        if first < 0 or n < 1 or first + n > num_rows or lo > hi:
+            raise _corrupt(path, "series index does not fit the file's rows")
+    last_values = doc.get("last")
+    last = None
+    if last_values is not None:
+        if len(last_values) != len(rows):
+            raise _corrupt(path, "series index and last values differ in length")
+        last = {k: float(v) for k, v in zip(series, last_values, strict=True)}
+    return FileIndex(series, starts, num_rows, last, meta)
 
 
 def read_index(path: str) -> FileIndex:
     """Read ``path``'s footer; FileNotFoundError passes through (a compaction removed it)."""
     try:
-        meta = pq.read_metadata(path)
-        raw = (meta.metadata or {}).get(INDEX_KEY)
-        if raw is None:
-            raise CorruptDataError(f"{path}: parquet file without a metricskit series index")
-        doc = _unpack(raw)
-        series = {
-            SeriesKey(validate_name(name), _parse_tags(tags)): (first, n, lo, hi)
-            for name, tags, first, n, lo, hi in doc["series"]
-        }
-    except FileNotFoundError:
+        return _index_from(path, pq.read_metadata(path))
+    except (FileNotFoundError, CorruptDataError):
         raise
-    except OSError as exc:
-        raise backend_error_from_oserror(exc, f"reading {path}") from exc
-    except (pa.ArrowException, ValueError, KeyError, TypeError, zlib.error) as exc:
-        raise _corrupt(path, exc) from exc
-    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-    starts = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=starts[1:])
-    return FileIndex(series, starts, meta.num_rows)
+    except _DECODE_ERRORS as exc:
+        raise _translated(path, exc) from exc
 
 
 def read_rows(
@@ -228,15 +282,17 @@ def read_rows(
         base[g] = pos
         pos += int(starts[g + 1] - starts[g])
     try:
-        table = pq.ParquetFile(path).read_row_groups(chosen, columns=_VALUE_COLUMNS)
+        parquet = pq.ParquetFile(path, metadata=index.metadata, page_checksum_verification=True)
+        # one thread: these reads are a few small row groups, where a pool costs more
+        table = parquet.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=False)
+        if table.num_rows != pos:
+            raise _corrupt(path, f"read {table.num_rows} rows, the footer says {pos}")
         ts = table.column("ts").cast(pa.int64()).to_numpy()
         values = decode_values(table)
-    except FileNotFoundError:
+    except (FileNotFoundError, CorruptDataError):
         raise
-    except OSError as exc:
-        raise backend_error_from_oserror(exc, f"reading {path}") from exc
-    except (pa.ArrowException, ValueError) as exc:
-        raise _corrupt(path, exc) from exc
+    except _DECODE_ERRORS as exc:
+        raise _translated(path, exc) from exc
     offset = {}
     for first, _ in spans:
         g = int(np.searchsorted(starts, first, side="right")) - 1
@@ -251,9 +307,13 @@ def read_series(path: str, index: FileIndex, keys: Iterable[SeriesKey]) -> dict[
         return {}
     ts, values, offset = read_rows(path, index, [(e[0], e[1]) for e in wanted.values()])
     out = {}
-    for key, (first, n, _, _) in wanted.items():
+    for key, (first, n, lo, hi) in wanted.items():
         at = offset[first]
-        out[key] = (ts[at : at + n], values[at : at + n])
+        span = ts[at : at + n]
+        # what page checksums cannot vouch for (the footer's own bytes) is checked here
+        if span[0] != lo or span[-1] != hi or (n > 1 and not bool(np.all(span[1:] > span[:-1]))):
+            raise _corrupt(path, f"timestamps of {key} disagree with the series index")
+        out[key] = (span, values[at : at + n])
     return out
 
 

@@ -34,9 +34,11 @@ from metricskit.storage.parquet_format import (
     tags_json,
 )
 
-__all__ = ["encode_values", "partition_table", "write_partition"]
+__all__ = ["MIN_GROUP_ROWS", "encode_values", "partition_table", "write_partition"]
 
 _SAMPLE_ROWS = 16
+MIN_GROUP_ROWS = 16_384
+"""A row group ends at the first series boundary this many rows in (see ``group_bounds``)."""
 IntArray = npt.NDArray[np.intp]
 # (ints, exact, scale_rows, scratch) arrays for encode_values to fill in place.
 _Buffers = tuple[
@@ -188,6 +190,30 @@ class _Layout:
             )
         ]
 
+    def last_values(self) -> list[float]:
+        """Each series' value at its newest timestamp, for the footer index."""
+        return [float(vs[-1]) for _, vs in self.arrays]
+
+    def group_bounds(self, rows: int) -> list[tuple[int, int]]:
+        """Row ranges of the row groups: cut at series boundaries, at most ``rows`` long.
+
+        A group closes at the first series end at least :data:`MIN_GROUP_ROWS` rows in
+        (a series longer than ``rows`` is cut every ``rows``), so reading one series
+        decodes that series and at most a few small neighbours, not a whole 131,072-row
+        group of others.
+        """
+        total = int(self.lengths.sum())
+        ends = self.starts + self.lengths
+        least = min(MIN_GROUP_ROWS, rows)
+        bounds = []
+        a = 0
+        while a < total:
+            i = int(np.searchsorted(ends, a + least, side="left"))
+            b = min(int(ends[i]) if i < ends.size else total, a + rows)
+            bounds.append((a, b))
+            a = b
+        return bounds
+
     def row_groups(self, rows: int, *, reuse: bool = False) -> Iterator[pa.Table]:
         """Encode the rows ``rows`` at a time, one table per row group.
 
@@ -204,8 +230,7 @@ class _Layout:
         pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
         words = (_Words(self.names), _Words(self.tags))
         ends = self.starts + self.lengths
-        for g, a in enumerate(range(0, total, rows)):
-            b = min(a + rows, total)
+        for g, (a, b) in enumerate(self.group_bounds(rows)):
             lo = int(np.searchsorted(ends, a, side="right"))
             hi = int(np.searchsorted(self.starts, b, side="left"))
             cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
@@ -373,7 +398,7 @@ def _write_file(layout: _Layout, tmp: str, row_group_size: int) -> None:
                 writer.write_table(table, row_group_size)
         if pending is not None:
             pending.result()
-        writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index())})
+        writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index(), layout.last_values())})
 
 
 def write_partition(
