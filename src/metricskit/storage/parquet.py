@@ -34,6 +34,7 @@ from metricskit.storage.base import (
 from metricskit.storage.parquet_format import (
     Arrays,
     FileIndex,
+    OpenFiles,
     decode_rows,
     merge_last_wins,
     read_index,
@@ -105,6 +106,7 @@ class ParquetBackend(StorageBackend):
         self._buffered = 0
         self._indexes: dict[str, FileIndex] = {}
         self._footer_bytes = 0
+        self._open = OpenFiles()
         # the key index of the files last listed, rebuilt only when that list changes
         self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
         self._closed = False
@@ -199,7 +201,7 @@ class ParquetBackend(StorageBackend):
         """Every series of ``files`` (oldest first) with duplicates resolved."""
         pieces: dict[SeriesKey, list[Arrays]] = {}
         for f in files:
-            for key, arrays in decode_rows(f.path, self._index(f.path)).items():
+            for key, arrays in decode_rows(f.path, self._index(f.path), self._open).items():
                 pieces.setdefault(key, []).append(arrays)
         return {key: merge_last_wins(chunks) for key, chunks in pieces.items()}
 
@@ -228,6 +230,7 @@ class ParquetBackend(StorageBackend):
             )
         try:
             for f in old:
+                self._open.drop(f.path)
                 os.unlink(f.path)
                 self._indexes.pop(f.path, None)
             for name in os.listdir(partition.path):
@@ -289,7 +292,7 @@ class ParquetBackend(StorageBackend):
                         and e[3] >= start_ns
                         and e[2] < end_ns
                     ]
-                    for key, arrays in read_series(f.path, index, want).items():
+                    for key, arrays in read_series(f.path, index, want, self._open).items():
                         pieces.setdefault(key, []).append(arrays)
             return pieces
 
@@ -369,8 +372,7 @@ class ParquetBackend(StorageBackend):
             buffered = None
             chunks = self._buffer.get(key)
             if chunks:
-                if len(chunks) > 1:
-                    chunks[:] = [merge_last_wins(chunks)]
+                chunks[:] = [merge_last_wins(chunks)]  # a lone chunk may be unsorted
                 buffered = _last_in(chunks[0], start_ns, end_ns)
             stored = self._retrying(lambda: self._last_stored(key, start_ns, end_ns, buffered))
         # the buffer is newer than every file: it wins a tie
@@ -408,7 +410,7 @@ class ParquetBackend(StorageBackend):
             f, index, entry = next(h for h in reversed(hits) if h[2][3] == newest)
             if index.last is not None:
                 return newest, index.last[key]
-        pieces = [read_series(f.path, index, [key])[key] for f, index, _ in hits]
+        pieces = [read_series(f.path, index, [key], self._open)[key] for f, index, _ in hits]
         return _last_in(merge_last_wins(pieces), start_ns, end_ns)
 
     # -- retention and size -------------------------------------------------------------------
@@ -426,7 +428,9 @@ class ParquetBackend(StorageBackend):
         if repeated:
             pieces: dict[SeriesKey, list[Arrays]] = {}
             for f in files:
-                for key, arrays in read_series(f.path, self._index(f.path), repeated).items():
+                for key, arrays in read_series(
+                    f.path, self._index(f.path), repeated, self._open
+                ).items():
                     pieces.setdefault(key, []).append(arrays)
             for chunks in pieces.values():
                 total -= sum(c[0].size for c in chunks) - merge_last_wins(chunks)[0].size
@@ -499,6 +503,7 @@ class ParquetBackend(StorageBackend):
         with self._lock:
             if not self._closed:
                 self.flush()
+                self._open.close()
                 self._closed = True
 
     @classmethod

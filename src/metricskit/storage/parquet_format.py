@@ -62,6 +62,7 @@ __all__ = [
     "WRITE_OPTIONS",
     "Arrays",
     "FileIndex",
+    "OpenFiles",
     "decode_rows",
     "decode_values",
     "merge_last_wins",
@@ -126,10 +127,13 @@ def decode_values(table: pa.Table) -> npt.NDArray[np.float64]:
     """The float64 values of a table holding ``value_int``, ``scale`` and ``value``."""
     value_int = table.column("value_int")
     scale = table.column("scale").to_numpy()
-    if scale.size and (int(scale.min()) < 0 or int(scale.max()) > MAX_SCALE):
+    least, most = (int(scale.min()), int(scale.max())) if scale.size else (0, 0)
+    if least < 0 or most > MAX_SCALE:
         raise ValueError(f"decimal scale outside 0..{MAX_SCALE}")
     if value_int.null_count == 0:
-        decoded: npt.NDArray[np.float64] = value_int.to_numpy() / POW10[scale]
+        # one series' rows (a one-series read) share one scale: divide by a scalar
+        divisor = POW10[least] if least == most else POW10[scale]
+        decoded: npt.NDArray[np.float64] = value_int.to_numpy() / divisor
         return decoded
     out = np.array(table.column("value").to_numpy(zero_copy_only=False), dtype=np.float64)
     valid = value_int.is_valid().to_numpy(zero_copy_only=False)
@@ -260,52 +264,101 @@ def read_index(path: str) -> FileIndex:
         raise _translated(path, exc) from exc
 
 
+class OpenFiles:
+    """The few data files read most recently, kept open (not thread-safe: callers lock).
+
+    Opening a ``ParquetFile`` costs about as much as decoding a small row group, so
+    repeated one-series reads keep their handles. Files are immutable; a file another
+    process compacted away stays readable through its handle and is never listed again,
+    so it only waits here for eviction.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self._files: dict[str, pq.ParquetFile] = {}
+
+    def get(self, path: str, index: FileIndex) -> pq.ParquetFile:
+        """The open handle of ``path`` (opened with the footer ``index`` already parsed)."""
+        handle = self._files.pop(path, None)
+        if handle is None:
+            # No pre-buffering: these reads are a few small row groups, where coalescing
+            # I/O costs more than it saves. Page CRCs are verified: a flip is an error.
+            handle = pq.ParquetFile(
+                path, metadata=index.metadata, pre_buffer=False, page_checksum_verification=True
+            )
+            if len(self._files) >= self.size:
+                self.drop(next(iter(self._files)))
+        self._files[path] = handle  # most recent last
+        return handle
+
+    def drop(self, path: str) -> None:
+        """Close ``path``'s handle if it is open."""
+        handle = self._files.pop(path, None)
+        if handle is not None:
+            handle.close()
+
+    def close(self) -> None:
+        """Close every handle."""
+        for path in list(self._files):
+            self.drop(path)
+
+
 def read_rows(
-    path: str, index: FileIndex, spans: Iterable[tuple[int, int]]
+    path: str,
+    index: FileIndex,
+    spans: Iterable[tuple[int, int]],
+    files: OpenFiles | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[int, int]]:
     """Read the row groups covering ``spans`` (``(first_row, n_rows)``) of one file.
 
     Returns ``(ts, values, offset)``: ``offset[first_row]`` is where that span starts in
-    the returned arrays.
+    the returned arrays. ``files`` keeps handles open between calls.
     """
     spans = sorted(spans)
-    groups: set[int] = set()
     starts = index.row_group_starts
-    for first, n in spans:
-        lo = int(np.searchsorted(starts, first, side="right")) - 1
-        hi = int(np.searchsorted(starts, first + n, side="left"))
-        groups.update(range(lo, hi))
-    chosen = sorted(groups)
-    base = {}
-    pos = 0
-    for g in chosen:
-        base[g] = pos
-        pos += int(starts[g + 1] - starts[g])
+    firsts = np.fromiter((f for f, _ in spans), dtype=np.int64, count=len(spans))
+    lasts = firsts + np.fromiter((n for _, n in spans), dtype=np.int64, count=len(spans))
+    lo = np.searchsorted(starts, firsts, side="right") - 1
+    hi = np.searchsorted(starts, lasts, side="left")
+    if len(spans) == 1:
+        chosen = list(range(int(lo[0]), int(hi[0])))
+    else:
+        chosen = sorted(
+            {g for a, b in zip(lo.tolist(), hi.tolist(), strict=True) for g in range(a, b)}
+        )
+    sizes = starts[1:] - starts[:-1]
+    base = dict(zip(chosen, (np.cumsum(sizes[chosen]) - sizes[chosen]).tolist(), strict=True))
+    rows = int(sizes[chosen].sum())
     try:
-        parquet = pq.ParquetFile(path, metadata=index.metadata, page_checksum_verification=True)
-        # one thread: these reads are a few small row groups, where a pool costs more
-        table = parquet.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=False)
-        if table.num_rows != pos:
-            raise _corrupt(path, f"read {table.num_rows} rows, the footer says {pos}")
-        ts = table.column("ts").cast(pa.int64()).to_numpy()
+        handle = (files or OpenFiles(0)).get(path, index)
+        # one thread: a few small row groups, where a thread pool costs more than it saves
+        table = handle.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=False)
+        if files is None:
+            handle.close()
+        if table.num_rows != rows:
+            raise _corrupt(path, f"read {table.num_rows} rows, the footer says {rows}")
+        ts = table.column("ts").to_numpy().view(np.int64)
         values = decode_values(table)
     except (FileNotFoundError, CorruptDataError):
         raise
     except _DECODE_ERRORS as exc:
         raise _translated(path, exc) from exc
-    offset = {}
-    for first, _ in spans:
-        g = int(np.searchsorted(starts, first, side="right")) - 1
-        offset[first] = base[g] + first - int(starts[g])
+    offset = {
+        first: base[g] + first - int(starts[g])
+        for first, g in zip(firsts.tolist(), lo.tolist(), strict=True)
+    }
     return ts, values, offset
 
 
-def read_series(path: str, index: FileIndex, keys: Iterable[SeriesKey]) -> dict[SeriesKey, Arrays]:
+def read_series(
+    path: str, index: FileIndex, keys: Iterable[SeriesKey], files: OpenFiles | None = None
+) -> dict[SeriesKey, Arrays]:
     """Read the samples of ``keys`` (those present) from one file."""
     wanted = {k: index.series[k] for k in keys if k in index.series}
     if not wanted:
         return {}
-    ts, values, offset = read_rows(path, index, [(e[0], e[1]) for e in wanted.values()])
+    spans = [(e[0], e[1]) for e in wanted.values()]
+    ts, values, offset = read_rows(path, index, spans, files)
     out = {}
     for key, (first, n, lo, hi) in wanted.items():
         at = offset[first]
@@ -317,6 +370,8 @@ def read_series(path: str, index: FileIndex, keys: Iterable[SeriesKey]) -> dict[
     return out
 
 
-def decode_rows(path: str, index: FileIndex) -> dict[SeriesKey, Arrays]:
+def decode_rows(
+    path: str, index: FileIndex, files: OpenFiles | None = None
+) -> dict[SeriesKey, Arrays]:
     """Read every series of one file."""
-    return read_series(path, index, index.series)
+    return read_series(path, index, index.series, files)

@@ -37,7 +37,7 @@ from metricskit.storage.parquet_format import (
 __all__ = ["MIN_GROUP_ROWS", "encode_values", "partition_table", "write_partition"]
 
 _SAMPLE_ROWS = 16
-MIN_GROUP_ROWS = 16_384
+MIN_GROUP_ROWS = 8_192
 """A row group ends at the first series boundary this many rows in (see ``group_bounds``)."""
 IntArray = npt.NDArray[np.intp]
 # (ints, exact, scale_rows, scratch) arrays for encode_values to fill in place.
