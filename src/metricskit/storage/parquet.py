@@ -271,20 +271,35 @@ class ParquetBackend(StorageBackend):
             if partition.end_ns > start_ns and partition.start_ns < end_ns:
                 yield partition, list_files(partition)
 
-    def _read_many(
-        self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int
-    ) -> dict[SeriesKey, Arrays]:
-        wanted = set(keys)
+    def _listing(self) -> list[tuple[Partition, list[DataFile]]]:
+        return [(p, list_files(p)) for p in list_partitions(self.root)]
 
-        def once() -> dict[SeriesKey, list[Arrays]]:
+    def _read_many(
+        self, wanted: Sequence[SeriesKey] | Selector, start_ns: int, end_ns: int
+    ) -> tuple[list[SeriesKey], dict[SeriesKey, Arrays]]:
+        """The keys ``wanted`` names (or selects) and their samples in the range.
+
+        A selector is resolved against the same file listing the samples are read from,
+        so a query lists the directories once.
+        """
+
+        def once() -> tuple[list[SeriesKey], dict[SeriesKey, list[Arrays]]]:
+            listing = self._listing()
+            if isinstance(wanted, Selector):
+                keys = self._select_in(listing, wanted)
+            else:
+                keys = list(wanted)
+            key_set = set(keys)
             pieces: dict[SeriesKey, list[Arrays]] = {}
-            for _, files in self._files(start_ns, end_ns):
+            for partition, files in listing:
+                if partition.end_ns <= start_ns or partition.start_ns >= end_ns:
+                    continue
                 for f in files:
                     index = self._index(f.path)
                     if len(keys) <= len(index.series):
                         candidates: Iterable[SeriesKey] = keys
                     else:
-                        candidates = [k for k in index.series if k in wanted]
+                        candidates = [k for k in index.series if k in key_set]
                     want = [
                         k
                         for k in candidates
@@ -294,10 +309,10 @@ class ParquetBackend(StorageBackend):
                     ]
                     for key, arrays in read_series(f.path, index, want, self._open).items():
                         pieces.setdefault(key, []).append(arrays)
-            return pieces
+            return keys, pieces
 
         with self._lock:
-            pieces = self._retrying(once)
+            keys, pieces = self._retrying(once)
             for key in keys:
                 chunks = self._buffer.get(key)
                 if chunks:
@@ -309,36 +324,45 @@ class ParquetBackend(StorageBackend):
             ts, vs = merge_last_wins(chunks)
             lo, hi = np.searchsorted(ts, [start_ns, end_ns], side="left")
             out[key] = (ts[lo:hi], vs[lo:hi])
-        return out
+        return keys, out
 
     def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
         """Return ``key``'s samples in ``[start_ns, end_ns)``, buffered ones included."""
-        ts, vs = self._read_many([key], start_ns, end_ns).get(key, _EMPTY)
+        ts, vs = self._read_many([key], start_ns, end_ns)[1].get(key, _EMPTY)
         return Series(key, ts, vs)
 
     def query(self, selector: Selector, start_ns: int, end_ns: int) -> Iterator[Series]:
         """Yield the selected non-empty series, reading each file once for all of them."""
-        keys = list(self.select(selector))
-        found = self._read_many(keys, start_ns, end_ns)
+        keys, found = self._read_many(selector, start_ns, end_ns)
         for key in keys:
             ts, vs = found.get(key, _EMPTY)
             if ts.size:
                 yield Series(key, ts, vs)
 
-    def _file_keys(self) -> KeyIndex:
-        """The key index of every committed file, rebuilt when the file list changed."""
+    def _select_in(
+        self, listing: list[tuple[Partition, list[DataFile]]], selector: Selector
+    ) -> list[SeriesKey]:
+        """The keys ``selector`` matches in ``listing``'s files and the buffer, sorted.
 
-        def once() -> KeyIndex:
-            files = [f for _, fs in self._files(MIN_NS, MAX_NS) for f in fs]
-            token = tuple(f.path for f in files)
-            if token != self._key_index[0]:
-                keys: set[SeriesKey] = set()
+        The files' key index is rebuilt only when the list of files changed.
+        """
+        token = tuple(f.path for _, files in listing for f in files)
+        if token != self._key_index[0]:
+            keys: set[SeriesKey] = set()
+            for _, files in listing:
                 for f in files:
                     keys.update(self._index(f.path).series)
-                self._key_index = (token, KeyIndex(keys))
-            return self._key_index[1]
-
-        return self._retrying(once)
+            self._key_index = (token, KeyIndex(keys))
+        index = self._key_index[1]
+        found = index.select(selector)
+        extra = [
+            k
+            for k, chunks in self._buffer.items()
+            if chunks and k not in index.keys and selector.matches(k)
+        ]
+        if extra:
+            found = sorted([*found, *extra], key=key_order)
+        return found
 
     def keys(self) -> Iterator[SeriesKey]:
         """Yield every series with a sample, from the files' footer indexes and the buffer."""
@@ -347,16 +371,7 @@ class ParquetBackend(StorageBackend):
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
         """Yield the keys ``selector`` matches, sorted, from a cached name/tag index."""
         with self._lock:
-            index = self._file_keys()
-            found = index.select(selector)
-            extra = [
-                k
-                for k, chunks in self._buffer.items()
-                if chunks and k not in index.keys and selector.matches(k)
-            ]
-        if extra:
-            found = sorted([*found, *extra], key=key_order)
-        return iter(found)
+            return iter(self._retrying(lambda: self._select_in(self._listing(), selector)))
 
     def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
         """The newest sample in the range, from the newest partition holding one.

@@ -32,7 +32,7 @@ import functools
 import json
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,7 @@ INDEX_KEY = b"metricskit.index"
 MAX_SCALE = 9
 POW10 = 10.0 ** np.arange(MAX_SCALE + 1, dtype=np.float64)
 _VALUE_COLUMNS = ["ts", "value_int", "scale", "value"]
+_VALUE_INT_COLUMN = 3
 TS_TYPE = pa.timestamp("ns", tz="UTC")
 _WORDS = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
@@ -124,7 +125,10 @@ def merge_last_wins(chunks: Sequence[Arrays]) -> Arrays:
 
 
 def decode_values(table: pa.Table) -> npt.NDArray[np.float64]:
-    """The float64 values of a table holding ``value_int``, ``scale`` and ``value``."""
+    """The float64 values of a table holding ``value_int``, ``scale`` and ``value``.
+
+    ``value`` may be left out when ``value_int`` has no null.
+    """
     value_int = table.column("value_int")
     scale = table.column("scale").to_numpy()
     least, most = (int(scale.min()), int(scale.max())) if scale.size else (0, 0)
@@ -186,6 +190,23 @@ class FileIndex:
     num_rows: int
     last: dict[SeriesKey, float] | None
     metadata: pq.FileMetaData
+    _exact_groups: dict[int, bool] = field(default_factory=dict, compare=False, repr=False)
+
+    def all_exact(self, groups: Iterable[int]) -> bool:
+        """True if the footer's statistics say ``value_int`` has no null in ``groups``.
+
+        Then the ``value`` column need not be read. The statistics are only a hint: a
+        null found after all (a damaged footer) makes the reader read ``value`` too.
+        """
+        for g in groups:
+            exact = self._exact_groups.get(g)
+            if exact is None:
+                stats = self.metadata.row_group(g).column(_VALUE_INT_COLUMN).statistics
+                exact = stats is not None and stats.has_null_count and stats.null_count == 0
+                self._exact_groups[g] = exact
+            if not exact:
+                return False
+        return True
 
 
 _TAGS_CACHE: dict[str, Tags] = {}
@@ -332,7 +353,10 @@ def read_rows(
     try:
         handle = (files or OpenFiles(0)).get(path, index)
         # one thread: a few small row groups, where a thread pool costs more than it saves
-        table = handle.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=False)
+        columns = _VALUE_COLUMNS[:3] if index.all_exact(chosen) else _VALUE_COLUMNS
+        table = handle.read_row_groups(chosen, columns=columns, use_threads=False)
+        if table.num_columns < len(_VALUE_COLUMNS) and table.column("value_int").null_count:
+            table = handle.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=False)
         if files is None:
             handle.close()
         if table.num_rows != rows:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import fcntl
+import functools
 import os
 import re
 import secrets
@@ -101,12 +102,20 @@ def list_partitions(root: str) -> list[Partition]:
         raise backend_error_from_oserror(exc, f"listing {root}") from exc
     out = []
     for entry in entries:
-        match = _PART_RE.fullmatch(entry.name)
-        if match and entry.is_dir():
-            day = (_dt.date.fromisoformat(match.group(1)) - _EPOCH).days
+        day = _day_of(entry.name)
+        if day is not None and entry.is_dir():
             out.append(Partition(day, entry.path))
     out.sort()
     return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _day_of(name: str) -> int | None:
+    """The day number a partition directory's name gives (``None``: not a partition)."""
+    match = _PART_RE.fullmatch(name)
+    if match is None:
+        return None
+    return (_dt.date.fromisoformat(match.group(1)) - _EPOCH).days
 
 
 def list_files(partition: Partition) -> list[DataFile]:
