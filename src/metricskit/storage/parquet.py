@@ -44,6 +44,8 @@ from metricskit.storage.parquet_layout import (
     DAY_NS,
     DataFile,
     Partition,
+    bump_generation,
+    generation,
     list_files,
     list_partitions,
     lock_partition,
@@ -109,6 +111,8 @@ class ParquetBackend(StorageBackend):
         self._open = OpenFiles()
         # the key index of the files last listed, rebuilt only when that list changes
         self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
+        # every partition's files, valid while the root's generation token is unchanged
+        self._listed: tuple[str | None, list[tuple[Partition, list[DataFile]]]] = (None, [])
         self._closed = False
 
     def __repr__(self) -> str:
@@ -167,6 +171,7 @@ class ParquetBackend(StorageBackend):
             if len(files) + 1 > self.max_files_per_partition:
                 files = list_files(partition)
                 self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
+            bump_generation(self.root)
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
@@ -239,6 +244,7 @@ class ParquetBackend(StorageBackend):
             if not data and not list_files(partition):
                 with contextlib.suppress(OSError):
                     os.rmdir(partition.path)
+            bump_generation(self.root)
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
 
@@ -263,16 +269,27 @@ class ParquetBackend(StorageBackend):
             try:
                 return fn()
             except FileNotFoundError:
+                self._listed = (None, [])  # the kept listing is stale: list again
                 continue
         raise BackendError(f"{self.root}: files kept disappearing while reading; try again")
 
     def _files(self, start_ns: int, end_ns: int) -> Iterator[tuple[Partition, list[DataFile]]]:
-        for partition in list_partitions(self.root):
+        for partition, files in self._listing():
             if partition.end_ns > start_ns and partition.start_ns < end_ns:
-                yield partition, list_files(partition)
+                yield partition, files
 
     def _listing(self) -> list[tuple[Partition, list[DataFile]]]:
-        return [(p, list_files(p)) for p in list_partitions(self.root)]
+        """Every partition and its files, oldest first; kept while the token is unchanged.
+
+        The token is read before listing, so a change made during the listing shows up
+        as a new token at the next call.
+        """
+        token = generation(self.root)
+        if token is not None and token == self._listed[0]:
+            return self._listed[1]
+        listing = [(p, list_files(p)) for p in list_partitions(self.root)]
+        self._listed = (token, listing)
+        return listing
 
     def _read_many(
         self, wanted: Sequence[SeriesKey] | Selector, start_ns: int, end_ns: int
@@ -398,12 +415,12 @@ class ParquetBackend(StorageBackend):
     def _last_stored(
         self, key: SeriesKey, start_ns: int, end_ns: int, newer: tuple[int, float] | None
     ) -> tuple[int, float] | None:
-        for partition in reversed(list_partitions(self.root)):
+        for partition, files in reversed(self._listing()):
             if partition.start_ns >= end_ns:
                 continue
             if partition.end_ns <= start_ns or (newer is not None and partition.end_ns <= newer[0]):
                 return None  # older partitions hold nothing in range, or nothing newer
-            found = self._last_in_partition(list_files(partition), key, start_ns, end_ns)
+            found = self._last_in_partition(files, key, start_ns, end_ns)
             if found is not None:
                 return found
         return None

@@ -6,16 +6,25 @@
       day=2026-11-28/part-<seq:020d>-<level:02d>-<pid>-<random>.parquet
       day=2026-11-28/.part-...parquet.tmp       a write in progress (or a crash's leftover)
       _locks/day=2026-11-28.lock                 fcntl.flock'ed while the partition changes
+      _generation                                a random token, replaced after every change
 
 A file's *sequence* orders it for last-write-wins: it is assigned while holding the
 partition's lock, as ``max(time_ns(), newest sequence in the partition + 1)``, so it
 grows across processes even if a clock steps back. A compacted file takes the highest
 sequence of the files it merged (and a higher *level*, which breaks the tie), so it sorts
 after every file it replaced and before every file written later.
+
+``_generation`` lets a reader keep its listing of every partition's files: a writer
+replaces the token (temp file + rename) after each commit, compaction or deletion, so a
+reader that finds the token it listed under reuses that listing instead of listing a
+directory per day of history (one file read instead of hundreds of ``listdir``). A
+writer that dies between its rename and the token leaves readers that already hold a
+listing blind to that one file until the next change; new readers always list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import functools
@@ -33,6 +42,8 @@ __all__ = [
     "DAY_NS",
     "DataFile",
     "Partition",
+    "bump_generation",
+    "generation",
     "list_files",
     "list_partitions",
     "lock_partition",
@@ -45,6 +56,7 @@ _EPOCH = _dt.date(1970, 1, 1)
 _PART_RE = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
 _FILE_RE = re.compile(r"part-(\d{20})-(\d{2})-\d+-[0-9a-f]+\.parquet")
 LOCK_DIR = "_locks"
+GENERATION = "_generation"
 
 
 @dataclass(frozen=True, order=True)
@@ -144,6 +156,31 @@ def new_file_name(files: list[DataFile], level: int = 0, seq: int | None = None)
     if seq is None:
         seq = max(time.time_ns(), files[-1].seq + 1 if files else 0)
     return f"part-{seq:020d}-{level:02d}-{os.getpid()}-{secrets.token_hex(6)}.parquet"
+
+
+def generation(root: str) -> str | None:
+    """The current listing token of ``root`` (``None`` if no writer has set one yet)."""
+    try:
+        with open(os.path.join(root, GENERATION), encoding="ascii") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise backend_error_from_oserror(exc, f"reading {root}/{GENERATION}") from exc
+
+
+def bump_generation(root: str) -> None:
+    """Replace ``root``'s listing token: the files of some partition changed."""
+    path = os.path.join(root, GENERATION)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(16))
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise backend_error_from_oserror(exc, f"writing {path}") from exc
 
 
 @contextmanager
