@@ -77,6 +77,7 @@ MAX_SCALE = 9
 POW10 = 10.0 ** np.arange(MAX_SCALE + 1, dtype=np.float64)
 _VALUE_COLUMNS = ["ts", "value_int", "scale", "value"]
 _VALUE_INT_COLUMN = 3
+_THREADED_READ_ROWS = 131_072
 TS_TYPE = pa.timestamp("ns", tz="UTC")
 _WORDS = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
@@ -355,11 +356,13 @@ def read_rows(
     rows = int(sizes[chosen].sum())
     try:
         handle = (files or OpenFiles(0)).get(path, index)
-        # one thread: a few small row groups, where a thread pool costs more than it saves
+        # Threads only for big reads: for a few small row groups (one series) a thread
+        # pool costs more than it saves.
+        threads = rows > _THREADED_READ_ROWS
         columns = _VALUE_COLUMNS[:3] if index.all_exact(chosen) else _VALUE_COLUMNS
-        table = handle.read_row_groups(chosen, columns=columns, use_threads=False)
+        table = handle.read_row_groups(chosen, columns=columns, use_threads=threads)
         if table.num_columns < len(_VALUE_COLUMNS) and table.column("value_int").null_count:
-            table = handle.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=False)
+            table = handle.read_row_groups(chosen, columns=_VALUE_COLUMNS, use_threads=threads)
         if files is None:
             handle.close()
         if table.num_rows != rows:
