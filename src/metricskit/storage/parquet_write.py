@@ -194,8 +194,11 @@ class _Layout:
         """Each series' value at its newest timestamp, for the footer index."""
         return [float(vs[-1]) for _, vs in self.arrays]
 
-    def group_bounds(self, rows: int) -> list[tuple[int, int]]:
+    def group_bounds(self, rows: int, *, aligned: bool = True) -> list[tuple[int, int]]:
         """Row ranges of the row groups: cut at series boundaries, at most ``rows`` long.
+
+        ``aligned=False`` cuts every ``rows`` rows regardless of series (the layout of
+        files written before row groups were aligned; benchmarks use it as an anchor).
 
         A group closes at the first series end at least :data:`MIN_GROUP_ROWS` rows in
         (a series longer than ``rows`` is cut every ``rows``), so reading one series
@@ -203,6 +206,8 @@ class _Layout:
         group of others.
         """
         total = int(self.lengths.sum())
+        if not aligned:
+            return [(a, min(a + rows, total)) for a in range(0, total, rows)]
         ends = self.starts + self.lengths
         least = min(MIN_GROUP_ROWS, rows)
         bounds = []
@@ -214,7 +219,9 @@ class _Layout:
             a = b
         return bounds
 
-    def row_groups(self, rows: int, *, reuse: bool = False) -> Iterator[pa.Table]:
+    def row_groups(
+        self, rows: int, *, reuse: bool = False, aligned: bool = True
+    ) -> Iterator[pa.Table]:
         """Encode the rows ``rows`` at a time, one table per row group.
 
         With ``reuse``, the tables are zero-copy views of two sets of buffers used in
@@ -230,7 +237,7 @@ class _Layout:
         pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
         words = (_Words(self.names), _Words(self.tags))
         ends = self.starts + self.lengths
-        for g, (a, b) in enumerate(self.group_bounds(rows)):
+        for g, (a, b) in enumerate(self.group_bounds(rows, aligned=aligned)):
             lo = int(np.searchsorted(ends, a, side="right"))
             hi = int(np.searchsorted(self.starts, b, side="left"))
             cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
@@ -363,9 +370,16 @@ class _GroupBuffers:
         return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def partition_table(series: Mapping[SeriesKey, Arrays], row_group_size: int) -> pa.Table:
-    """The rows a partition file holds, as one table (benchmarks and tests use this)."""
-    tables = list(_Layout.of(series).row_groups(row_group_size))
+def partition_table(
+    series: Mapping[SeriesKey, Arrays], row_group_size: int, *, aligned: bool = False
+) -> pa.Table:
+    """The rows a partition file holds, as one table (benchmarks and tests use this).
+
+    By default in chunks of exactly ``row_group_size`` rows (each with its own
+    dictionaries), so that ``pq.write_table(..., row_group_size=row_group_size)`` keeps
+    them dictionary-encoded; ``aligned=True`` gives the backend's own series-aligned chunks.
+    """
+    tables = list(_Layout.of(series).row_groups(row_group_size, aligned=aligned))
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
