@@ -9,6 +9,7 @@ wall time. See :mod:`metricskit.storage.parquet_format` for the format itself.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -236,20 +237,35 @@ class _Layout:
         size = min(rows, total)
         pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
         words = (_Words(self.names), _Words(self.tags))
+        bounds = self.group_bounds(rows, aligned=aligned)
+        # Groups are encoded in batches of up to ``rows`` rows: the per-call cost of the
+        # value encoding is paid per batch, not per (small, series-aligned) group.
+        first = 0
+        for n_batch in itertools.count():
+            if first == len(bounds):
+                return
+            start = bounds[first][0]
+            last = first + 1
+            while last < len(bounds) and bounds[last][1] - start <= rows:
+                last += 1
+            buffers = pool[n_batch % 2] if pool else _GroupBuffers(bounds[last - 1][1] - start)
+            yield from buffers.tables(self, bounds[first:last], words)
+            first = last
+
+    def segments(self, a: int, b: int) -> tuple[int, int, list[Arrays], IntArray]:
+        """The series ``lo:hi`` overlapping rows ``a:b``, their pieces there, and lengths."""
         ends = self.starts + self.lengths
-        for g, (a, b) in enumerate(self.group_bounds(rows, aligned=aligned)):
-            lo = int(np.searchsorted(ends, a, side="right"))
-            hi = int(np.searchsorted(self.starts, b, side="left"))
-            cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
-            cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
-            pieces = [
-                (ts[i:j], vs[i:j])
-                for (ts, vs), i, j in zip(
-                    self.arrays[lo:hi], cut_lo.tolist(), cut_hi.tolist(), strict=True
-                )
-            ]
-            buffers = pool[g % 2] if pool else _GroupBuffers(b - a)
-            yield buffers.table(pieces, cut_hi - cut_lo, words, lo, hi)
+        lo = int(np.searchsorted(ends, a, side="right"))
+        hi = int(np.searchsorted(self.starts, b, side="left"))
+        cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
+        cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
+        pieces = [
+            (ts[i:j], vs[i:j])
+            for (ts, vs), i, j in zip(
+                self.arrays[lo:hi], cut_lo.tolist(), cut_hi.tolist(), strict=True
+            )
+        ]
+        return lo, hi, pieces, cut_hi - cut_lo
 
 
 class _Words:
@@ -339,14 +355,12 @@ class _GroupBuffers:
         self.codes = np.empty((2, size), dtype=np.int32)
         self.nulls = _nulls(size)
 
-    def table(
-        self,
-        pieces: list[Arrays],
-        seg_lengths: IntArray,
-        words: tuple[_Words, _Words],
-        lo: int,
-        hi: int,
-    ) -> pa.Table:
+    def tables(
+        self, layout: _Layout, bounds: list[tuple[int, int]], words: tuple[_Words, _Words]
+    ) -> Iterator[pa.Table]:
+        """Encode rows ``bounds[0][0]:bounds[-1][1]`` at once, then yield each group's table."""
+        start = bounds[0][0]
+        _, _, pieces, seg_lengths = layout.segments(start, bounds[-1][1])
         n = int(seg_lengths.sum())
         values = np.concatenate([p[1] for p in pieces], out=self.values[:n])
         seg_starts = np.zeros_like(seg_lengths)
@@ -357,10 +371,34 @@ class _GroupBuffers:
             seg_lengths,
             out=(self.ints[:n], self.exact[:n], self.scale[:n], self.work[:n]),
         )
+        for a, b in bounds:
+            i, j = a - start, b - start
+            lo, hi, group_pieces, group_lengths = layout.segments(a, b)
+            yield self._table(
+                group_pieces,
+                [
+                    words[0].column(lo, hi, group_lengths, self.codes[0, i:j]),
+                    words[1].column(lo, hi, group_lengths, self.codes[1, i:j]),
+                ],
+                values[i:j],
+                ints[i:j],
+                exact[i:j],
+                scale_rows[i:j],
+            )
+
+    def _table(
+        self,
+        pieces: list[Arrays],
+        word_columns: list[pa.DictionaryArray],
+        values: npt.NDArray[np.float64],
+        ints: npt.NDArray[np.int64],
+        exact: npt.NDArray[np.bool_],
+        scale_rows: npt.NDArray[np.int8],
+    ) -> pa.Table:
+        n = values.size
         all_exact = bool(exact.all())
         columns = [
-            words[0].column(lo, hi, seg_lengths, self.codes[0, :n]),
-            words[1].column(lo, hi, seg_lengths, self.codes[1, :n]),
+            *word_columns,
             # Zero-copy views of the series' own timestamps: no gathering copy.
             pa.chunked_array([pa.array(p[0], TS_TYPE) for p in pieces], TS_TYPE),
             pa.array(ints, pa.int64()) if all_exact else _masked(pa.int64(), ints, exact, True),
