@@ -59,7 +59,7 @@ __all__ = ["ParquetBackend"]
 _T = TypeVar("_T")
 _READ_ATTEMPTS = 20
 _MAX_CACHED_INDEXES = 50_000
-_MAX_CACHED_FOOTER_BYTES = 256 * 2**20
+_MAX_CACHED_FOOTER_BYTES = 64 * 2**20  # serialized; parsed footers take a few times that
 _EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
