@@ -4,8 +4,9 @@
 the same however long the history is: each backend answers ``last()`` from the newest data
 (Parquet: the files' footer index; memory: one binary search). For each history length the
 store the URL names is filled with 10 gauges sampled every 10 s, then ``latest()`` is timed
-(best of ``--repeat``); the anchor is the shortest history, and the ratio of the longest
-to it is printed (goal: within 1.5x).
+(best of ``--repeat``), with the ``/metrics`` body (``exposition.generate``) and what
+``metricskit metrics`` reads (``cli._latest_by_category``); the anchor is the shortest
+history, and the ratio of the longest to it is printed (goal: within 1.5x).
 
     python benchmarks/bench_latest.py                                # parquet:// in a temp dir
     python benchmarks/bench_latest.py --url sqlite:////tmp/latest.db # any store URL
@@ -20,6 +21,8 @@ import time
 
 import numpy as np
 
+from metricskit.cli import _latest_by_category
+from metricskit.exposition import generate
 from metricskit.model import Series, SeriesKey
 from metricskit.store import open_store
 
@@ -60,6 +63,7 @@ def main() -> None:
     repeat = args.repeat or (5 if args.smoke else 30)
 
     results: list[tuple[int, float, float]] = []
+    paths: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-latest-") as tmp:
         for n in sizes:
             url = (args.url or f"parquet://{tmp}/store-{{n}}").format(n=n)
@@ -80,16 +84,23 @@ def main() -> None:
             assert len(found) == N_SERIES, found
             assert all(ts == T0 + (n - 1) * STEP_NS for _, ts, _ in found), found
             warm = best_ms(store.latest, repeat)
+            exposition = best_ms(lambda s=store: generate(s), repeat)  # the /metrics body
+            by_category = best_ms(lambda s=store: _latest_by_category(s), repeat)  # CLI
             store.close()
             results.append((n, cold, warm))
+            paths.append((exposition, by_category))
             print(
                 f"{n:>9,} samples/series: filled in {filled:5.1f} s; "
                 f"latest() first call {cold:7.2f} ms, then best {warm:7.3f} ms"
             )
     base = results[0][2]
     print(f"\nStore.latest() over {N_SERIES} series, best of {repeat} (anchor: {sizes[0]:,}):")
-    for n, _, warm in results:
-        print(f"  {n:>9,} samples/series  {warm:8.3f} ms  ratio {warm / base:5.2f}x")
+    for (n, _, warm), (expo, cli) in zip(results, paths, strict=True):
+        print(
+            f"  {n:>9,} samples/series  {warm:8.3f} ms  ratio {warm / base:5.2f}x"
+            f"   /metrics body {expo:7.3f} ms ({expo / paths[0][0]:4.2f}x)"
+            f"   `metricskit metrics` {cli:7.3f} ms ({cli / paths[0][1]:4.2f}x)"
+        )
     print(f"  ratio {sizes[-1]:,} / {sizes[0]:,}: {results[-1][2] / base:.2f}x  (goal <= 1.5x)")
 
 
