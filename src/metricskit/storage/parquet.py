@@ -36,21 +36,28 @@ from metricskit.storage.parquet_format import (
     FileIndex,
     OpenFiles,
     decode_rows,
+    key_of,
     merge_last_wins,
     read_index,
     read_series,
+    tags_json,
 )
 from metricskit.storage.parquet_layout import (
     DAY_NS,
     DataFile,
+    FileSizes,
     Partition,
     bump_generation,
+    file_sizes,
     generation,
     list_files,
     list_partitions,
     lock_partition,
     new_file_name,
     partition_of_day,
+    read_summary,
+    remove_summary,
+    write_summary,
 )
 from metricskit.storage.parquet_write import write_partition
 
@@ -113,6 +120,8 @@ class ParquetBackend(StorageBackend):
         self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
         # every partition's files, valid while the root's generation token is unchanged
         self._listed: tuple[str | None, list[tuple[Partition, list[DataFile]]]] = (None, [])
+        # each partition's keys, with the file names they were read for
+        self._summaries: dict[str, tuple[FileSizes, set[SeriesKey]]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -171,7 +180,16 @@ class ParquetBackend(StorageBackend):
             if len(files) + 1 > self.max_files_per_partition:
                 files = list_files(partition)
                 self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
+            else:
+                self._summarize_locked(partition)
             bump_generation(self.root)
+
+    def _summarize_locked(self, partition: Partition) -> None:
+        """Rewrite the partition's ``_series.json`` from its files' footers."""
+        files = list_files(partition)
+        keys = {k for f in files for k in self._index(f.path).series}
+        rows = sorted([k.name, tags_json(k.tags)] for k in keys)
+        write_summary(partition, files, rows)
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
@@ -242,8 +260,11 @@ class ParquetBackend(StorageBackend):
                 if name.startswith(".") and name.endswith(".tmp"):
                     os.unlink(os.path.join(partition.path, name))  # a crashed write's leftover
             if not data and not list_files(partition):
+                remove_summary(partition)
                 with contextlib.suppress(OSError):
                     os.rmdir(partition.path)
+            else:
+                self._summarize_locked(partition)
             bump_generation(self.root)
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
@@ -366,9 +387,8 @@ class ParquetBackend(StorageBackend):
         token = tuple(f.path for _, files in listing for f in files)
         if token != self._key_index[0]:
             keys: set[SeriesKey] = set()
-            for _, files in listing:
-                for f in files:
-                    keys.update(self._index(f.path).series)
+            for partition, files in listing:
+                keys.update(self._partition_keys(partition, files))
             self._key_index = (token, KeyIndex(keys))
         index = self._key_index[1]
         found = index.select(selector)
@@ -380,6 +400,24 @@ class ParquetBackend(StorageBackend):
         if extra:
             found = sorted([*found, *extra], key=key_order)
         return found
+
+    def _partition_keys(self, partition: Partition, files: list[DataFile]) -> set[SeriesKey]:
+        """The partition's keys: from its summary when that lists exactly ``files``."""
+        names = file_sizes(files)
+        known = self._summaries.get(partition.path)
+        if known is not None and known[0] == names:
+            return known[1]
+        summary = read_summary(partition)
+        keys: set[SeriesKey] = set()
+        if summary is not None and summary[0] == names:
+            try:
+                keys = {key_of(name, tags) for name, tags in summary[1]}
+            except (ValueError, TypeError):
+                summary = None  # a damaged summary: the footers say the same
+        if summary is None or summary[0] != names:
+            keys = {k for f in files for k in self._index(f.path).series}
+        self._summaries[partition.path] = (names, keys)
+        return keys
 
     def keys(self) -> Iterator[SeriesKey]:
         """Yield every series with a sample, from the files' footer indexes and the buffer."""

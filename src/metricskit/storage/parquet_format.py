@@ -65,6 +65,7 @@ __all__ = [
     "OpenFiles",
     "decode_rows",
     "decode_values",
+    "key_of",
     "merge_last_wins",
     "pack_index",
     "read_index",
@@ -225,6 +226,11 @@ def _parse_tags(text: str) -> Tags:
     return tags
 
 
+def key_of(name: str, tags: str) -> SeriesKey:
+    """The series key of an index row's ``name`` and ``tags`` (JSON) columns, validated."""
+    return SeriesKey(validate_name(name), _parse_tags(tags))
+
+
 def _corrupt(path: str, exc: Exception | str) -> CorruptDataError:
     return CorruptDataError(f"{path}: not a readable metricskit parquet file ({exc})")
 
@@ -260,7 +266,7 @@ def _index_from(path: str, meta: pq.FileMetaData) -> FileIndex:
     doc = _unpack(raw)
     rows = doc["series"]
     series = {
-        SeriesKey(validate_name(name), _parse_tags(tags)): (int(first), int(n), int(lo), int(hi))
+        key_of(name, tags): (int(first), int(n), int(lo), int(hi))
         for name, tags, first, n, lo, hi in rows
     }
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
