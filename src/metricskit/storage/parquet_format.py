@@ -226,8 +226,12 @@ def _parse_tags(text: str) -> Tags:
     return tags
 
 
+@functools.lru_cache(maxsize=65_536)
 def key_of(name: str, tags: str) -> SeriesKey:
-    """The series key of an index row's ``name`` and ``tags`` (JSON) columns, validated."""
+    """The series key of an index row's ``name`` and ``tags`` (JSON) columns, validated.
+
+    Cached: the same series appears in every day's files and summaries.
+    """
     return SeriesKey(validate_name(name), _parse_tags(tags))
 
 
