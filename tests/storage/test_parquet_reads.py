@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -234,3 +235,35 @@ def test_byte_flips_raise_corrupt_data_or_read_the_truth(tmp_path: Path, path: s
             outcomes["same"] += 1
         shutil.rmtree(root)
     assert outcomes["corrupt"] > 0
+
+
+# -- partition summaries --------------------------------------------------------------------
+
+
+def test_series_summary_is_used_only_when_it_matches_the_files(tmp_path: Path) -> None:
+    with ParquetBackend(f"parquet://{tmp_path}/a") as backend:
+        backend.write([_gauge(1, 10)])
+    with ParquetBackend(f"parquet://{tmp_path}/b") as other:
+        other.write([_gauge(2, 10, start=5)])
+    (summary,) = (tmp_path / "a").glob("day=*/_series.json")
+    doc = json.loads(summary.read_text())
+    assert doc["series"] == [["test.read.gauge", '{"series":"s001"}']]
+    # a file the summary does not list (copied in by hand): the footers are read instead
+    (stranger,) = _files(tmp_path / "b")
+    shutil.copy(stranger, summary.parent / stranger.name)
+    assert [k.tags["series"] for k in ParquetBackend(f"parquet://{tmp_path}/a").keys()] == [
+        "s001",
+        "s002",
+    ]
+    # a damaged summary is ignored too
+    summary.write_text("{not json")
+    assert len(list(ParquetBackend(f"parquet://{tmp_path}/a").keys())) == 2
+    # the next change rewrites it, and a new process reads keys from it
+    writer = ParquetBackend(f"parquet://{tmp_path}/a")
+    writer.write([_gauge(3, 10)])
+    writer.close()
+    assert len(json.loads(summary.read_text())["series"]) == 3
+    assert _second_process(tmp_path / "a")[1] == "3"
+    # deleting everything removes the partition, summary and all
+    ParquetBackend(f"parquet://{tmp_path}/a").delete_before(MAX_NS)
+    assert not summary.parent.exists()
