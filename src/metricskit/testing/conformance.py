@@ -424,3 +424,88 @@ class BackendConformance:
         got = _all(backend, key)
         np.testing.assert_array_equal(got.timestamps, ts)
         assert got.values.view(np.int64).tolist() == values.view(np.int64).tolist()
+    # -- last(): the newest sample, pushed down by each backend -----------------------
+    # (read-path block: every built-in backend answers last() without reading the whole
+    # history; these pin that its answers are exactly those of read())
+
+    def _assert_last_like_read(self, backend: StorageBackend, key: SeriesKey) -> None:
+        """last() equals read()'s newest sample for ranges cutting every way."""
+        stored = _all(backend, key).timestamps.tolist()
+        bounds = sorted({MIN_NS, MAX_NS, *stored, *(t + 1 for t in stored), T0 - SECOND})
+        for start in bounds:
+            for end in bounds:
+                got = backend.last(key, start, end)
+                window = backend.read(key, start, end)
+                if not len(window):
+                    assert got is None, (start, end, got)
+                    continue
+                assert got is not None, (start, end)
+                assert got[0] == int(window.timestamps[-1]), (start, end)
+                assert np.array_equal([got[1]], window.values[-1:], equal_nan=True)
+
+    def test_last_after_overwrite(self, backend: StorageBackend) -> None:
+        s = _series("test.last.over", {"k": "v"}, [0, 10, 20], [1, 2, 3])
+        self._flushed(backend, s)
+        backend.write([_series("test.last.over", {"k": "v"}, [20], [30])])
+        assert backend.last(s.key, MIN_NS, MAX_NS) == (T0 + 20 * SECOND, 30.0)
+        backend.flush()
+        self._flushed(backend, _series("test.last.over", {"k": "v"}, [20, 10], [300, 200]))
+        assert backend.last(s.key, MIN_NS, MAX_NS) == (T0 + 20 * SECOND, 300.0)
+        assert backend.last(s.key, MIN_NS, T0 + 20 * SECOND) == (T0 + 10 * SECOND, 200.0)
+        self._assert_last_like_read(backend, s.key)
+
+    def test_last_out_of_order_writes(self, backend: StorageBackend) -> None:
+        key = SeriesKey.of("test.last.ooo", {"k": "v"})
+        self._flushed(backend, _series("test.last.ooo", {"k": "v"}, [30, 10], [3, 1]))
+        backend.write([_series("test.last.ooo", {"k": "v"}, [20, 5], [2, 0.5])])
+        assert backend.last(key, MIN_NS, MAX_NS) == (T0 + 30 * SECOND, 3.0)
+        assert backend.last(key, MIN_NS, T0 + 25 * SECOND) == (T0 + 20 * SECOND, 2.0)
+        backend.flush()
+        # an older day written after a newer one
+        self._flushed(backend, _series("test.last.ooo", {"k": "v"}, [-86_400 * 3], [-1]))
+        assert backend.last(key, MIN_NS, T0) == (T0 - 86_400 * 3 * SECOND, -1.0)
+        assert backend.last(key, MIN_NS, MAX_NS) == (T0 + 30 * SECOND, 3.0)
+        self._assert_last_like_read(backend, key)
+
+    def test_last_after_delete_before(self, backend: StorageBackend) -> None:
+        key = SeriesKey.of("test.last.del", {})
+        self._flushed(backend, _series("test.last.del", {}, [0, 10, 20, 30], [0, 1, 2, 3]))
+        backend.delete_before(T0 + 15 * SECOND)
+        backend.flush()
+        assert backend.last(key, MIN_NS, T0 + 15 * SECOND) is None
+        assert backend.last(key, MIN_NS, MAX_NS) == (T0 + 30 * SECOND, 3.0)
+        self._assert_last_like_read(backend, key)
+        backend.delete_before(MAX_NS)
+        backend.flush()
+        assert backend.last(key, MIN_NS, MAX_NS) is None
+
+    def test_last_nan_is_a_sample(self, backend: StorageBackend) -> None:
+        key = SeriesKey.of("test.last.nan", {})
+        self._flushed(backend, _series("test.last.nan", {}, [0, 10], [1, float("nan")]))
+        got = backend.last(key, MIN_NS, MAX_NS)
+        assert got is not None and got[0] == T0 + 10 * SECOND and np.isnan(got[1])
+        backend.write([_series("test.last.nan", {}, [20], [float("nan")])])
+        got = backend.last(key, MIN_NS, MAX_NS)
+        assert got is not None and got[0] == T0 + 20 * SECOND and np.isnan(got[1])
+        assert backend.last(key, MIN_NS, T0 + 10 * SECOND) == (T0, 1.0)
+
+    def test_last_unknown_key_and_empty_range(self, backend: StorageBackend) -> None:
+        s = _series("test.last.empty", {}, [0], [1])
+        self._flushed(backend, s)
+        assert backend.last(SeriesKey.of("test.last.unknown"), MIN_NS, MAX_NS) is None
+        assert backend.last(s.key, T0 + SECOND, T0) is None
+        assert backend.last(s.key, T0, T0) is None
+
+    def test_last_after_reopen(self, open_backend: OpenBackend) -> None:
+        first = open_backend()
+        if not first.capabilities.persistent:
+            pytest.skip(f"{type(first).__name__} is not persistent")
+        key = SeriesKey.of("test.last.reopen", {"host": "a"})
+        first.write([_series("test.last.reopen", {"host": "a"}, [0, 10], [1, 2])])
+        first.flush()
+        first.write([_series("test.last.reopen", {"host": "a"}, [10, 5], [20, 0.5])])
+        first.close()
+        second = open_backend()
+        assert second.last(key, MIN_NS, MAX_NS) == (T0 + 10 * SECOND, 20.0)
+        assert second.last(key, MIN_NS, T0 + 10 * SECOND) == (T0 + 5 * SECOND, 0.5)
+        self._assert_last_like_read(second, key)
