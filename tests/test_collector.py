@@ -122,6 +122,21 @@ def test_a_stall_does_not_cause_a_burst(rec):
     col.close()
 
 
+def test_a_clock_set_backwards_does_not_stall_a_source(rec):
+    clock = ManualClock(1_700_000_000)
+    col = Collector(rec, clock=clock)
+    src = Counting("s")
+    col.add(src, "60s")
+    col.run_pending(wait=True)
+    clock.set(1_700_000_000 - 3600)  # an hour back: waiting for the old due time stalls
+    col.run_pending(wait=True)
+    assert src.calls == 2
+    clock.advance("30s")
+    col.run_pending(wait=True)
+    assert src.calls == 2  # the rhythm restarted from the new now
+    col.close()
+
+
 def test_hanging_source_is_skipped_and_its_late_samples_dropped(rec):
     clock = ManualClock(1_700_000_000)
     col = Collector(rec, clock=clock)

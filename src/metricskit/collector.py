@@ -276,8 +276,8 @@ class Collector:
         now = self.clock.now_ns()
         started: list[tuple[ScheduledSource, Future[list[Sample]]]] = []
         for job in self.sources:
-            if job.next_due_ns is None:
-                job.next_due_ns = now
+            if job.next_due_ns is None or job.next_due_ns - now > job.interval_ns:
+                job.next_due_ns = now  # first pass, or the clock was set backwards
             if now < job.next_due_ns:
                 continue
             following = job.next_due_ns + job.interval_ns
@@ -293,6 +293,14 @@ class Collector:
                 with contextlib.suppress(FutureTimeout):
                     fut.result(timeout=max(0.0, remaining))
         return [job for job, _ in started]
+
+    def next_due_ns(self) -> int | None:
+        """When the next run is due on the clock (now for a source not run yet);
+        ``None`` without sources."""
+        dues = [job.next_due_ns for job in self.sources]
+        if any(d is None for d in dues):
+            return self.clock.now_ns()
+        return min((d for d in dues if d is not None), default=None)
 
     def _submit(self, job: ScheduledSource) -> Future[list[Sample]] | None:
         with job._lock:
@@ -427,12 +435,19 @@ class Collector:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.wait(max(0.0, deadline - time.monotonic()))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s for the runs in flight; True if none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for job in self.sources:
             fut = job._future
             if fut is not None and not fut.done():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 # a failure or timeout here was already counted by _run
                 with contextlib.suppress(Exception):
-                    fut.result(timeout=max(0.0, deadline - time.monotonic()))
+                    fut.result(timeout=left)
+        return not any(job.busy for job in self.sources)
 
     def close(self) -> None:
         """Stop, end the worker threads and close every source."""
