@@ -290,6 +290,19 @@ def test_from_config_groups_intervals_and_errors(store):
             plan_sources(bad)
 
 
+def test_planned_checks_take_the_collectors_clock(store):
+    clock = ManualClock(1_700_000_000)
+    plan = plan_sources(
+        {"enabled_metrics": {"system": [], "business": [], "application": ["all"]}},
+        app_url="http://127.0.0.1:9",
+        database_url="sqlite://",
+        store=store,
+        clock=clock,
+    )
+    checks = [p.source for p in plan if isinstance(p.source, (HttpCheck, DatabaseCheck))]
+    assert len(checks) == 4 and all(c.clock is clock for c in checks)
+
+
 def test_a_closed_recorder_is_counted_and_logged_once_per_run(store, caplog):
     rec = Recorder(store, flush_interval=None)
     rec.close()
