@@ -104,7 +104,9 @@ class MonitoringService:
         if write_logs:
             self._start_log()
         self.recorder = Recorder(self.store, clock=self.clock, host=config.service.host_tag)
-        self.notifier = Notifier.from_config(config.notifications, log_dir=config.log_dir)
+        self.notifier = Notifier.from_config(
+            config.notifications, log_dir=config.log_dir, clock=self.clock
+        )
         self.engine = RuleEngine(config.rules, self.store, notifier=self.notifier, clock=self.clock)
         self.collector: Collector | None = None
         self.reporter = Reporter(
