@@ -189,3 +189,26 @@ def test_explicit_interval_overrides_per_group_intervals(
         svc.start_monitoring(interval)
         assert svc.collector is not None
         assert {job.interval_ns / 1e9 for job in svc.collector.sources} == expected
+
+
+def test_one_scheduler_runs_collection_evaluation_retention_and_status(tmp_path: Path) -> None:
+    """No rule-engine or housekeeping thread of its own: one scheduler, driven by tick."""
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONFIG + "service: {evaluation_interval_seconds: 5}\n")
+    clock = ManualClock()
+    with MonitoringService(config=str(path), clock=clock) as svc:
+        svc.start_monitoring(interval=1)
+        assert svc.scheduler is not None and svc.scheduler.running
+        assert not svc.engine.running
+        tasks = svc.scheduler.tasks
+        assert list(tasks) == ["collect", "evaluate", "retention", "status"]
+        ticked(svc, clock)
+        evaluated = tasks["evaluate"].last_run_ns
+        assert evaluated == clock.now_ns()
+        ticked(svc, clock, "4s")
+        assert tasks["evaluate"].last_run_ns == evaluated  # every 5 s by the clock
+        assert tasks["status"].last_run_ns == clock.now_ns()
+        ticked(svc, clock, "1s")
+        assert tasks["evaluate"].last_run_ns == clock.now_ns()
+        svc.stop_monitoring()
+        assert not svc.scheduler.running
