@@ -122,6 +122,13 @@ class Scheduler:
                 ran.append(task.name)
             return ran
 
+    def due_now(self, name: str) -> None:
+        """Make the task ``name`` due at the next tick and wake the background thread
+        (e.g. the collector's, after a source was added)."""
+        with self._lock:
+            self._tasks[name].next_due_ns = None
+        self._wake.set()
+
     def next_due_ns(self) -> int | None:
         """The earliest time a task is due, or ``None`` without tasks."""
         with self._lock:
@@ -132,18 +139,30 @@ class Scheduler:
 
     # -- the background thread ----------------------------------------------------------
 
-    def start(self, name: str = "metricskit-scheduler") -> None:
-        """Call :meth:`tick` from a daemon thread until :meth:`stop`."""
+    def start(self, name: str = "metricskit-scheduler", *, until_ns: int | None = None) -> None:
+        """Call :meth:`tick` from a daemon thread until :meth:`stop` (or the clock
+        reaches ``until_ns``)."""
         if self.running:
             raise RuntimeError("the scheduler is already running")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        # _loop, not run: a stop() right after start() must not be undone
+        self._thread = threading.Thread(target=self._loop, args=(until_ns,), name=name, daemon=True)
         self._thread.start()
 
-    def _loop(self) -> None:
+    def run(self, until_ns: int | None = None) -> None:
+        """Call :meth:`tick` in this thread until :meth:`stop` or the clock reaches
+        ``until_ns``."""
+        self._stop.clear()
+        self._loop(until_ns)
+
+    def _loop(self, until_ns: int | None) -> None:
         while not self._stop.is_set():
+            if until_ns is not None and self.clock.now_ns() >= until_ns:
+                break
             self.tick()
             due = self.next_due_ns()
+            if until_ns is not None:
+                due = until_ns if due is None else min(due, until_ns)
             delay = _MAX_SLEEP_S if due is None else (due - self.clock.now_ns()) / NS_PER_S
             if self._wake.wait(min(max(delay, 0.0), _MAX_SLEEP_S)):
                 self._wake.clear()
@@ -156,6 +175,11 @@ class Scheduler:
     def running(self) -> bool:
         """True while the background thread runs."""
         return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the background thread (e.g. one started with ``until_ns``)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Stop the background thread and wait for the tick in progress."""

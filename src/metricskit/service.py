@@ -216,9 +216,11 @@ class MonitoringService:
     def _build_scheduler(self, collector: Collector, every: float) -> Scheduler:
         sched = Scheduler(self.clock)
 
-        def collect(_now_ns: int) -> int | None:
+        def collect(now_ns: int) -> int | None:
             collector.run_pending()  # the sources run in their own threads
-            return collector.next_due_ns()
+            due = collector.next_due_ns()
+            # a source added while running is due at once; look for one every second
+            return now_ns + NS_PER_S if due is None else min(due, now_ns + NS_PER_S)
 
         sched.every("collect", every, timed=collect)
         evaluate_every = self.config.service.evaluation_interval_seconds or every
