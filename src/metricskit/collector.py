@@ -184,7 +184,7 @@ class Collector:
         self._jobs: dict[str, ScheduledSource] = {}
         self._lock = threading.Lock()
         self._logged: dict[str, str] = {}
-        # the background loop is the service's scheduler with one task
+        # the background loop: the same clock-driven Scheduler as the service's, one task
         self._scheduler = Scheduler(self.clock)
         self._scheduler.every(_TASK, _IDLE_S, timed=self._collect_due)
 
