@@ -85,7 +85,7 @@ def start_background(workdir: Path, *args: str) -> subprocess.Popen[str]:
 )
 def test_seed_start_lines_then_stop(workdir: Path, args: tuple[str, ...]) -> None:
     proc = start_background(workdir, *args)
-    time.sleep(2)
+    _wait_running(workdir, proc)
     status = run(workdir, "status", "--output", "json")
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
@@ -102,7 +102,7 @@ def test_seed_start_lines_then_stop(workdir: Path, args: tuple[str, ...]) -> Non
 
 def test_ctrl_c_stops_cleanly(workdir: Path) -> None:
     proc = start_background(workdir, "--interval", "1")
-    time.sleep(2.5)
+    _wait_collected(workdir, proc)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -389,6 +389,20 @@ def _wait_running(workdir: Path, proc: subprocess.Popen[str]) -> None:
     while not (workdir / "config" / "monitoring_status.json").exists():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "start never wrote its status file"
+        time.sleep(0.1)
+
+
+def _wait_collected(workdir: Path, proc: subprocess.Popen[str]) -> None:
+    """Until the status file of `metricskit start` shows a finished collection run."""
+    status = workdir / "config" / "monitoring_status.json"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        if status.exists():
+            sources = json.loads(status.read_text())["collector"].values()
+            if any(stats["runs"] for stats in sources):
+                return
+        assert time.monotonic() < deadline, "start never finished a collection"
         time.sleep(0.1)
 
 

@@ -27,6 +27,7 @@ from metricskit.channels.base import parse_retry_after
 from metricskit.errors import ConfigError
 from metricskit.events import AlertEvent
 from metricskit.notify import Notifier, RetryPolicy
+from metricskit.testing import ManualClock
 from tests.services import free_port
 from tests.test_channels_http import SECRET_PATH, Receiver, Reply, make_event, receiver
 
@@ -175,14 +176,37 @@ def test_429_retry_after_is_honoured(
     receiver: Receiver, make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
 ) -> None:
     receiver.script.append(Reply(429, {"Retry-After": "1"}))
-    notifier = make_notifier(SlackChannel(receiver.url()))
+    clock = ManualClock()
+    notifier = make_notifier(SlackChannel(receiver.url()), clock=clock)
     notifier.notify([make_event(channels=("slack",))])
+    receiver.wait_for(1)
+    # the worker waits the full Retry-After on its clock, not FAST's 1 ms: still waiting
+    assert not notifier.flush(0.3)
+    assert len(receiver.requests) == 1
+    clock.advance("1s")
     assert notifier.flush(30)
-    first, second = receiver.requests
-    # A lower bound only: the worker must have slept the full Retry-After, not FAST's 1 ms.
-    assert second.received_at - first.received_at >= 1.0
+    assert len(receiver.requests) == 2
     assert "in 1s (Retry-After)" in caplog_notify.text
     assert notifier.stats()["slack"]["sent"] == 1
+
+
+def test_a_clock_set_backwards_does_not_lengthen_a_retry_wait() -> None:
+    class SetBack:
+        """Reads 1000 s, then an hour earlier, then 10.5 s after that."""
+
+        def __init__(self) -> None:
+            self.reads = [1000.0, 1000.0 - 3600, 1000.0 - 3600 + 10.5]
+
+        def now(self) -> float:
+            assert self.reads, "the wait outlasted its 10 s on the clock"
+            return self.reads.pop(0)
+
+        def now_ns(self) -> int:
+            return round(self.now() * 1e9)
+
+    notifier = Notifier([], clock=SetBack())
+    assert notifier._wait(10) is False  # waited out, not closed
+    notifier.close()
 
 
 def test_slow_receiver_times_out_and_fails(

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from metricskit._time import Clock, SystemClock
 from metricskit.channels import (
     AlertmanagerChannel,
     Channel,
@@ -48,6 +49,7 @@ __all__ = ["ChannelStats", "Notifier", "RetryPolicy", "make_test_event"]
 
 logger = logging.getLogger("metricskit.notify")
 
+_CLOCK_RECHECK_S = 0.1
 _BUILDERS = {
     "slack": SlackChannel.from_config,
     "email": EmailChannel.from_config,
@@ -149,7 +151,7 @@ class _Worker:
                     self.cond.notify_all()
 
     def _deliver(self, batch: list[AlertEvent]) -> None:
-        policy, stop, name = self._notifier.retry, self._notifier._stop, self.channel.name
+        policy, name = self._notifier.retry, self.channel.name
         for attempt in range(1, policy.attempts + 1):
             try:
                 self.channel.send(batch)
@@ -172,7 +174,7 @@ class _Worker:
                 )
                 with self.cond:
                     self.stats.retries += 1
-                if stop.wait(wait):
+                if self._notifier._wait(wait):
                     self._give_up(batch, f"{error} (notifier closed before retrying)")
                     return
             else:
@@ -214,6 +216,7 @@ class Notifier:
     (``log``) instead, so no alert is lost without a word; ``unavailable`` names channels
     the config has but could not build (``{"slack": "why"}``), for the warnings and
     :meth:`test_channels`.
+    Retry delays are measured on ``clock`` (tests pass a ManualClock instead of waiting).
     """
 
     def __init__(
@@ -226,6 +229,7 @@ class Notifier:
         rng: random.Random | None = None,
         fallback: str | None = "log",
         unavailable: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -235,6 +239,7 @@ class Notifier:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self._rng = rng or random.Random()
+        self.clock: Clock = clock or SystemClock()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._unknown: dict[str, int] = {}
@@ -249,6 +254,19 @@ class Notifier:
         """Where events routed to a channel that does not exist go (``None``: dropped)."""
         for worker in self._workers.values():
             worker.thread.start()
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` by the clock before a retry; True if closed meanwhile."""
+        last = self.clock.now()
+        due = last + seconds
+        while (left := due - (now := self.clock.now())) > 0:
+            if now < last:  # a clock set backwards must not lengthen the wait
+                due -= last - now
+            last = now
+            # re-read the clock often: it may jump, or be a test's ManualClock
+            if self._stop.wait(min(left, _CLOCK_RECHECK_S)):
+                return True
+        return False
 
     @property
     def channels(self) -> dict[str, Channel]:

@@ -47,7 +47,7 @@ from metricskit._alerts import (
     render,
     restore_alerts,
 )
-from metricskit._rules_data import MetricData, gc_paused, read_metrics
+from metricskit._rules_data import MetricData, read_metrics
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
 from metricskit._validation import locate_config_error
 from metricskit._yaml import load_yaml
@@ -174,7 +174,7 @@ class RuleEngine:
         """
         t = self.clock.now_ns() if now is None else to_ns(now)
         started = time.perf_counter()
-        with self._lock, gc_paused():
+        with self._lock:
             self._restore()
             self._record(t)
             spans: dict[str, int] = {}
