@@ -121,7 +121,6 @@ class RuleEngine:
         self._next_silence = 1
         self._lock = threading.RLock()
         self._restored = False
-        self._last_eval_ns: int | None = None
         self.last_evaluation_seconds: float | None = None
         """How long the latest :meth:`evaluate` took (for profiling)."""
         self._next_refresh_scan: int | None = None
@@ -188,7 +187,6 @@ class RuleEngine:
             for rs in self._states.values():
                 self._eval_rule(rs, data[rs.rule.metric], t, changes, notes, dirty)
             persist_alerts(self.store, dirty, t, self._refresh_due(t))
-            self._last_eval_ns = t
             self.last_evaluation_seconds = time.perf_counter() - started
         if notes and self.notifier is not None:
             self.notifier.notify(notes)
@@ -479,13 +477,6 @@ class RuleEngine:
             self._next_silence += 1
             self._silences.append(s)
         return s
-
-    def unsilence(self, silence_id: int) -> bool:
-        """Remove a silence; True if it existed."""
-        with self._lock:
-            before = len(self._silences)
-            self._silences = [s for s in self._silences if s.id != silence_id]
-            return len(self._silences) != before
 
     def silences(self) -> list[Silence]:
         """Silences that have not expired."""

@@ -318,11 +318,6 @@ class MetricsServer:
         host = str(self._socket.getsockname()[0])
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
-    def add_route(self, path: str, handler: Route) -> None:
-        """Serve ``handler`` at ``path`` (exact match)."""
-        self.routes[path] = handler
-        self.app.router.routes.append(_Path(path, _endpoint(path, handler), methods=["GET"]))
-
     def start(self) -> MetricsServer:
         """Serve in a daemon thread; returns self once it accepts connections."""
         if self._thread is None:
