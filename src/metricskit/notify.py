@@ -36,7 +36,7 @@ from metricskit.channels import (
     WebhookChannel,
 )
 from metricskit.channels.base import Section, config_error, escape_control
-from metricskit.errors import ConfigError, NotificationError
+from metricskit.errors import ConfigError, InvalidArgumentError, NotificationError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import EMPTY_TAGS
 
@@ -228,10 +228,10 @@ class Notifier:
         unavailable: Mapping[str, str] | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
-            raise ValueError("queue_size and batch_size must be at least 1")
+            raise InvalidArgumentError("queue_size and batch_size must be at least 1")
         self.retry = retry or RetryPolicy()
         if self.retry.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
+            raise InvalidArgumentError("RetryPolicy.attempts must be at least 1")
         self.queue_size = queue_size
         self.batch_size = batch_size
         self._rng = rng or random.Random()
@@ -243,7 +243,7 @@ class Notifier:
         self._workers: dict[str, _Worker] = {}
         for channel in channels:
             if channel.name in self._workers:
-                raise ValueError(f"two channels are named {channel.name!r}")
+                raise InvalidArgumentError(f"two channels are named {channel.name!r}")
             self._workers[channel.name] = _Worker(channel, self)
         self.fallback = fallback if fallback in self._workers else None
         """Where events routed to a channel that does not exist go (``None``: dropped)."""

@@ -51,7 +51,7 @@ from metricskit._rules_data import MetricData, gc_paused, read_metrics
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
 from metricskit._validation import locate_config_error
 from metricskit._yaml import load_yaml
-from metricskit.errors import ConfigError
+from metricskit.errors import ConfigError, InvalidArgumentError, StateError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags
 from metricskit.rules_model import (
@@ -108,7 +108,7 @@ class RuleEngine:
         ruleset = rules if isinstance(rules, RuleSet) else RuleSet(alerts=tuple(rules))
         names = [r.name for r in ruleset.alerts]
         if len(set(names)) != len(names) or "" in names:
-            raise ValueError("alert rules need distinct, non-empty names")
+            raise InvalidArgumentError("alert rules need distinct, non-empty names")
         self.store = store
         self.notifier = notifier
         self.clock: Clock = clock or SystemClock()
@@ -466,12 +466,13 @@ class RuleEngine:
         the silence ends if the alert still fires.
         """
         if (until is None) == (duration is None):
-            raise ValueError("give exactly one of until= or duration=")
+            raise InvalidArgumentError("give exactly one of until= or duration=")
         until_ns = (
             to_ns(until) if until is not None else self.clock.now_ns() + parse_duration(duration)
         )
         if rule is not None and rule not in self._states:
-            raise ValueError(f"unknown rule {rule!r}; known: {', '.join(sorted(self._states))}")
+            known = ", ".join(sorted(self._states))
+            raise InvalidArgumentError(f"unknown rule {rule!r}; known: {known}")
         with self._lock:
             s = Silence(self._next_silence, rule, Tags(tags or {}), until_ns, comment)
             self._next_silence += 1
@@ -498,10 +499,10 @@ class RuleEngine:
         """Evaluate every ``interval`` on a background thread until :meth:`stop`."""
         period = parse_duration(interval) / NS_PER_S
         if period <= 0:
-            raise ValueError("interval must be longer than 0")
+            raise InvalidArgumentError("interval must be longer than 0")
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("the rule engine is already running")
+                raise StateError("the rule engine is already running")
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._run, args=(period,), name="metricskit-rules", daemon=True
