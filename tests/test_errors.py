@@ -87,6 +87,10 @@ CASES: dict[str, tuple[type[Exception], Callable[[Store, Path], object]]] = {
         errors.InvalidArgumentError,
         lambda s, p: MetricsServer(s, port=0, basic_auth=("u", "p"), bearer_token="t"),
     ),
+    "alert rule with an unknown stat": (
+        errors.ConfigError,
+        lambda s, p: rule("a", stat="p999x", window="5m"),
+    ),
     "server max_connections 0": (
         errors.InvalidArgumentError,
         lambda s, p: MetricsServer(s, port=0, max_connections=0),
