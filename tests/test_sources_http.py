@@ -136,12 +136,15 @@ def test_not_an_http_url():
         HttpCheck("ftp://127.0.0.1/")
 
 
-def test_last_result_as_dict(app):
+def test_last_result_to_dict(app):
     check = HttpCheck(app + "/api/health", expect_json=True)
     check.collect()
-    d = check.last_result.as_dict()
+    d = check.last_result.to_dict()
     assert d["ok"] is True and d["status_code"] == 200 and d["elapsed_ms"] > 0
     assert d["checked_at"] == pytest.approx(time.time(), abs=60)
+    # the old spelling still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="to_dict"):
+        assert check.last_result.as_dict() == d
 
 
 def test_redirects_are_followed(app):

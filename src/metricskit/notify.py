@@ -87,7 +87,7 @@ class ChannelStats:
     dropped: int = 0
     retries: int = 0
 
-    def as_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
         return {
             "sent": self.sent,
@@ -391,7 +391,7 @@ class Notifier:
         for name, worker in self._workers.items():
             with worker.cond:
                 out[name] = {
-                    **worker.stats.as_dict(),
+                    **worker.stats.to_dict(),
                     "queued": len(worker.queue),
                     "in_flight": worker.in_flight,
                 }

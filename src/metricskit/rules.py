@@ -72,8 +72,8 @@ class ComputedSeries(Protocol):
     """Series the engine writes at every evaluation before the alert rules, as a
     recording rule does (e.g. :class:`metricskit.performance_rules.PerformanceFigures`)."""
 
-    def series_at(self, store: Store, t: int) -> list[Series]:
-        """The samples to write for an evaluation at ``t`` (ns)."""
+    def series_at(self, store: Store, now_ns: int) -> list[Series]:
+        """The samples to write for an evaluation at ``now_ns``."""
         ...
 
 
