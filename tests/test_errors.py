@@ -6,6 +6,7 @@ application catching ``MetricsKitError`` missed; ``except ValueError`` must keep
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -145,3 +146,13 @@ def _subclasses(cls: type) -> set[type]:
     for sub in list(found):
         found |= _subclasses(sub)
     return found
+
+
+def test_conventions_page_python_blocks_run() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "conventions.md").read_text(
+        encoding="utf-8"
+    )
+    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    assert blocks
+    for number, block in enumerate(blocks, 1):
+        exec(compile(block, f"docs/conventions.md python block {number}", "exec"), {})

@@ -182,6 +182,24 @@ def test_no_import_cycle_between_top_level_modules_and_subpackages() -> None:
     assert cycles == [], _explain(edges, cycles)
 
 
+def test_no_module_imports_a_private_name_from_another() -> None:
+    found = []
+    for path in _modules().values():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and _in_root(node.module):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                # a private *module* (``from metricskit import _cli_render``) is fine
+                private = [n for n in private if f"{node.module}.{n}" not in _modules()]
+                if private:
+                    found.append(f"{path.relative_to(SRC)}:{node.lineno}: {', '.join(private)}")
+    assert found == [], "\n".join(found)
+
+
+def _in_root(module: str | None) -> bool:
+    return module is not None and module.split(".")[0] == ROOT
+
+
 @pytest.mark.parametrize("package", _subpackages())
 def test_no_import_cycle_inside_a_subpackage(package: str) -> None:
     inside = {m: m for m in _modules() if m.startswith(package + ".")}
