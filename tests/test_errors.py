@@ -139,6 +139,9 @@ def test_every_error_class_lives_in_errors_py() -> None:
         "AlreadyRunningError",  # private to metricskit._pidlock (the CLI's pid file)
         "UnverifiedPidError",
     }
+    from metricskit._pidlock import AlreadyRunningError
+
+    assert issubclass(AlreadyRunningError, errors.StateError)
 
 
 def _subclasses(cls: type) -> set[type]:

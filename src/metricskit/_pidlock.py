@@ -22,14 +22,14 @@ from pathlib import Path
 
 import psutil
 
-from metricskit.errors import InvalidArgumentError, MetricsKitError
+from metricskit.errors import InvalidArgumentError, MetricsKitError, StateError
 
 __all__ = ["AlreadyRunningError", "PidLock", "UnverifiedPidError", "holder", "terminate"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-class AlreadyRunningError(MetricsKitError, RuntimeError):
+class AlreadyRunningError(StateError):
     """Another live ``metricskit start`` holds the pid file's lock."""
 
     def __init__(self, pid: int | None, path: Path) -> None:
