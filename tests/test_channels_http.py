@@ -283,7 +283,7 @@ def test_labels_rename_colliding_tags() -> None:
 
 
 def test_alertmanager_channel_posts_v2_alerts(receiver: Receiver) -> None:
-    am = AlertmanagerChannel(receiver.url("/am/"), resolve_timeout_s=600)
+    am = AlertmanagerChannel(receiver.url("/am/"), resolve_timeout_seconds=600)
     am.send([make_event(), make_event(state=AlertState.RESOLVED, tags={"host": "web2"})])
     (req,) = receiver.wait_for(1)
     assert req.path == "/am/api/v2/alerts"

@@ -136,13 +136,16 @@ def test_not_an_http_url():
         HttpCheck("ftp://127.0.0.1/")
 
 
-def test_last_result_as_dict(app):
+def test_last_result_to_dict(app):
     clock = ManualClock(1_700_000_000)
     check = HttpCheck(app + "/api/health", expect_json=True, clock=clock)
     check.collect()
-    d = check.last_result.as_dict()
+    d = check.last_result.to_dict()
     assert d["ok"] is True and d["status_code"] == 200 and d["elapsed_ms"] > 0
     assert d["checked_at"] == 1_700_000_000  # stamped by the check's clock
+    # the old spelling still works, with a DeprecationWarning
+    with pytest.warns(DeprecationWarning, match="to_dict"):
+        assert check.last_result.as_dict() == d
 
 
 def test_default_checks_take_the_clock(app):

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import psutil
 
-from metricskit.errors import MetricsKitError
+from metricskit.errors import InvalidArgumentError, MetricsKitError, StateError
 
 __all__ = ["AlreadyRunningError", "PidLock", "UnverifiedPidError", "holder", "terminate"]
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-class AlreadyRunningError(MetricsKitError, RuntimeError):
+class AlreadyRunningError(StateError):
     """Another live ``metricskit start`` holds the pid file's lock."""
 
     def __init__(self, pid: int | None, path: Path) -> None:
@@ -138,7 +138,7 @@ def terminate(pid: int, started: float, timeout: float) -> bool:
     """Send SIGTERM to ``pid`` if it is still the process that started at ``started``,
     and wait up to ``timeout`` seconds; True once it exited (or was already gone)."""
     if pid <= 1:
-        raise ValueError(f"refusing to signal pid {pid}")
+        raise InvalidArgumentError(f"refusing to signal pid {pid}")
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:

@@ -7,8 +7,8 @@ float64) and does no I/O. Two ways to cut a series into windows:
   (or to ``origin_ns``), labelled by their start, as ``pandas.DataFrame.resample`` does;
 - :func:`~metricskit.promql.sliding_windows`: one window ``(t - window, t]`` per evaluation
   time ``t`` on a ``step`` grid, as a Prometheus 3 / VictoriaMetrics range query evaluates
-  ``f(x[window])``. The PromQL range functions live in :mod:`metricskit.promql`; their
-  names still import from here.
+  ``f(x[window])``. The PromQL range functions live in :mod:`metricskit.promql`, which
+  builds on this module (never the other way round).
 
 Rules shared by every statistic:
 
@@ -25,12 +25,20 @@ Rules shared by every statistic:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
+from metricskit._windows import (
+    F64,
+    IDX,
+    Windows,
+    contiguous,
+    positive_ns,
+    reduce_segments,
+    series_columns,
+)
 from metricskit.errors import QueryError
 
 __all__ = [
@@ -42,11 +50,6 @@ __all__ = [
     "window_stats",
 ]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-IDX = npt.NDArray[np.intp]
-_T = TypeVar("_T", bound=np.generic)
-
 WINDOW_STATS = ("count", "sum", "mean", "min", "max", "stddev", "first", "last")
 """Statistics :func:`window_stats` computes (percentiles come from :func:`window_quantiles`)."""
 # Windows up to this many samples are sorted together as rows of a padded 2-D array; longer
@@ -54,65 +57,6 @@ WINDOW_STATS = ("count", "sum", "mean", "min", "max", "stddev", "first", "last")
 # samples long (measured: 7,000-sample windows, 3 quantiles: 21 us per partition vs 55 us
 # per sort).
 _SMALL_WINDOW = 256
-
-
-@dataclass(frozen=True)
-class Windows:
-    """A series cut into windows: window ``i`` is ``values[starts[i]:ends[i]]``.
-
-    ``times`` labels each window (its start for tumbling windows, its evaluation time for
-    sliding ones). Sliding windows may overlap, so ``starts``/``ends`` need not tile the
-    arrays. ``values`` may still hold NaN unless ``nan_free``: :meth:`without_nan` drops
-    them, and every statistic calls it (sums find out for free whether it is needed).
-    """
-
-    times: I64
-    starts: IDX
-    ends: IDX
-    timestamps: I64
-    values: F64
-    nan_free: bool = False
-
-    @property
-    def counts(self) -> IDX:
-        """The number of samples in each window (NaN included until :meth:`without_nan`)."""
-        counts: IDX = self.ends - self.starts
-        return counts
-
-    def __len__(self) -> int:
-        return int(self.times.shape[0])
-
-    def without_nan(self) -> Windows:
-        """The same windows over the series without its NaN samples."""
-        if self.nan_free:
-            return self
-        keep = ~np.isnan(self.values)
-        if keep.all():
-            return replace(self, nan_free=True)
-        kept_before = np.zeros(keep.shape[0] + 1, dtype=np.intp)
-        np.cumsum(keep, out=kept_before[1:])
-        return Windows(
-            self.times,
-            kept_before[self.starts],
-            kept_before[self.ends],
-            self.timestamps[keep],
-            self.values[keep],
-            nan_free=True,
-        )
-
-
-def _columns(timestamps: npt.ArrayLike, values: npt.ArrayLike) -> tuple[I64, F64]:
-    ts = np.asarray(timestamps, dtype=np.int64)
-    vals = np.asarray(values, dtype=np.float64)
-    if ts.shape != vals.shape or ts.ndim != 1:
-        raise QueryError(f"timestamps {ts.shape} and values {vals.shape} must be 1-d, one length")
-    return ts, vals
-
-
-def _positive(ns: int, what: str) -> int:
-    if ns <= 0:
-        raise QueryError(f"{what} must be positive, got {ns} ns")
-    return int(ns)
 
 
 def tumbling_windows(
@@ -130,8 +74,8 @@ def tumbling_windows(
     ``start_ns`` (default: the first sample) to the one holding ``end_ns - 1`` (default: the
     last sample), empty ones included, as ``resample`` does.
     """
-    step = _positive(step_ns, "step")
-    ts, vals = _columns(timestamps, values)
+    step = positive_ns(step_ns, "step")
+    ts, vals = series_columns(timestamps, values)
     lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns, "left"))
     hi = ts.shape[0] if end_ns is None else int(np.searchsorted(ts, end_ns, "left"))
     ts, vals = ts[lo:hi], vals[lo:hi]
@@ -151,39 +95,6 @@ def tumbling_windows(
     bounds[1:-1] = np.searchsorted(ts, times[1:], "left")
     bounds[-1] = ts.shape[0]
     return Windows(times, bounds[:-1], bounds[1:], ts, vals)
-
-
-def _contiguous(values: npt.NDArray[_T], starts: IDX, ends: IDX) -> tuple[npt.NDArray[_T], IDX]:
-    """Lay the windows' samples end to end: returns ``(flat, offsets)``.
-
-    Tumbling windows already tile the array, so that is a view; overlapping or gapped
-    windows are gathered (a copy whose size is the sum of the window lengths).
-    """
-    counts = ends - starts
-    offsets = np.zeros(counts.shape[0] + 1, dtype=np.intp)
-    np.cumsum(counts, out=offsets[1:])
-    if counts.shape[0] == 0:
-        return values[:0], offsets
-    if np.array_equal(starts[1:], ends[:-1]):
-        base = int(starts[0])
-        return values[base : int(ends[-1])], offsets
-    total = int(offsets[-1])
-    # index of each gathered sample = its window's start + its position in the window
-    idx = np.arange(total, dtype=np.intp) + np.repeat(starts - offsets[:-1], counts)
-    return values[idx], offsets
-
-
-def _reduce(ufunc: np.ufunc, flat: F64, offsets: IDX) -> F64:
-    """``ufunc.reduceat`` over each segment ``flat[offsets[i]:offsets[i+1]]``; NaN if empty."""
-    counts = np.diff(offsets)
-    out = np.full(counts.shape[0], np.nan)
-    nonempty = counts > 0
-    if nonempty.any():
-        # Empty segments take no room, so reducing from each non-empty start to the next
-        # one covers exactly that segment.
-        with np.errstate(invalid="ignore"):  # +Inf + -Inf is NaN, as in Prometheus
-            out[nonempty] = ufunc.reduceat(flat, offsets[:-1][nonempty])
-    return out
 
 
 def _lerp(a: F64, b: F64, g: F64) -> F64:
@@ -298,7 +209,7 @@ def _large_order_stats(
 def window_quantiles(windows: Windows, qs: Sequence[float] | npt.ArrayLike) -> F64:
     """Exact quantiles ``qs`` (0..1) of each window: shape ``(len(windows), len(qs))``."""
     clean = windows.without_nan()
-    flat, offsets = _contiguous(clean.values, clean.starts, clean.ends)
+    flat, offsets = contiguous(clean.values, clean.starts, clean.ends)
     return segment_quantiles(flat, offsets, qs)
 
 
@@ -315,14 +226,14 @@ def window_stats(windows: Windows, stats: Sequence[str], *, ddof: int = 1) -> di
     if not windows.nan_free and {"sum", "mean", "stddev"} & set(stats):
         # A NaN makes its window's sum NaN, so the sums tell whether dropping NaN (one more
         # pass over the samples) is needed at all.
-        flat, offsets = _contiguous(windows.values, windows.starts, windows.ends)
-        sums = _reduce(np.add, flat, offsets)
+        flat, offsets = contiguous(windows.values, windows.starts, windows.ends)
+        sums = reduce_segments(np.add, flat, offsets)
         if np.isnan(sums[np.diff(offsets) > 0]).any():
             sums = None
         else:
             windows = replace(windows, nan_free=True)
     windows = windows.without_nan()
-    flat, offsets = _contiguous(windows.values, windows.starts, windows.ends)
+    flat, offsets = contiguous(windows.values, windows.starts, windows.ends)
     counts = np.diff(offsets)
     nonempty = counts > 0
     out: dict[str, F64] = {}
@@ -331,14 +242,14 @@ def window_stats(windows: Windows, stats: Sequence[str], *, ddof: int = 1) -> di
             out[stat] = counts.astype(np.float64)
         elif stat in ("sum", "mean", "stddev"):
             if sums is None:
-                sums = _reduce(np.add, flat, offsets)
+                sums = reduce_segments(np.add, flat, offsets)
             if stat == "sum":
                 out[stat] = sums
             else:
                 mean = sums / np.where(nonempty, counts, 1)
                 out[stat] = mean if stat == "mean" else _stddev(flat, offsets, mean, ddof)
         elif stat in ("min", "max"):
-            out[stat] = _reduce(np.minimum if stat == "min" else np.maximum, flat, offsets)
+            out[stat] = reduce_segments(np.minimum if stat == "min" else np.maximum, flat, offsets)
         else:
             at = offsets[:-1] if stat == "first" else offsets[1:] - 1
             col = np.full(counts.shape[0], np.nan)
@@ -352,7 +263,7 @@ def _stddev(flat: F64, offsets: IDX, mean: F64, ddof: int) -> F64:
     counts = np.diff(offsets)
     with np.errstate(invalid="ignore"):  # an infinite sample: NaN, as in Prometheus
         dev = flat - np.repeat(mean, counts)
-        squares = _reduce(np.add, dev * dev, offsets)
+        squares = reduce_segments(np.add, dev * dev, offsets)
     dof = counts - ddof
     with np.errstate(invalid="ignore", divide="ignore"):
         std: F64 = np.sqrt(squares / np.where(dof > 0, dof, 1))

@@ -53,8 +53,6 @@ _PERCENTILE = re.compile(r"p(100|\d{1,2}(?:\.\d+)?)")
 _ALIASES = {"avg": "mean", "std": "stddev", "median": "p50"}
 Duration = str | float | int
 
-TS_DTYPE = "datetime64[ns, UTC]"
-
 
 def parse_stat(name: str) -> tuple[str, float | None]:
     """``"p99.9"`` -> ``("quantile", 0.999)``; ``"mean"`` -> ``("mean", None)``.

@@ -250,10 +250,10 @@ class Derivation:
             end=np.datetime64(end, "ns"),
             tags=dict(self.tags) or None,
         )
-        return self.reduce(found, window_s=(now_ns - start) / NS_PER_S)
+        return self.reduce(found, window_seconds=(now_ns - start) / NS_PER_S)
 
-    def reduce(self, found: Iterable[Series], window_s: float) -> dict[Tags, float]:
-        """Apply the function to already-read series (``window_s`` is for ``rate``)."""
+    def reduce(self, found: Iterable[Series], window_seconds: float) -> dict[Tags, float]:
+        """Apply the function to already-read series (``window_seconds`` is for ``rate``)."""
         groups: dict[Tags, list[FloatArray]] = {}
         for s in found:
             groups.setdefault(self._group(s.tags), []).append(s.values)
@@ -261,12 +261,12 @@ class Derivation:
             groups[EMPTY_TAGS] = []
         out: dict[Tags, float] = {}
         for key, arrays in groups.items():
-            value = self._apply(arrays, window_s)
+            value = self._apply(arrays, window_seconds)
             if value is not None:
                 out[key] = value * self.scale
         return out
 
-    def _apply(self, arrays: Sequence[FloatArray], window_s: float) -> float | None:
+    def _apply(self, arrays: Sequence[FloatArray], window_seconds: float) -> float | None:
         per_series = _PER_SERIES.get(self.function)
         if per_series is not None:
             parts = [p for p in (per_series(a) for a in arrays) if p is not None]
@@ -276,9 +276,9 @@ class Derivation:
         pooled = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.float64)
         value = _POOLED[self.function](pooled)
         if value is not None and self.function == "rate":
-            if window_s <= 0:  # "today" evaluated exactly at midnight
+            if window_seconds <= 0:  # "today" evaluated exactly at midnight
                 return None
-            value /= window_s
+            value /= window_seconds
         return value
 
     def _group(self, tags: Tags) -> Tags:

@@ -8,6 +8,9 @@ Each error also subclasses the builtin that existing ``except`` clauses expect, 
      ├── InvalidDurationError    (ValueError)    "5x" where a duration like "5m" was expected
      ├── ConfigError             (ValueError)    a config or rule file, with its path and line
      ├── QueryError              (ValueError)    a query that cannot be answered as asked
+     ├── InvalidArgumentError    (ValueError)    an argument out of range or clashing with another
+     ├── StateError              (RuntimeError)  a call the object's state forbids (already running)
+     ├── ServerBindError         (OSError)       the HTTP server cannot listen on its address
      ├── BackendError                            anything a storage backend could not do
      │    ├── BackendNotFoundError   (LookupError)     unknown URL scheme; lists the known ones
      │    ├── BackendImportError     (ImportError)     the backend's optional dependency is missing
@@ -15,6 +18,7 @@ Each error also subclasses the builtin that existing ``except`` clauses expect, 
      │    ├── CorruptDataError                         a stored file cannot be read; names the file
      │    └── StorageFullError       (OSError)         the disk or quota is full
      └── NotificationError                       a channel could not deliver
+          └── DeliveryError                        one delivery failed; says if a retry can help
 
 Backends translate their drivers' exceptions (SQLAlchemy, pyarrow, ``OSError``) into
 :class:`BackendError` subclasses at their boundary, with ``raise ... from exc``.
@@ -31,11 +35,15 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "CorruptDataError",
+    "DeliveryError",
+    "InvalidArgumentError",
     "InvalidDurationError",
     "InvalidMetricError",
     "MetricsKitError",
     "NotificationError",
     "QueryError",
+    "ServerBindError",
+    "StateError",
     "StorageFullError",
     "backend_error_from_oserror",
 ]
@@ -55,6 +63,18 @@ class InvalidDurationError(MetricsKitError, ValueError):
 
 class QueryError(MetricsKitError, ValueError):
     """A query is malformed (unknown statistic, bad range, ...)."""
+
+
+class InvalidArgumentError(MetricsKitError, ValueError):
+    """An argument is out of range (``interval=0``) or conflicts with another one."""
+
+
+class StateError(MetricsKitError, RuntimeError):
+    """The call is not allowed in the object's current state (e.g. it is already running)."""
+
+
+class ServerBindError(MetricsKitError, OSError):
+    """The server could not listen on its address (port taken, no such address, ...)."""
 
 
 class ConfigError(MetricsKitError, ValueError):
@@ -100,6 +120,21 @@ class StorageFullError(BackendError, OSError):
 
 class NotificationError(MetricsKitError):
     """A notification channel could not deliver a message."""
+
+
+class DeliveryError(NotificationError):
+    """One delivery failed; says whether retrying can help and how long the receiver asked to wait.
+
+    ``retryable`` is False for answers that will not change on retry (a 400, a refused
+    login). ``retry_after`` is the receiver's ``Retry-After`` in seconds, when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})

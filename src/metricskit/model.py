@@ -200,10 +200,6 @@ class Tags(Mapping[str, str]):
         """The (key, value) pairs sorted by key."""
         return self._items
 
-    def with_items(self, **extra: str) -> Tags:
-        """Return a copy with ``extra`` tags added or replaced."""
-        return Tags({**dict(self._items), **extra})
-
 
 EMPTY_TAGS = Tags._trusted(())
 

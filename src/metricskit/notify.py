@@ -37,7 +37,7 @@ from metricskit.channels import (
     WebhookChannel,
 )
 from metricskit.channels.base import Section, config_error, escape_control
-from metricskit.errors import ConfigError, NotificationError
+from metricskit.errors import ConfigError, InvalidArgumentError, NotificationError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import EMPTY_TAGS
 
@@ -89,7 +89,7 @@ class ChannelStats:
     dropped: int = 0
     retries: int = 0
 
-    def as_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int]:
         """The counters as a plain dict."""
         return {
             "sent": self.sent,
@@ -232,10 +232,10 @@ class Notifier:
         clock: Clock | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
-            raise ValueError("queue_size and batch_size must be at least 1")
+            raise InvalidArgumentError("queue_size and batch_size must be at least 1")
         self.retry = retry or RetryPolicy()
         if self.retry.attempts < 1:
-            raise ValueError("RetryPolicy.attempts must be at least 1")
+            raise InvalidArgumentError("RetryPolicy.attempts must be at least 1")
         self.queue_size = queue_size
         self.batch_size = batch_size
         self._rng = rng or random.Random()
@@ -248,7 +248,7 @@ class Notifier:
         self._workers: dict[str, _Worker] = {}
         for channel in channels:
             if channel.name in self._workers:
-                raise ValueError(f"two channels are named {channel.name!r}")
+                raise InvalidArgumentError(f"two channels are named {channel.name!r}")
             self._workers[channel.name] = _Worker(channel, self)
         self.fallback = fallback if fallback in self._workers else None
         """Where events routed to a channel that does not exist go (``None``: dropped)."""
@@ -409,7 +409,7 @@ class Notifier:
         for name, worker in self._workers.items():
             with worker.cond:
                 out[name] = {
-                    **worker.stats.as_dict(),
+                    **worker.stats.to_dict(),
                     "queued": len(worker.queue),
                     "in_flight": worker.in_flight,
                 }

@@ -106,9 +106,9 @@ class PerformanceFigures:
     thresholds: PerformanceThresholds = field(default_factory=PerformanceThresholds)
     _written: set[SeriesKey] = field(default_factory=set, repr=False)
 
-    def series_at(self, store: Store, t: int) -> list[Series]:
-        """The figures over ``(t - window, t]`` as one-sample series at ``t``."""
-        start, end = t - self.window_ns + 1, t + 1
+    def series_at(self, store: Store, now_ns: int) -> list[Series]:
+        """The figures over ``(now_ns - window, now_ns]`` as one-sample series at ``now_ns``."""
+        start, end = now_ns - self.window_ns + 1, now_ns + 1
         found = store.query(REQUEST_METRIC, np.datetime64(start, "ns"), np.datetime64(end, "ns"))
         summary = summarize_series(found, start, end, self.thresholds)
         values: dict[SeriesKey, float] = {}
@@ -131,5 +131,5 @@ class PerformanceFigures:
         for key in self._written - values.keys():
             values[key] = float("nan")
         self._written = {k for k, v in values.items() if v == v}
-        ts = np.array([t], dtype=np.int64)
+        ts = np.array([now_ns], dtype=np.int64)
         return [Series(k, ts, np.array([v], dtype=np.float64)) for k, v in values.items()]

@@ -1,6 +1,6 @@
 """PromQL range functions: ``f(x[window])`` evaluated on a grid of times.
 
-Split out of :mod:`metricskit.aggregate` (whose names still import from there):
+Built on the window kernels of :mod:`metricskit.aggregate` (which never imports this module):
 
 - :func:`sliding_windows`: one window ``(t - window, t]`` per evaluation time ``t`` on a
   ``step`` grid, as a Prometheus 3 / VictoriaMetrics range query evaluates ``f(x[window])``;
@@ -27,18 +27,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from metricskit.aggregate import (
+from metricskit._windows import (
     F64,
     I64,
     IDX,
     Windows,
-    _columns,
-    _contiguous,
-    _positive,
-    _reduce,
-    window_quantiles,
-    window_stats,
+    contiguous,
+    positive_ns,
+    reduce_segments,
+    series_columns,
 )
+from metricskit.aggregate import window_quantiles, window_stats
 from metricskit.errors import QueryError
 
 __all__ = [
@@ -66,7 +65,7 @@ _NS_PER_S = 1e9
 
 def eval_times(start_ns: int, end_ns: int, step_ns: int) -> I64:
     """Evaluation times ``start, start + step, ...`` up to and including ``end`` (PromQL)."""
-    step = _positive(step_ns, "step")
+    step = positive_ns(step_ns, "step")
     if end_ns < start_ns:
         return np.empty(0, dtype=np.int64)
     times: I64 = start_ns + np.arange((end_ns - start_ns) // step + 1, dtype=np.int64) * step
@@ -82,7 +81,7 @@ def default_range(timestamps: npt.ArrayLike, step_ns: int) -> tuple[int, int] | 
     ts = np.asarray(timestamps, dtype=np.int64)
     if ts.size == 0:
         return None
-    step = _positive(step_ns, "step")
+    step = positive_ns(step_ns, "step")
     return -(-int(ts[0]) // step) * step, -(-int(ts[-1]) // step) * step
 
 
@@ -93,8 +92,8 @@ def sliding_windows(
     times: npt.ArrayLike,
 ) -> Windows:
     """One window ``(t - window, t]`` per evaluation time ``t`` (Prometheus 3 selection)."""
-    window = _positive(window_ns, "window")
-    ts, vals = _columns(timestamps, values)
+    window = positive_ns(window_ns, "window")
+    ts, vals = series_columns(timestamps, values)
     at = np.asarray(times, dtype=np.int64)
     starts = np.searchsorted(ts, at - window, "right").astype(np.intp)
     ends = np.searchsorted(ts, at, "right").astype(np.intp)
@@ -111,8 +110,8 @@ def window_counts(
     :data:`RANGE_FUNCTIONS`. The result itself may still be NaN (the mean of +Inf and
     -Inf): a NaN *value*, which Prometheus returns as a sample.
     """
-    window = _positive(window_ns, "window")
-    ts, vals = _columns(timestamps, values)
+    window = positive_ns(window_ns, "window")
+    ts, vals = series_columns(timestamps, values)
     nan = np.isnan(vals)
     if nan.any():
         ts = ts[~nan]
@@ -134,9 +133,9 @@ def sliding_windows_many(
     (differences between them are all any statistic uses). A span too wide for the shifted
     times to fit in int64 raises QueryError.
     """
-    window = _positive(window_ns, "window")
+    window = positive_ns(window_ns, "window")
     at = np.asarray(times, dtype=np.int64)
-    cols = [_columns(ts, vals) for ts, vals in columns]
+    cols = [series_columns(ts, vals) for ts, vals in columns]
     nonempty = [ts for ts, _ in cols if ts.size]
     if at.size == 0 or not nonempty:
         empty = np.zeros(len(cols) * at.size, dtype=np.intp)
@@ -299,8 +298,8 @@ def deriv(windows: Windows) -> F64:
     infinite, as in Prometheus).
     """
     windows = windows.without_nan()
-    flat_v, offsets = _contiguous(windows.values, windows.starts, windows.ends)
-    flat_t, _ = _contiguous(windows.timestamps, windows.starts, windows.ends)
+    flat_v, offsets = contiguous(windows.values, windows.starts, windows.ends)
+    flat_t, _ = contiguous(windows.timestamps, windows.starts, windows.ends)
     counts = np.diff(offsets)
     out = np.full(counts.shape[0], np.nan)
     ok = counts >= 2
@@ -310,16 +309,16 @@ def deriv(windows: Windows) -> F64:
     t0 = np.repeat(flat_t[offsets[:-1][counts > 0]], counts[counts > 0])
     x = (flat_t - t0) / _NS_PER_S
     safe = np.where(counts > 0, counts, 1)
-    mx = np.repeat(_reduce(np.add, x, offsets) / safe, counts)
-    my = np.repeat(_reduce(np.add, flat_v, offsets) / safe, counts)
+    mx = np.repeat(reduce_segments(np.add, x, offsets) / safe, counts)
+    my = np.repeat(reduce_segments(np.add, flat_v, offsets) / safe, counts)
     dx = x - mx
     with np.errstate(divide="ignore", invalid="ignore"):  # infinite values: NaN
-        cov = _reduce(np.add, dx * (flat_v - my), offsets)
-        var = _reduce(np.add, dx * dx, offsets)
+        cov = reduce_segments(np.add, dx * (flat_v - my), offsets)
+        var = reduce_segments(np.add, dx * dx, offsets)
         slope = cov / var
-    lowest = _reduce(np.minimum, flat_v, offsets)
+    lowest = reduce_segments(np.minimum, flat_v, offsets)
     # all values equal: slope 0, but NaN for a constant +-Inf (Prometheus' linearRegression)
-    constant = (lowest == _reduce(np.maximum, flat_v, offsets)) & np.isfinite(lowest)
+    constant = (lowest == reduce_segments(np.maximum, flat_v, offsets)) & np.isfinite(lowest)
     slope[constant] = 0.0
     out[ok] = slope[ok]
     return out
@@ -342,9 +341,9 @@ def range_function_many(
     """:func:`range_function` for many series: shape ``(len(columns), len(times))``."""
     if fn not in RANGE_FUNCTIONS:
         raise QueryError(f"unknown range function {fn!r}; known: {', '.join(RANGE_FUNCTIONS)}")
-    window = _positive(window_ns, "window")
+    window = positive_ns(window_ns, "window")
     at = np.asarray(times, dtype=np.int64)
-    cols = [_columns(ts, vals) for ts, vals in columns]
+    cols = [series_columns(ts, vals) for ts, vals in columns]
     out = np.full((len(cols), at.shape[0]), np.nan)
     if not cols or at.size == 0:
         return out

@@ -190,9 +190,9 @@ class Reporter:
             if result is None:
                 continue
             if "check" in tags:
-                results[("http", tags["check"])] = result.as_dict()
+                results[("http", tags["check"])] = result.to_dict()
             elif "database" in tags:
-                results[("database", tags["database"])] = result.as_dict()
+                results[("database", tags["database"])] = result.to_dict()
         return results
 
     def components(self, now_ns: int | None = None) -> list[dict[str, Any]]:

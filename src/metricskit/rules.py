@@ -51,7 +51,7 @@ from metricskit._rules_data import MetricData, read_metrics
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
 from metricskit._validation import locate_config_error
 from metricskit._yaml import load_yaml
-from metricskit.errors import ConfigError
+from metricskit.errors import ConfigError, InvalidArgumentError, StateError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags
 from metricskit.rules_model import (
@@ -72,8 +72,8 @@ class ComputedSeries(Protocol):
     """Series the engine writes at every evaluation before the alert rules, as a
     recording rule does (e.g. :class:`metricskit.performance_rules.PerformanceFigures`)."""
 
-    def series_at(self, store: Store, t: int) -> list[Series]:
-        """The samples to write for an evaluation at ``t`` (ns)."""
+    def series_at(self, store: Store, now_ns: int) -> list[Series]:
+        """The samples to write for an evaluation at ``now_ns``."""
         ...
 
 
@@ -108,7 +108,7 @@ class RuleEngine:
         ruleset = rules if isinstance(rules, RuleSet) else RuleSet(alerts=tuple(rules))
         names = [r.name for r in ruleset.alerts]
         if len(set(names)) != len(names) or "" in names:
-            raise ValueError("alert rules need distinct, non-empty names")
+            raise InvalidArgumentError("alert rules need distinct, non-empty names")
         self.store = store
         self.notifier = notifier
         self.clock: Clock = clock or SystemClock()
@@ -121,7 +121,6 @@ class RuleEngine:
         self._next_silence = 1
         self._lock = threading.RLock()
         self._restored = False
-        self._last_eval_ns: int | None = None
         self.last_evaluation_seconds: float | None = None
         """How long the latest :meth:`evaluate` took (for profiling)."""
         self._next_refresh_scan: int | None = None
@@ -188,7 +187,6 @@ class RuleEngine:
             for rs in self._states.values():
                 self._eval_rule(rs, data[rs.rule.metric], t, changes, notes, dirty)
             persist_alerts(self.store, dirty, t, self._refresh_due(t))
-            self._last_eval_ns = t
             self.last_evaluation_seconds = time.perf_counter() - started
         if notes and self.notifier is not None:
             self.notifier.notify(notes)
@@ -468,24 +466,18 @@ class RuleEngine:
         the silence ends if the alert still fires.
         """
         if (until is None) == (duration is None):
-            raise ValueError("give exactly one of until= or duration=")
+            raise InvalidArgumentError("give exactly one of until= or duration=")
         until_ns = (
             to_ns(until) if until is not None else self.clock.now_ns() + parse_duration(duration)
         )
         if rule is not None and rule not in self._states:
-            raise ValueError(f"unknown rule {rule!r}; known: {', '.join(sorted(self._states))}")
+            known = ", ".join(sorted(self._states))
+            raise InvalidArgumentError(f"unknown rule {rule!r}; known: {known}")
         with self._lock:
             s = Silence(self._next_silence, rule, Tags(tags or {}), until_ns, comment)
             self._next_silence += 1
             self._silences.append(s)
         return s
-
-    def unsilence(self, silence_id: int) -> bool:
-        """Remove a silence; True if it existed."""
-        with self._lock:
-            before = len(self._silences)
-            self._silences = [s for s in self._silences if s.id != silence_id]
-            return len(self._silences) != before
 
     def silences(self) -> list[Silence]:
         """Silences that have not expired."""
@@ -507,10 +499,10 @@ class RuleEngine:
         """Evaluate every ``interval`` on a background thread until :meth:`stop`."""
         period = parse_duration(interval) / NS_PER_S
         if period <= 0:
-            raise ValueError("interval must be longer than 0")
+            raise InvalidArgumentError("interval must be longer than 0")
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                raise RuntimeError("the rule engine is already running")
+                raise StateError("the rule engine is already running")
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._run, args=(period,), name="metricskit-rules", daemon=True

@@ -63,7 +63,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from metricskit._time import NS_PER_S, parse_duration
-from metricskit._validation import FIELD_ERROR, Number, pydantic_config_error
+from metricskit._validation import (
+    FIELD_ERROR,
+    Number,
+    describe_pydantic_error,
+    pydantic_config_error,
+)
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.derive import FUNCTIONS, Derivation
 from metricskit.errors import ConfigError
@@ -167,8 +172,16 @@ class AlertRule(BaseModel):
 
     @classmethod
     def create(cls, name: str, **fields: Any) -> AlertRule:
-        """Build a rule in code: ``AlertRule.create("system.high_cpu", metric=..., ...)``."""
-        rule = cls(**fields)
+        """Build a rule in code: ``AlertRule.create("system.high_cpu", metric=..., ...)``.
+
+        Bad fields raise :class:`~metricskit.errors.ConfigError` (a ``ValueError``) naming them.
+        """
+        try:
+            rule = cls(**fields)
+        except ValidationError as exc:
+            known = tuple(cls.model_fields)
+            problems = "; ".join(describe_pydantic_error(e, known) for e in exc.errors()[:3])
+            raise ConfigError(f"alert rule {name!r}: {problems}") from exc
         group, _, _ = name.rpartition(".")
         rule._name, rule._group = name, group
         return rule

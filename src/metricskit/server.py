@@ -40,7 +40,7 @@ from starlette.routing import Route as _Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from metricskit.errors import MetricsKitError
+from metricskit.errors import InvalidArgumentError, ServerBindError
 from metricskit.exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, generate
 from metricskit.store import Store
 
@@ -75,10 +75,6 @@ SECURITY_HEADERS = {
 _RAW_SECURITY_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
-class ServerBindError(MetricsKitError, OSError):
-    """The server could not listen on its address (port taken, no such address, ...)."""
-
-
 @dataclass(frozen=True)
 class Response:
     """What a route returns: a status, a content type and the body bytes."""
@@ -99,7 +95,7 @@ def _expected_authorization(
     basic_auth: tuple[str, str] | None, bearer_token: str | None
 ) -> bytes | None:
     if basic_auth is not None and bearer_token is not None:
-        raise ValueError("use basic_auth or bearer_token, not both")
+        raise InvalidArgumentError("use basic_auth or bearer_token, not both")
     if basic_auth is not None:
         user, password = basic_auth
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -273,7 +269,7 @@ class MetricsServer:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
     ) -> None:
         if max_connections < 1 or idle_timeout <= 0:
-            raise ValueError("max_connections must be >= 1 and idle_timeout > 0")
+            raise InvalidArgumentError("max_connections must be >= 1 and idle_timeout > 0")
         self.store = store
         self.path = _normal(path)
         self._expected_auth = _expected_authorization(basic_auth, bearer_token)
@@ -317,11 +313,6 @@ class MetricsServer:
         """``http://host:port`` of the server."""
         host = str(self._socket.getsockname()[0])
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-
-    def add_route(self, path: str, handler: Route) -> None:
-        """Serve ``handler`` at ``path`` (exact match)."""
-        self.routes[path] = handler
-        self.app.router.routes.append(_Path(path, _endpoint(path, handler), methods=["GET"]))
 
     def start(self) -> MetricsServer:
         """Serve in a daemon thread; returns self once it accepts connections."""

@@ -36,6 +36,7 @@ from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
+from metricskit.errors import InvalidArgumentError, StateError
 from metricskit.integrations._timing import in_health_check_request
 from metricskit.notify import Notifier
 from metricskit.performance_rules import PerformanceFigures, default_rules, with_defaults
@@ -216,10 +217,10 @@ class MonitoringService:
         ``service.evaluation_interval_seconds`` or the same interval.
         """
         if self.running:
-            raise RuntimeError("monitoring is already running; stop_monitoring() first")
+            raise StateError("monitoring is already running; stop_monitoring() first")
         every = float(interval) if interval is not None else self.config.interval_seconds
         if every <= 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval!r}")
+            raise InvalidArgumentError(f"interval must be > 0 seconds, got {interval!r}")
         self.collector = self._build_collector(None if interval is None else every)
         self.reporter.collector = self.collector
         self.interval = every
@@ -394,7 +395,7 @@ class MonitoringService:
     def cleanup(self, days: float) -> int:
         """Delete samples older than ``days``; returns how many were removed."""
         if days < 0:
-            raise ValueError(f"days must be >= 0, got {days}")
+            raise InvalidArgumentError(f"days must be >= 0, got {days}")
         cutoff = self.clock.now_ns() - round(days * 86_400 * NS_PER_S)
         return self.store.delete(before=np.datetime64(cutoff, "ns"))
 

@@ -37,9 +37,9 @@ _STATS = {"mean", "median", "min", "max", "last", "sum"}
 
 
 def fit_line(
-    timestamps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], at_ns: int
+    timestamps: npt.NDArray[np.int64], values: npt.NDArray[np.float64], now_ns: int
 ) -> tuple[float, float]:
-    """Least-squares ``(slope per second, value at at_ns)`` of the non-NaN samples.
+    """Least-squares ``(slope per second, value at now_ns)`` of the non-NaN samples.
 
     ``(nan, nan)`` with fewer than two samples or all at one time, as Prometheus does.
     """
@@ -47,7 +47,7 @@ def fit_line(
     y = values[keep]
     if y.size < 2:
         return float("nan"), float("nan")
-    x = (timestamps[keep] - at_ns) / NS_PER_S
+    x = (timestamps[keep] - now_ns) / NS_PER_S
     x_mean = x.mean()
     dx = x - x_mean
     var = float(np.dot(dx, dx))

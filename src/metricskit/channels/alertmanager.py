@@ -223,13 +223,13 @@ class AlertmanagerChannel(_HTTPChannel):
         *,
         headers: Mapping[str, str] | None = None,
         generator_url: str | None = None,
-        resolve_timeout_s: float | None = None,
+        resolve_timeout_seconds: float | None = None,
         timeout: float = 10.0,
         name: str = "alertmanager",
     ) -> None:
         super().__init__(url, headers=headers, timeout=timeout, name=name)
         self.generator_url = generator_url
-        self.resolve_timeout_s = resolve_timeout_s
+        self.resolve_timeout_seconds = resolve_timeout_seconds
 
     @classmethod
     def from_config(cls, data: object) -> AlertmanagerChannel:
@@ -246,7 +246,7 @@ class AlertmanagerChannel(_HTTPChannel):
             url,
             headers=section.string_map("headers"),
             generator_url=section.url("generator_url"),
-            resolve_timeout_s=(
+            resolve_timeout_seconds=(
                 None if resolve is None else section.number("resolve_timeout_seconds", 0, minimum=1)
             ),
             timeout=section.number("timeout_seconds", 10.0, minimum=0.001),
@@ -263,8 +263,8 @@ class AlertmanagerChannel(_HTTPChannel):
             }
             if e.state is AlertState.RESOLVED:
                 alert["endsAt"] = rfc3339(e.at_ns)
-            elif self.resolve_timeout_s is not None:
-                alert["endsAt"] = rfc3339(e.at_ns + int(self.resolve_timeout_s * 1e9))
+            elif self.resolve_timeout_seconds is not None:
+                alert["endsAt"] = rfc3339(e.at_ns + int(self.resolve_timeout_seconds * 1e9))
             if self.generator_url:
                 alert["generatorURL"] = self.generator_url
             out.append(alert)

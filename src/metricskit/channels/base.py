@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from metricskit._time import format_duration
-from metricskit.errors import ConfigError, NotificationError
+from metricskit.errors import ConfigError, DeliveryError
 from metricskit.events import AlertEvent, AlertState
 
 __all__ = [
@@ -41,21 +41,6 @@ __all__ = [
     "redact_url",
     "rfc3339",
 ]
-
-
-class DeliveryError(NotificationError):
-    """One delivery failed; says whether retrying can help and how long the receiver asked to wait.
-
-    ``retryable`` is False for answers that will not change on retry (a 400, a refused
-    login). ``retry_after`` is the receiver's ``Retry-After`` in seconds, when it sent one.
-    """
-
-    def __init__(
-        self, message: str, *, retryable: bool = True, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 class Channel(ABC):

@@ -33,6 +33,7 @@ from metricskit.channels.base import (
     rfc3339,
     tags_text,
 )
+from metricskit.errors import InvalidArgumentError
 from metricskit.events import AlertEvent, AlertState, Severity
 
 __all__ = ["EmailChannel", "build_message"]
@@ -95,7 +96,7 @@ class EmailChannel(Channel):
         name: str = "email",
     ) -> None:
         if starttls and use_ssl:
-            raise ValueError("email: choose starttls or ssl, not both")
+            raise InvalidArgumentError("email: choose starttls or ssl, not both")
         self.name = name
         self.recipients = {k.lower(): tuple(v) for k, v in recipients.items()}
         self.smtp_host = smtp_host

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Union
 
@@ -139,9 +140,16 @@ class CheckResult(NamedTuple):
     checked_at: float | None = None
     """Seconds since the epoch when the check finished."""
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The result as a plain dict (for JSON health reports)."""
         return dict(self._asdict())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Deprecated spelling of :meth:`to_dict` (every metricskit type says ``to_dict``)."""
+        warnings.warn(
+            "CheckResult.as_dict() is deprecated; use to_dict()", DeprecationWarning, stacklevel=2
+        )
+        return self.to_dict()
 
 
 def log_transition(what: str, previous: CheckResult | None, result: CheckResult) -> None:

@@ -16,7 +16,12 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from metricskit.errors import BackendError, BackendImportError, BackendNotFoundError
+from metricskit.errors import (
+    BackendError,
+    BackendImportError,
+    BackendNotFoundError,
+    InvalidArgumentError,
+)
 from metricskit.storage.base import StorageBackend
 
 __all__ = [
@@ -63,15 +68,16 @@ def register_backend(
 ) -> None:
     """Serve URLs of ``scheme`` with ``backend`` (a class, or ``"module:Class"`` imported lazily).
 
-    Registering a scheme that is built in or already registered raises ``ValueError``
-    unless ``clobber=True``, which replaces it for this process: with
+    Registering a scheme that is built in or already registered raises
+    :class:`~metricskit.errors.InvalidArgumentError` (a ``ValueError``) unless
+    ``clobber=True``, which replaces it for this process: with
     ``register_backend("sqlite", MyBackend, clobber=True)``, ``open_store("sqlite://...")``
     opens ``MyBackend`` (``sqlite+driver://`` URLs too; the scheme is the part before ``+``).
     """
     scheme = scheme.lower()
     with _lock:
         if not clobber and (scheme in _BUILTINS or scheme in _registered):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"a backend for {scheme!r} already exists; pass clobber=True to replace it"
             )
         _registered[scheme] = backend

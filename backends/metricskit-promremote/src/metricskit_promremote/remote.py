@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import Capabilities, StorageBackend
-from metricskit.storage.memory import merge_last_wins
 
 from metricskit_promremote._proto import encode_write_request
 from metricskit_promremote.http import HTTPClient
@@ -167,15 +167,17 @@ class RemoteWriteBackend(StorageBackend):
 
     def _prepare(self, batch: Sequence[Series]) -> dict[SeriesKey, Samples]:
         """Group a batch by key, floor to ms, sort and keep the last write of each ms."""
-        chunks: dict[SeriesKey, tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.float64]]]]
-        chunks = {}
+        chunks: dict[SeriesKey, list[Samples]] = {}
         for series in batch:
             if not len(series):
                 continue
-            ts_list, vs_list = chunks.setdefault(series.key, ([], []))
-            ts_list.append(np.floor_divide(series.timestamps, NS_PER_MS))
-            vs_list.append(np.asarray(series.values, dtype=np.float64))
-        return {key: merge_last_wins(ts, vs) for key, (ts, vs) in chunks.items()}
+            chunks.setdefault(series.key, []).append(
+                (
+                    np.floor_divide(series.timestamps, NS_PER_MS),
+                    np.asarray(series.values, dtype=np.float64),
+                )
+            )
+        return {key: merge_last_wins(parts) for key, parts in chunks.items()}
 
     def check_times(self, key: SeriesKey, ts_ms: npt.NDArray[np.int64]) -> None:
         """Raise :class:`BackendError` for timestamps the server would drop; default: none."""
@@ -310,7 +312,7 @@ class RemoteWriteBackend(StorageBackend):
             ts_arr = np.concatenate([previous[0], ts_arr])
             vs_arr = np.concatenate([previous[1], vs_arr])
         # The server may hold a timestamp twice (append-only engines); keep its last.
-        found[key] = merge_last_wins([ts_arr], [vs_arr])
+        found[key] = merge_last_wins([(ts_arr, vs_arr)])
 
     def exact_matchers(self, keys: Sequence[SeriesKey]) -> list[str]:
         """One selector per stored series of ``keys``, matching it and nothing with more labels.

@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import StorageStats
-from metricskit.storage.memory import merge_last_wins
 
 from metricskit_promremote.http import RequestRejected
 from metricskit_promremote.naming import promql_selector
@@ -108,9 +108,7 @@ class VictoriaMetricsBackend(RemoteWriteBackend):
         whole = self._fetch(match, 0, _now_ms() + _FUTURE_LIMIT_MS)
         merged = dict(prepared)
         for key in clashing:
-            old_ts, old_vs = whole[key]
-            new_ts, new_vs = prepared[key]
-            merged[key] = merge_last_wins([old_ts, new_ts], [old_vs, new_vs])
+            merged[key] = merge_last_wins([whole[key], prepared[key]])
         self._delete_series(clashing)
         return merged
 

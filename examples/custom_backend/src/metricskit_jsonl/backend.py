@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 from metricskit.errors import BackendError, CorruptDataError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
 
 __all__ = ["JsonlBackend"]
@@ -74,17 +75,6 @@ def _number(value: float) -> str:
     if math.isfinite(value):
         return repr(value)  # the shortest text that reads back as the same float
     return '"NaN"' if math.isnan(value) else ('"Infinity"' if value > 0 else '"-Infinity"')
-
-
-def _merge_last_wins(chunks: Sequence[tuple[Int64s, Float64s]]) -> tuple[Int64s, Float64s]:
-    """Sorted, unique timestamps from chunks in write order; a later chunk's value wins."""
-    ts = np.concatenate([c[0] for c in chunks])
-    vs = np.concatenate([c[1] for c in chunks])
-    order = np.argsort(ts, kind="stable")  # stable: equal timestamps stay in write order
-    ts, vs = ts[order], vs[order]
-    last = np.ones(ts.size, dtype=bool)
-    last[:-1] = ts[1:] != ts[:-1]
-    return ts[last], vs[last]
 
 
 class JsonlBackend(StorageBackend):
@@ -204,7 +194,7 @@ class JsonlBackend(StorageBackend):
             self._check_open()
             stored = self._load(key)
             pending = self._pending.get(key)
-        ts, vs = _merge_last_wins([stored, *pending]) if pending else stored
+        ts, vs = merge_last_wins([stored, *pending]) if pending else stored
         lo, hi = np.searchsorted(ts, (start_ns, end_ns), side="left")
         return Series(key, ts[lo:hi], vs[lo:hi])
 
@@ -256,7 +246,7 @@ class JsonlBackend(StorageBackend):
             return
         try:
             for key in list(self._pending):
-                ts, vs = _merge_last_wins([self._load(key), *self._pending[key]])
+                ts, vs = merge_last_wins([self._load(key), *self._pending[key]])
                 self._replace(key, ts, vs)
                 # dropped only once its file is replaced: a failed flush keeps the rest
                 del self._pending[key]
