@@ -28,7 +28,7 @@ from metricskit.query._eval import Context, evaluate, spans
 from metricskit.query._functions import FUNCTIONS
 from metricskit.query._plan import Node, plan
 from metricskit.query._select import fetch
-from metricskit.query._values import I64, NAME, Scalar, Value, Vector
+from metricskit.query._values import I64, NAME, Scalar, Value, Vector, merge
 from metricskit.storage.base import StorageBackend
 
 if TYPE_CHECKING:
@@ -96,7 +96,10 @@ def _frame(value: Value, times: I64) -> pd.DataFrame:
 
     if isinstance(value, Scalar):
         value = Vector([()], value.values[None, :], np.ones((1, times.shape[0]), dtype=bool))
-    if not isinstance(value, Vector):
+    if isinstance(value, Vector):
+        # functions and operators that drop __name__ can leave rows with one label set
+        value = merge(value)
+    else:
         kind = "a range vector" if hasattr(value, "range_ns") else "a string"
         raise QueryError(f"the expression evaluates to {kind}; query an instant vector or scalar")
     series: list[Series] = []

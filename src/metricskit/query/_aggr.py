@@ -6,6 +6,8 @@ its rows' present samples at every time at once.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from metricskit.errors import QueryError
@@ -52,7 +54,6 @@ def quantile_of(q: F64, values: F64, present: BOOL) -> F64:
     hi = ordered[upper, cols] if ordered.shape[0] else np.full(cols.shape, np.nan)
     with np.errstate(invalid="ignore"):
         out = lo * (1 - weight) + hi * weight
-    out = np.where(weight == 0, lo, out)
     out = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, out))
     result: F64 = np.where(np.isnan(q), np.nan, out)
     return result
@@ -78,22 +79,18 @@ def _reduce(op: str, values: F64, present: BOOL, q: F64 | None) -> F64:
         elif op == "group":
             result = np.ones(values.shape[1])
         elif op in ("min", "max"):
+            # absent rows as NaN; a group whose present values are all NaN gives NaN
             filled = np.where(present, values, np.nan)
-            if filled.shape[0] and not np.isnan(filled).all(axis=0).any():
-                result = filled.min(axis=0) if op == "min" else filled.max(axis=0)
-            else:
-                fn = np.nanmin if op == "min" else np.nanmax
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    result = fn(filled, axis=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = (np.nanmin if op == "min" else np.nanmax)(filled, axis=0)
         elif op in ("avg", "stddev", "stdvar"):
             mean = np.where(present, values, 0.0).sum(axis=0) / safe
             if op == "avg":
                 return np.asarray(mean, dtype=np.float64)
             dev = np.where(present, values - mean, 0.0)
             var = (dev * dev).sum(axis=0) / safe
+            var = np.where(count == 1, 0.0, var)  # Prometheus: one sample, even NaN, is 0
             result = var if op == "stdvar" else np.sqrt(var)
         else:  # quantile
             assert q is not None

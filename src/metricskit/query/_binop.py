@@ -29,6 +29,8 @@ from metricskit.query._values import (
 __all__ = ["binary"]
 
 COMPARISONS = frozenset({"==", "!=", ">", "<", ">=", "<="})
+# Prometheus drops the metric name for these only: atan2 keeps it, as comparisons do
+_DROPS_NAME = frozenset({"+", "-", "*", "/", "%", "^"})
 
 
 def apply(op: str, a: F64, b: F64) -> F64:
@@ -82,7 +84,7 @@ def _scalar_vector(node: Binary, lhs: Scalar | Vector, rhs: Scalar | Vector) -> 
     if node.op in COMPARISONS and not node.return_bool:
         present = present & (result != 0)
         result = vector.values
-    if node.op not in COMPARISONS or node.return_bool:
+    if node.op in _DROPS_NAME or node.return_bool:
         labels = [drop_name(la) for la in labels]
     return Vector(list(labels), np.broadcast_to(result, present.shape).copy(), present)
 
@@ -117,7 +119,7 @@ def _set_op(node: Binary, lhs: Vector, rhs: Vector) -> Vector:
 
 def _result_labels(many: Labels, one: Labels, node: Binary) -> Labels:
     out = dict(many)
-    if node.op not in COMPARISONS or node.return_bool:
+    if node.op in _DROPS_NAME or node.return_bool:
         out.pop(NAME, None)
     if node.card == "one-to-one":
         if node.on:

@@ -30,6 +30,7 @@ from metricskit.query._values import (
     drop_name,
     labels_get,
     merge,
+    seconds,
 )
 
 __all__ = ["FUNCTIONS"]
@@ -114,7 +115,7 @@ def _round(ctx: Context, args: tuple[Node, ...], times: I64) -> Value:
 
 
 def _time(ctx: Context, args: tuple[Node, ...], times: I64) -> Value:
-    return Scalar(times / 1e9)
+    return Scalar(seconds(times))
 
 
 def _pi(ctx: Context, args: tuple[Node, ...], times: I64) -> Value:
@@ -138,10 +139,10 @@ def _scalar_fn(ctx: Context, args: tuple[Node, ...], times: I64) -> Value:
 def _timestamp(ctx: Context, args: tuple[Node, ...], times: I64) -> Value:
     if isinstance(args[0], VectorSelector):
         v, stamps = select_instant(ctx, args[0], times)
-        values = stamps / 1e9
+        values = seconds(stamps)
     else:
         v = _vector(evaluate(ctx, args[0], times), "timestamp")
-        values = np.broadcast_to(times / 1e9, v.values.shape).copy()
+        values = np.broadcast_to(seconds(times), v.values.shape).copy()
     return Vector([drop_name(la) for la in v.labels], values, v.present)
 
 

@@ -46,8 +46,10 @@ def _last_two(ts: I64, vals: F64, starts: I64, ends: I64, is_rate: bool) -> tupl
 def _count_pairs(vals: F64, starts: I64, ends: I64, resets: bool) -> F64:
     flags = vals[1:] < vals[:-1] if resets else vals[1:] != vals[:-1]
     cum = np.concatenate(([0], np.cumsum(flags)))
-    last = np.maximum(ends - 1, starts)
-    return (cum[last] - cum[np.minimum(starts, last)]).astype(np.float64)
+    nonempty = ends > starts
+    last = np.where(nonempty, ends - 1, 0)
+    first = np.where(nonempty, starts, 0)
+    return (cum[last] - cum[first]).astype(np.float64)
 
 
 def _predict(ts: I64, vals: F64, starts: I64, ends: I64, at: I64, horizon: F64) -> F64:

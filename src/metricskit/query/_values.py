@@ -45,6 +45,17 @@ def labels_get(labels: Labels, key: str) -> str:
     return ""
 
 
+def seconds(ns: I64) -> F64:
+    """Nanoseconds as float seconds, rounded as Prometheus rounds its milliseconds.
+
+    ``ns / 1e9`` rounds twice (int64 to float64, then the division) and can differ from
+    Prometheus' ``ms / 1000`` in the last bits, which ``time() - timestamp(x)`` magnifies.
+    """
+    ms, rest = np.divmod(ns, 1_000_000)
+    out: F64 = ms / 1000.0 + rest / 1e9
+    return out
+
+
 def drop_name(labels: Labels) -> Labels:
     """``labels`` without ``__name__``."""
     return tuple(kv for kv in labels if kv[0] != NAME)
