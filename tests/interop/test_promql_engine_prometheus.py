@@ -51,6 +51,8 @@ N_EXPRESSIONS = 300
 JOBS, INSTS = ("a", "b", "c"), ("1", "2")
 LES = ("0.1", "0.5", "1", "2.5", "+Inf")
 REL = 1e-9
+# day_of_year came after Prometheus 2.42
+CALENDAR = ("minute", "hour", "day_of_week", "day_of_month", "days_in_month", "month", "year")
 
 
 def _times(rng: np.random.Generator, gap: bool) -> np.ndarray:
@@ -190,6 +192,8 @@ class Grammar:
             f'absent(dg{{job="{self.pick("a", "zz")}"}})',
             f'absent_over_time(dc_total{{job="{self.pick("b", "zz")}"}}[{self.window()}])',
             f"sort({v})", f"sort_desc({v})", f"{v} * scalar(count(dg))",
+            f"{self.pick(*CALENDAR)}()", f"{self.pick(*CALENDAR)}(timestamp({self.selector()}))",
+            f"{self.pick(*CALENDAR)}(clamp({v}, -1e4, 1e4) * 1e5)",
         )  # fmt: skip
 
     def histogram(self) -> str:

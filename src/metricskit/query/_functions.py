@@ -271,12 +271,48 @@ def _histogram_quantile(ctx: Context, args: tuple[Node, ...], times: I64) -> Val
     return Vector(out_labels, np.array(values), np.array(present))
 
 
+def _calendar(values: F64, func: str) -> F64:
+    """The UTC calendar field ``func`` of times in seconds (Go's ``time.Unix(int64(v), 0)``)."""
+    ok = np.isfinite(values)
+    secs = np.where(ok, np.trunc(np.where(ok, values, 0)), 0).astype(np.int64)
+    dt = secs.astype("datetime64[s]")
+    day, month, year = (dt.astype(f"datetime64[{u}]") for u in ("D", "M", "Y"))
+    field = {
+        "minute": lambda: secs // 60 % 60,
+        "hour": lambda: secs // 3600 % 24,
+        "day_of_week": lambda: (day.astype(np.int64) + 4) % 7,  # 1970-01-01 was a Thursday
+        "day_of_month": lambda: (day - month).astype(np.int64) + 1,
+        "day_of_year": lambda: (day - year).astype(np.int64) + 1,
+        "days_in_month": lambda: ((month + 1).astype("datetime64[D]") - month).astype(np.int64),
+        "month": lambda: month.astype(np.int64) % 12 + 1,
+        "year": lambda: year.astype(np.int64) + 1970,
+    }[func]()
+    out: F64 = np.where(ok, field.astype(np.float64), np.nan)
+    return out
+
+
+def _date(func: str) -> Impl:
+    def impl(ctx: Context, args: tuple[Node, ...], times: I64) -> Value:
+        if not args:
+            now = seconds(times)[None, :]
+            return Vector([()], _calendar(now, func), np.ones(now.shape, dtype=bool))
+        v = _vector(evaluate(ctx, args[0], times), func)
+        return Vector([drop_name(la) for la in v.labels], _calendar(v.values, func), v.present)
+
+    return impl
+
+
+_DATES = ("minute", "hour", "day_of_week", "day_of_month", "day_of_year", "days_in_month",
+          "month", "year")  # fmt: skip
+
+
 def _build() -> dict[str, Impl]:
     table: dict[str, Impl] = {name: _math(name) for name in _MATH}
     table.update({name: _range(name) for name in RANGE})
     table.update({name: _clamp(name) for name in ("clamp", "clamp_min", "clamp_max")})
     table.update({name: _sort(name) for name in ("sort", "sort_desc")})
     table.update({name: _absent(name) for name in ("absent", "absent_over_time")})
+    table.update({name: _date(name) for name in _DATES})
     table.update(
         round=_round, time=_time, pi=_pi, vector=_vector_fn, scalar=_scalar_fn,
         timestamp=_timestamp, label_replace=_label_replace, label_join=_label_join,
