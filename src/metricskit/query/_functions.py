@@ -277,16 +277,22 @@ def _calendar(values: F64, func: str) -> F64:
     secs = np.where(ok, np.trunc(np.where(ok, values, 0)), 0).astype(np.int64)
     dt = secs.astype("datetime64[s]")
     day, month, year = (dt.astype(f"datetime64[{u}]") for u in ("D", "M", "Y"))
-    field = {
-        "minute": lambda: secs // 60 % 60,
-        "hour": lambda: secs // 3600 % 24,
-        "day_of_week": lambda: (day.astype(np.int64) + 4) % 7,  # 1970-01-01 was a Thursday
-        "day_of_month": lambda: (day - month).astype(np.int64) + 1,
-        "day_of_year": lambda: (day - year).astype(np.int64) + 1,
-        "days_in_month": lambda: ((month + 1).astype("datetime64[D]") - month).astype(np.int64),
-        "month": lambda: month.astype(np.int64) % 12 + 1,
-        "year": lambda: year.astype(np.int64) + 1970,
-    }[func]()
+    if func == "minute":
+        field = secs // 60 % 60
+    elif func == "hour":
+        field = secs // 3600 % 24
+    elif func == "day_of_week":
+        field = (day.astype(np.int64) + 4) % 7  # 1970-01-01 was a Thursday
+    elif func == "day_of_month":
+        field = (day - month).astype(np.int64) + 1
+    elif func == "day_of_year":
+        field = (day - year).astype(np.int64) + 1
+    elif func == "days_in_month":
+        field = ((month + 1).astype("datetime64[D]") - month).astype(np.int64)
+    elif func == "month":
+        field = month.astype(np.int64) % 12 + 1
+    else:
+        field = year.astype(np.int64) + 1970
     out: F64 = np.where(ok, field.astype(np.float64), np.nan)
     return out
 
