@@ -153,6 +153,8 @@ def test_histogram_quantile() -> None:
         ("sum(x) + sort_by_label(x, 'a')", ("sort_by_label()", "position 9")),
         ('x{a="1" or b="2"}', ("'or' inside label matchers",)),
         ("histogram_count(x)", ("histogram_count()",)),
+        ("limitk(2, x)", ("aggregation limitk",)),
+        ("a + on (x) fill_left(1) b", ("fill modifier", "position 11")),
     ],
 )
 def test_unsupported_constructs_name_themselves(expr: str, names: tuple[str, ...]) -> None:

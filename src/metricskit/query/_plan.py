@@ -267,6 +267,9 @@ class _Planner:
         matching: tuple[str, ...] = ()
         include: tuple[str, ...] = ()
         if mod is not None:
+            fill = mod.fill_values
+            if fill is not None and (fill.lhs is not None or fill.rhs is not None):
+                raise unsupported(self.text, "fill modifier (Prometheus 3 experimental)", "fill")
             card = {
                 "OneToOne": "one-to-one",
                 "ManyToOne": "many-to-one",
