@@ -193,3 +193,26 @@ def test_nan_value_is_a_sample_and_absence_is_not() -> None:
     frame = s.promql("g", time=T0 + 1)
     assert len(frame) == 1 and math.isnan(frame["value"][0])
     assert s.promql("g", time=T0 + 400).empty  # beyond the 5 m lookback
+
+
+def test_rules_the_differential_test_found() -> None:
+    """Each was a difference from Prometheus 2.42 in an early run of the random test."""
+    s = open_store("memory://")
+    _write(s, "x", {"k": "a"}, [0.0], [math.nan])
+    _write(s, "x", {"k": "b"}, [0.0], [1.0])
+    _write(s, "x", {"k": "c"}, [0.0], [2.0])
+    _write(s, "y", {"k": "a"}, [0.0, 400.0], [5.0, 7.0])
+    _write(s, "y", {"k": "b"}, [0.0], [3.0])
+    t = T0 + 10
+    # Go's sort puts NaN first: the median of [NaN, 1, 2] is 1
+    assert s.promql("quantile(0.5, x)", t)["value"].tolist() == [1.0]
+    # a row absent at one time does not make min NaN there
+    ranged = s.promql_range("min(y)", T0 + 100, T0 + 400, "300s")
+    assert ranged["value"].tolist() == [3.0, 7.0]
+    # atan2 keeps the metric name (Prometheus drops it for + - * / % ^ only)
+    assert set(s.promql("y atan2 1", t)["__name__"]) == {"y"}
+    # stddev of a single sample is 0 even when it is NaN
+    assert s.promql('stddev(x{k="a"})', t)["value"].tolist() == [0.0]
+    # timestamps are Prometheus' milliseconds / 1000: no ns rounding in the last bits
+    age = s.promql('time() - timestamp(y{k="b"})', T0 + 10.5)
+    assert age["value"].tolist() == [10.5]

@@ -16,7 +16,9 @@ Deliberate differences, avoided rather than skipped (docs/aggregation.md):
   ``(t - w, t]``. Sample times are never on a whole or half second; evaluation times are
   always on a half second, windows, offsets and subquery steps whole seconds, so neither
   a raw sample nor a subquery's inner point ever sits on an edge.
-- NaN samples (skipped by metricskit): the data has none.
+- NaN samples (skipped by range functions in metricskit, kept by Prometheus): only the
+  metric ``dn`` has them, and it is only read by instant selectors, where a NaN sample is
+  a NaN value on both sides (aggregations, operators and functions then see it).
 - the rate/increase zero-point clamp order: counters never fall near zero (a reset drops
   to hundreds, the increments are small), so the clamp never applies.
 """
@@ -84,6 +86,10 @@ def draw_data(rng: np.random.Generator) -> list[OMSeries]:
             for at in rng.choice(ts.size, size=int(rng.integers(0, 3)), replace=False):
                 c[at:] -= c[at] - float(rng.uniform(400, 900))  # a restart, far from zero
             out.append(("dc_total", labels, list(zip(ts.tolist(), c.tolist(), strict=True))))
+            ts = _times(rng, gap=False)
+            n = np.round(rng.uniform(0, 100, ts.size), 3)
+            n[rng.random(ts.size) < 0.2] = np.nan  # only ever read by instant selectors
+            out.append(("dn", labels, list(zip(ts.tolist(), n.tolist(), strict=True))))
     for job in JOBS:
         ts = _times(rng, gap=False)
         per_bucket = rng.dirichlet(np.ones(len(LES)), ts.size) * rng.uniform(1, 30, (ts.size, 1))
@@ -121,7 +127,7 @@ class Grammar:
         )  # fmt: skip
 
     def selector(self, metric: str | None = None) -> str:
-        name = metric or self.pick("dg", "dg", "dc_total")
+        name = metric or self.pick("dg", "dg", "dc_total", "dn")
         if self.r.random() < 0.1:
             more = self.matchers()[1:-1]
             return f'{{__name__="{name}"{"," if more else ""}{more}}}'
@@ -167,9 +173,9 @@ class Grammar:
         )  # fmt: skip
         inner = self.vector(depth - 1)
         if op in ("topk", "bottomk"):
-            # on ties Prometheus keeps whichever series its hash map yields first: no ties
+            # on ties (NaN ties too) Prometheus keeps whichever series its map yields first
             inner = self.pick(
-                self.selector(), f"rate(dc_total[{self.window()}])",
+                self.selector(self.pick("dg", "dc_total")), f"rate(dc_total[{self.window()}])",
                 f"avg_over_time(dg[{self.window()}])", f"max_over_time(dc_total[{self.window()}])",
             )  # fmt: skip
             return f"{op}{self.grouping()} ({self.pick('1', '2', '3')}, {inner})"

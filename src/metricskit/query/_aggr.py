@@ -39,10 +39,15 @@ def _group_labels(labels: Labels, node: Aggregate) -> Labels:
 def quantile_of(q: F64, values: F64, present: BOOL) -> F64:
     """Prometheus' ``quantile``: linear interpolation between the closest ranks, per column.
 
+    Present NaN values sort before every number, as Go's sort puts them.
+
     ``q`` (one per column) below 0 gives -Inf, above 1 +Inf.
     """
-    filled = np.where(present, values, np.nan)
-    ordered = np.sort(filled, axis=0)  # absent (NaN) rows sort last
+    nan = np.isnan(values)
+    # Go's sort puts NaN first (Prometheus' ordering); absent rows go last
+    klass = np.where(present, np.where(nan, 0, 1), 2)
+    order = np.lexsort((np.where(nan | ~present, 0.0, values), klass), axis=0)
+    ordered = np.take_along_axis(np.where(present, values, np.nan), order, axis=0)
     n = present.sum(axis=0)
     with np.errstate(invalid="ignore"):
         rank = q * (n - 1)
