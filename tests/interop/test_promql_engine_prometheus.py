@@ -140,7 +140,8 @@ class Grammar:
             inner = self.pick(
                 "rate(dc_total[1m])", f"sum by (job) ({name})", f"deriv({name}[2m])", name
             )
-            return f"{inner}[{self.pick('5m', '10m', '3m')}:{self.pick('30s', '1m', '20s', '')}]"
+            step = self.pick("30s", "1m", "20s", "")
+            return f"{inner}[{self.pick('5m', '10m', '3m')}:{step}]{self.modifiers()}"
         return f"{name}{self.matchers()}[{self.window()}]{self.modifiers()}"
 
     def range_fn(self) -> str:
