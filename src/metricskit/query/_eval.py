@@ -161,6 +161,7 @@ def evaluate(ctx: Context, node: Node, times: I64) -> Value:
         raise QueryError("unary minus needs a scalar or an instant vector")
     if isinstance(node, Call):
         return ctx.functions[node.func](ctx, node.args, times)
+    # imported here: these modules build on this one's evaluate()
     if isinstance(node, Aggregate):
         from metricskit.query._aggr import aggregate
 

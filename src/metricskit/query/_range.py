@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metricskit.aggregate import _contiguous, _reduce, window_quantiles, window_stats
+from metricskit.aggregate import Windows, _contiguous, _reduce, window_quantiles, window_stats
 from metricskit.promql import RANGE_FUNCTIONS, range_function_many, sliding_windows
 from metricskit.query._values import BOOL, F64, I64, RangeVector, Vector, drop_name
 
@@ -127,11 +127,8 @@ def range_call(func: str, rv: RangeVector, eval_times: I64, extra: F64 | None = 
     return Vector(labels, values, present)
 
 
-def _quantiles_per_time(windows: object, q: F64) -> F64:
+def _quantiles_per_time(windows: Windows, q: F64) -> F64:
     """quantile_over_time with a q that varies over time or leaves 0..1 (+-Inf there)."""
-    from metricskit.aggregate import Windows
-
-    assert isinstance(windows, Windows)
     out = np.full(q.shape, np.nan)
     for j, qj in enumerate(q.tolist()):
         if np.isnan(qj):
@@ -139,7 +136,7 @@ def _quantiles_per_time(windows: object, q: F64) -> F64:
         if qj < 0 or qj > 1:
             out[j] = -np.inf if qj < 0 else np.inf
             continue
-        one = windows.__class__(
+        one = Windows(
             windows.times[j : j + 1],
             windows.starts[j : j + 1],
             windows.ends[j : j + 1],
