@@ -9,15 +9,21 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
 
 from metricskit import Series, SeriesKey, open_store
 from metricskit.model import Selector
 from metricskit.storage.base import StorageBackend
 from metricskit.storage.memory import MemoryBackend
+from metricskit.storage.sql_schema import Tables
 from metricskit.store import Store
+from tests.services import MARIADB_URL, POSTGRES_URL, require_database
 
 S = 1_000_000_000
 T0 = 1_700_000_000
@@ -91,3 +97,46 @@ def test_each_series_is_read_once_per_query() -> None:
     store.promql_range(expr, T0 + 100, T0 + 500, "50s")
     assert sorted(k.tags["job"] for k in backend.reads) == ["a", "b"]  # not other.metric
     assert set(backend.reads.values()) == {1}
+
+
+KINDS = ["memory", "sqlite", "parquet", "postgresql", "mariadb"]
+EXPRESSIONS = [
+    EXPR,
+    'max by (job) (app_requests_total{job=~"a|b"} offset 1m) / on () '
+    "group_left count(app_requests_total)",
+    "avg_over_time(deriv(app_requests_total[1m])[3m:30s])",
+]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
+    prefix = f"mkq{uuid.uuid4().hex[:8]}_"
+    urls = {
+        "memory": "memory://",
+        "sqlite": f"sqlite:///{tmp_path / 'm.db'}",
+        "parquet": f"parquet:///{tmp_path / 'pq'}",
+    }
+    options: dict[str, str] = {}
+    if kind in ("postgresql", "mariadb"):
+        urls[kind] = require_database(POSTGRES_URL if kind == "postgresql" else MARIADB_URL)
+        options = {"table_prefix": prefix}
+    reference = open_store("memory://")
+    _fill(reference)
+    store = open_store(urls[kind], **options)
+    try:
+        _fill(store)
+        store.flush()
+        for expr in EXPRESSIONS:
+            want = reference.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            got = store.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            assert not want.empty, expr
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+    finally:
+        store.close()
+        if options:
+            engine = sa.create_engine(urls[kind])
+            try:
+                Tables(prefix).metadata.drop_all(engine)
+            finally:
+                engine.dispose()
