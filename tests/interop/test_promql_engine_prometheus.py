@@ -53,6 +53,8 @@ N_EXPRESSIONS = 300
 JOBS, INSTS = ("a", "b", "c"), ("1", "2")
 LES = ("0.1", "0.5", "1", "2.5", "+Inf")
 REL = 1e-9
+TRIG = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh",
+        "atanh", "rad")  # fmt: skip
 # day_of_year came after Prometheus 2.42
 CALENDAR = ("minute", "hour", "day_of_week", "day_of_month", "days_in_month", "month", "year")
 
@@ -192,7 +194,7 @@ class Grammar:
             f"abs({v} - 50)", f"ceil({v})", f"floor({v})", f"exp({v} / 100)", f"ln({v})",
             f"log2({v})", f"log10({v})", f"sqrt({v})", f"sgn({v} - 50)", f"round({v})",
             f"round({v}, 5)", f"clamp({v}, 30, 60)", f"clamp_min({v}, 40)",
-            f"clamp_max({v}, 40)", f"sin({v})", f"atan({v})", f"deg({v})",
+            f"clamp_max({v}, 40)", f"{self.pick(*TRIG)}({v} / 100)", f"deg({v})",
             f'label_replace({v}, "x", "j-$1", "job", "(.*)")',
             f'label_join({v}, "x", "-", "job", "inst")', f"timestamp({self.selector()})",
             f"time() - timestamp({self.selector()})", f"vector(scalar(sum({v})))",
@@ -200,7 +202,8 @@ class Grammar:
             f'absent_over_time(dc_total{{job="{self.pick("b", "zz")}"}}[{self.window()}])',
             f"sort({v})", f"sort_desc({v})", f"{v} * scalar(count(dg))",
             f"{self.pick(*CALENDAR)}()", f"{self.pick(*CALENDAR)}(timestamp({self.selector()}))",
-            f"{self.pick(*CALENDAR)}(clamp({v}, -1e4, 1e4) * 1e5)",
+            # of NaN: Prometheus returns a field of int64(NaN) seconds, metricskit NaN
+            f"{self.pick(*CALENDAR)}(clamp({self.range_fn()}, -1e4, 1e4) * 1e5)",
         )  # fmt: skip
 
     def histogram(self) -> str:
