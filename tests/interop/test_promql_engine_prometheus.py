@@ -155,8 +155,8 @@ class Grammar:
         )  # fmt: skip
         counter = fn in ("rate", "increase", "irate", "resets")
         m = self.matrix("dc_total" if counter else None)
-        if counter and ":" in m:  # over a subquery of a counter: no zero-point clamp
-            m = f"{self.pick('dc_total', 'sum by (job) (dc_total)')}[{self.pick('5m', '3m')}:]"
+        if counter and ":" in m:  # a raw counter: a sum of counters can meet the zero-point clamp
+            m = f"dc_total[{self.pick('5m', '3m')}:{self.pick('', '30s')}]"
         if fn == "quantile_over_time":
             return f"{fn}({self.pick('0', '0.25', '0.5', '0.9', '1', '1.5', '-1')}, {m})"
         if fn == "predict_linear":  # Prometheus 2.42 gets predict_linear(x @ t) wrong
@@ -184,16 +184,19 @@ class Grammar:
             return f"{op}{self.grouping()} ({self.pick('1', '2', '3')}, {inner})"
         if op == "quantile":
             return f"{op}{self.grouping()} ({self.pick('0.5', '0.9', '0', '1')}, {inner})"
-        if op == "count_values":
-            return f'{op}{self.grouping()} ("v", round({inner} / 10))'
+        if op == "count_values":  # of stored values: see function()
+            return f'{op}{self.grouping()} ("v", round({self.selector()} / 10))'
         return f"{op}{self.grouping()} ({inner})"
 
     def function(self, depth: int) -> str:
         v = self.vector(depth - 1)
+        # Steps (ceil, floor, round, sgn, %) of computed values would turn a last-bit
+        # difference of a sum into a whole unit: they get stored values only.
+        s = self.selector()
         return self.pick(
-            f"abs({v} - 50)", f"ceil({v})", f"floor({v})", f"exp({v} / 100)", f"ln({v})",
-            f"log2({v})", f"log10({v})", f"sqrt({v})", f"sgn({v} - 50)", f"round({v})",
-            f"round({v}, 5)", f"clamp({v}, 30, 60)", f"clamp_min({v}, 40)",
+            f"abs({v} - 50)", f"ceil({s})", f"floor({s})", f"exp({v} / 100)", f"ln({v})",
+            f"log2({v})", f"log10({v})", f"sqrt({v})", f"sgn({s} - 50)", f"round({s})",
+            f"round({s}, 5)", f"clamp({v}, 30, 60)", f"clamp_min({v}, 40)",
             f"clamp_max({v}, 40)", f"{self.pick(*TRIG)}({v} / 100)", f"deg({v})",
             f'label_replace({v}, "x", "j-$1", "job", "(.*)")',
             f'label_join({v}, "x", "-", "job", "inst")', f"timestamp({self.selector()})",
@@ -218,10 +221,12 @@ class Grammar:
     def binary(self, depth: int) -> str:
         kind = self.r.randrange(6)
         a = self.vector(depth - 1)
-        op = self.pick("+", "-", "*", "/", "%", "^", "atan2")
+        op = self.pick("+", "-", "*", "/", "^", "atan2")
         cmp = self.pick("==", "!=", ">", "<", ">=", "<=")
         if kind == 0:
             number = self.pick("2", "50", "0.5", "-3")
+            if self.r.random() < 0.2:  # % of stored values only: see function()
+                a, op = self.selector(), "%"
             return self.pick(f"{a} {op} {number}", f"{number} {op} {a}")
         if kind == 1:
             bool_ = self.pick("", " bool")
