@@ -216,3 +216,13 @@ def test_rules_the_differential_test_found() -> None:
     # timestamps are Prometheus' milliseconds / 1000: no ns rounding in the last bits
     age = s.promql('time() - timestamp(y{k="b"})', T0 + 10.5)
     assert age["value"].tolist() == [10.5]
+
+
+def test_spread_of_equal_values_is_exactly_zero() -> None:
+    """Found by the differential test: ln(stddev_over_time(...)) was -32.6, not -Inf."""
+    s = open_store("memory://")
+    for k in ("a", "b", "c"):
+        _write(s, "x", {"k": k}, [0.0, 10.0, 20.0], [20.013] * 3)
+    t = T0 + 30
+    for expr in ("stddev_over_time(x[1m])", "stdvar_over_time(x[1m])", "stddev(x)", "stdvar(x)"):
+        assert set(s.promql(expr, t)["value"]) == {0.0}, expr

@@ -205,8 +205,9 @@ class Grammar:
             f'absent_over_time(dc_total{{job="{self.pick("b", "zz")}"}}[{self.window()}])',
             f"sort({v})", f"sort_desc({v})", f"{v} * scalar(count(dg))",
             f"{self.pick(*CALENDAR)}()", f"{self.pick(*CALENDAR)}(timestamp({self.selector()}))",
-            # of NaN: Prometheus returns a field of int64(NaN) seconds, metricskit NaN
-            f"{self.pick(*CALENDAR)}(clamp({self.range_fn()}, -1e4, 1e4) * 1e5)",
+            # stored values (a step function again, see above), and not dn's NaN: Prometheus
+            # returns a field of int64(NaN) seconds, metricskit NaN
+            f"{self.pick(*CALENDAR)}({self.selector(self.pick('dg', 'dc_total'))} * 1e5)",
         )  # fmt: skip
 
     def histogram(self) -> str:

@@ -96,6 +96,14 @@ def _reduce(op: str, values: F64, present: BOOL, q: F64 | None) -> F64:
             dev = np.where(present, values - mean, 0.0)
             var = (dev * dev).sum(axis=0) / safe
             var = np.where(count == 1, 0.0, var)  # Prometheus: one sample, even NaN, is 0
+            # equal values: exactly 0, as Prometheus' running form gives (see _range._spread)
+            filled = np.where(present, values, np.nan)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low = np.nanmin(filled, axis=0)
+                equal = (low == np.nanmax(filled, axis=0)) & np.isfinite(low)
+            equal &= ~(present & np.isnan(values)).any(axis=0)  # a NaN keeps NaN
+            var = np.where(equal, 0.0, var)
             result = var if op == "stdvar" else np.sqrt(var)
         else:  # quantile
             assert q is not None

@@ -74,6 +74,19 @@ def _predict(ts: I64, vals: F64, starts: I64, ends: I64, at: I64, horizon: F64) 
     return result
 
 
+def _spread(windows: Windows, square: bool) -> F64:
+    """stddev (or stdvar) per window, exactly 0 where every value is equal.
+
+    A two-pass deviation around a mean that is not exactly representable leaves ~1e-15
+    where Prometheus' running (Welford) form gives 0; ``ln`` or ``x > 0`` would show it.
+    """
+    stats = window_stats(windows, ["stddev", "min", "max"], ddof=0)
+    equal = (stats["min"] == stats["max"]) & np.isfinite(stats["min"])  # +-Inf stays NaN
+    std = np.where(equal, 0.0, stats["stddev"])
+    out: F64 = std * std if square else std
+    return out
+
+
 def range_call(func: str, rv: RangeVector, eval_times: I64, extra: F64 | None = None) -> Vector:
     """``func(rv)`` (``extra``: quantile_over_time's q or predict_linear's horizon)."""
     steps = rv.times.shape[0]
@@ -120,8 +133,10 @@ def range_call(func: str, rv: RangeVector, eval_times: I64, extra: F64 | None = 
             present[i] = counts >= 1
             stat = func.removesuffix("_over_time")
             name = {"avg": "mean", "stdvar": "stddev"}.get(stat, stat)
-            col = window_stats(windows, [name], ddof=0)[name]
-            values[i] = col * col if stat == "stdvar" else col
+            if name == "stddev":
+                values[i] = _spread(windows, square=stat == "stdvar")
+            else:
+                values[i] = window_stats(windows, [name], ddof=0)[name]
     keep_name = func == "last_over_time"
     labels = list(rv.labels) if keep_name else [drop_name(la) for la in rv.labels]
     return Vector(labels, values, present)
