@@ -112,7 +112,7 @@ def test_temporary_smtp_failure_is_retried_by_the_notifier(smtp: tuple[Inbox, in
         notifier.notify([make_event(channels=("email",))])
         assert notifier.flush(30)
         assert notifier.stats()["email"] == {
-            "sent": 1, "failed": 0, "dropped": 0, "retries": 1, "queued": 0
+            "sent": 1, "failed": 0, "dropped": 0, "retries": 1, "queued": 0, "in_flight": 0
         }  # fmt: skip
     assert len(inbox.messages) == 1
 
@@ -140,3 +140,46 @@ def test_test_event_goes_to_every_recipient_and_closed_port_errors(
         result = failing.test_channels()["email"]
     assert result.startswith("error: email (smtp://127.0.0.1:")
     assert "refused" in result.lower()
+
+
+def test_an_alert_fired_and_resolved_in_one_batch_is_mailed_once(smtp: tuple[Inbox, int]) -> None:
+    inbox, port = smtp
+    channel = EmailChannel(RECIPIENTS, smtp_host="127.0.0.1", smtp_port=port)
+    with Notifier([channel]) as notifier:
+        # a batch as a slow SMTP server leaves it: the same alert fired, then resolved
+        notifier.notify(
+            [
+                make_event("system.high_memory", channels=("email",)),
+                make_event("system.high_memory", state=AlertState.RESOLVED, channels=("email",)),
+            ]
+        )
+        assert notifier.flush(30)
+    bodies = [msg.get_content() for _, _, msg in inbox.messages]
+    assert sum(body.count("rule:   system.high_memory") for body in bodies) == 1
+    (_, _, last) = inbox.messages[-1]
+    assert last["Subject"] == "[CRITICAL] RESOLVED: system.high_memory"
+
+
+def test_control_characters_cannot_add_headers_or_forge_body_lines(
+    smtp: tuple[Inbox, int],
+) -> None:
+    import dataclasses
+
+    from metricskit.model import Tags
+
+    inbox, port = smtp
+    event = dataclasses.replace(
+        make_event(),
+        rule="system.high_memory\r\nBcc: evil@example.com",
+        tags=Tags._trusted((("host", "web1\r\nBcc: evil@example.com\n  rule:   forged"),)),
+        description="line one\nline two\x1b[2J",
+    )
+    EmailChannel(RECIPIENTS, smtp_host="127.0.0.1", smtp_port=port).send([event])
+    ((_, rcpts, msg),) = inbox.messages
+    assert rcpts == ["admin@example.com"] and msg["Bcc"] is None
+    assert msg["Subject"] == "[CRITICAL] FIRING: system.high_memory\\r\\nBcc: evil@example.com"
+    body = msg.get_content().replace("\r\n", "\n")  # SMTP's line ends
+    assert "\x1b" not in body
+    assert "  tags:   host=web1\\r\\nBcc: evil@example.com\\n  rule:   forged\n" in body
+    # a description keeps its lines, indented under its event
+    assert "  line one\n  line two\\x1b[2J\n" in body

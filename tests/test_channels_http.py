@@ -156,7 +156,13 @@ def test_slack_posts_to_the_severity_channel_with_default_fallback(receiver: Rec
         [
             make_event(severity=Severity.CRITICAL),
             make_event("app.slow_response", severity=Severity.WARNING),
-            make_event("app.slow_response", state=AlertState.RESOLVED, severity=Severity.WARNING),
+            # another series of the rule (one alert is listed once per batch)
+            make_event(
+                "app.slow_response",
+                state=AlertState.RESOLVED,
+                severity=Severity.WARNING,
+                tags={"host": "web2"},
+            ),
         ]
     )
     reqs = receiver.wait_for(2)
@@ -278,7 +284,7 @@ def test_labels_rename_colliding_tags() -> None:
 
 def test_alertmanager_channel_posts_v2_alerts(receiver: Receiver) -> None:
     am = AlertmanagerChannel(receiver.url("/am/"), resolve_timeout_s=600)
-    am.send([make_event(), make_event(state=AlertState.RESOLVED)])
+    am.send([make_event(), make_event(state=AlertState.RESOLVED, tags={"host": "web2"})])
     (req,) = receiver.wait_for(1)
     assert req.path == "/am/api/v2/alerts"
     firing, resolved = req.body

@@ -64,3 +64,63 @@ def test_from_config_puts_relative_paths_under_log_dir(tmp_path: Path) -> None:
     assert LogChannel.from_config({"path": "a.log"}, base_dir=None).path == Path("a.log")
     absolute = tmp_path / "x.log"
     assert LogChannel.from_config({"path": str(absolute)}, base_dir="/else").path == absolute
+
+
+# a tag value that could come from another source than the validated model (or from an
+# older store): it tries to forge a second line, colour the terminal and break the line
+FORGED = "web1\n2024-05-01T12:00:00.000Z RESOLVED: forged \x1b[2J\r\u2028\x85end"
+
+
+def test_control_characters_in_tags_and_names_cannot_forge_lines(tmp_path: Path) -> None:
+    import dataclasses
+
+    from metricskit.model import Tags
+    from metricskit.notify import Notifier
+
+    event = dataclasses.replace(
+        make_event(channels=("log",)),
+        tags=Tags._trusted((("host", FORGED),)),
+        rule="system.high\nmemory",
+        summary="Memory\x1b[31m high\x07",
+    )
+    path = tmp_path / "monitoring_alerts.log"
+    with Notifier([LogChannel(path)]) as notifier:
+        notifier.notify([event])
+        assert notifier.flush(30)
+    text = path.read_text()
+    (line,) = text.splitlines()  # str.splitlines breaks at \r, \x85, \u2028 ... too
+    assert text.count("\n") == 1
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in line)
+    escaped = "web1\\n2024-05-01T12:00:00.000Z RESOLVED: forged \\x1b[2J\\r\\u2028\\x85end"
+    assert f"host={escaped}" in line
+    assert "rule=system.high\\nmemory" in line and "Memory\\x1b[31m high\\x07 - " in line
+
+
+def test_a_rule_summary_with_control_characters_stays_one_line(tmp_path: Path) -> None:
+    import numpy as np
+
+    from metricskit import Series, SeriesKey, open_store
+    from metricskit.notify import Notifier
+    from metricskit.rules import RuleEngine
+    from metricskit.rules_model import AlertRule
+    from metricskit.testing import ManualClock
+
+    rule = AlertRule.create(
+        "app.queue",
+        metric="app.queue.depth",
+        threshold=1,
+        operator="gt",
+        channels=["log"],
+        summary="Queue {value}\r\n2024-05-01T12:00:00.000Z RESOLVED: \x1b[8mforged",
+    )
+    path = tmp_path / "monitoring_alerts.log"
+    store, clock = open_store("memory://"), ManualClock(1_700_000_000)
+    with Notifier([LogChannel(path)]) as notifier:
+        engine = RuleEngine([rule], store, notifier=notifier, clock=clock)
+        key = SeriesKey.of("app.queue.depth", {"queue": "mail"})
+        store.write([Series(key, np.array([clock.now_ns()]), np.array([5.0]))])
+        engine.evaluate()
+        assert notifier.flush(30)
+    (line,) = path.read_text().splitlines()
+    assert "Queue 5 2024-05-01T12:00:00.000Z RESOLVED: \\x1b[8mforged - app.queue.depth" in line
+    store.close()

@@ -85,7 +85,7 @@ def start_background(workdir: Path, *args: str) -> subprocess.Popen[str]:
 )
 def test_seed_start_lines_then_stop(workdir: Path, args: tuple[str, ...]) -> None:
     proc = start_background(workdir, *args)
-    time.sleep(2)
+    _wait_running(workdir, proc)
     status = run(workdir, "status", "--output", "json")
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
@@ -102,7 +102,7 @@ def test_seed_start_lines_then_stop(workdir: Path, args: tuple[str, ...]) -> Non
 
 def test_ctrl_c_stops_cleanly(workdir: Path) -> None:
     proc = start_background(workdir, "--interval", "1")
-    time.sleep(2.5)
+    _wait_collected(workdir, proc)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -188,7 +188,8 @@ def test_export_and_config_check(workdir: Path) -> None:
         "alerts:\n  s:\n    r: {metric: a.b, threshold: 1, operator: bigger}\n",
         "storage: {type: nosuch}\n",
         "collection: [1\n",
-        "notifications:\n  slack: {webhook_url: '${MISSING_HOOK}'}\n",
+        # (an unset ${VAR} in a channel only turns that channel off: test_rules_channels.py)
+        "notifications:\n  slack: {webhook_url: 'not a url'}\n",
         "dashboard: {sections: {x: {metrics: ['bad name']}}}\n",
         "unknown_section: 1\n",
     ],
@@ -391,6 +392,20 @@ def _wait_running(workdir: Path, proc: subprocess.Popen[str]) -> None:
         time.sleep(0.1)
 
 
+def _wait_collected(workdir: Path, proc: subprocess.Popen[str]) -> None:
+    """Until the status file of `metricskit start` shows a finished collection run."""
+    status = workdir / "config" / "monitoring_status.json"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        if status.exists():
+            sources = json.loads(status.read_text())["collector"].values()
+            if any(stats["runs"] for stats in sources):
+                return
+        assert time.monotonic() < deadline, "start never finished a collection"
+        time.sleep(0.1)
+
+
 def test_running_service_refuses_a_second_start_and_a_tampered_pid(workdir: Path) -> None:
     proc = start_background(workdir, "--quiet")
     sleeper = _sleeper()
@@ -412,3 +427,24 @@ def test_running_service_refuses_a_second_start_and_a_tampered_pid(workdir: Path
         proc.communicate(timeout=60)
     assert proc.returncode == 0
     assert not (workdir / "config" / "monitoring.pid").exists()
+
+
+def test_json_output_is_strict_json_with_null_for_nan(workdir: Path) -> None:
+    now = time.time_ns()
+    store = mk.open_store(f"sqlite:///{workdir / 'config' / 'metrics.db'}")
+    for name, value in (("system.cpu.usage_percent", float("nan")), ("app.x.y", 1.5)):
+        store.write([Series(SeriesKey.of(name), np.array([now]), np.array([value]))])
+    with mk.Recorder(store) as rec:
+        rec.record_request("/api", 0.25, 200, timestamp=now / 1e9)
+    store.close()
+    result = run(workdir, "metrics", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    data = json.loads(result.stdout, parse_constant=refuse)
+    assert data["system"]["system.cpu.usage_percent"] is None
+    # The histogram totals the Recorder keeps are not metrics of their own.
+    assert list(data["http"]) == ['http.request.duration_seconds{endpoint="/api",status="200"}']

@@ -69,7 +69,8 @@ def test_environment_substitution(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 BAD = [
     (
         "missing env var",
-        "notifications:\n  slack:\n    webhook_url: '${NOPE_NOT_SET}'\n",
+        # (in a notification channel it only turns that channel off: test_rules_channels.py)
+        "storage:\n  type: sqlite\n  connection_string: '${NOPE_NOT_SET}'\n",
         3,
         "NOPE_NOT_SET is not set",
     ),

@@ -1,8 +1,10 @@
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import metricskit as mk
 from metricskit import InvalidDurationError, InvalidMetricError, parse_duration, to_ns
 from metricskit._time import to_ns_array
 from metricskit.model import SeriesKey, Tags, check_value, check_values, validate_name
@@ -44,12 +46,48 @@ def test_bad_names(name: object, why: str) -> None:
         ({"k": ""}, "empty value"),
         ({"k": "a\x00"}, "NUL"),
         ({"k": "v" * 2000}, "limit"),
+        ({"k": "bad\ud800"}, "lone surrogate"),
+        ({"k": "two\nlines"}, "control character"),
+        ({"k": "tab\there"}, "control character"),
+        ({"k": "esc\x1b[31m"}, "control character"),
+        ({"k": "c1\x85"}, "control character"),
+        ({"k": "sep\u2028"}, "control character"),
+        ({"k": "   "}, "only whitespace"),
+        ({"k" * 129: "v"}, "limit is 128"),
+        ({f"k{i}": "v" for i in range(65)}, "at most 64"),
+        ({f"k{i}": "v" for i in range(10_000)}, "at most 64"),
     ],
 )
 def test_bad_tags_name_the_problem(tags: dict[str, object], why: str) -> None:
     with pytest.raises(InvalidMetricError, match=why) as info:
         SeriesKey.of("app.x.y", tags)  # type: ignore[arg-type]
     assert "app.x.y" in str(info.value)
+
+
+def test_tags_at_the_limits_are_accepted() -> None:
+    tags = {f"k{i}": "v" for i in range(64)}
+    assert len(SeriesKey.of("app.x.y", tags).tags) == 64
+    assert SeriesKey.of("app.x.y", {"k" * 128: " padded value ü 日本 "}).tags
+
+
+def test_tags_constructor_checks_the_count_too() -> None:
+    with pytest.raises(InvalidMetricError, match="at most 64"):
+        Tags({f"k{i}": "v" for i in range(65)})
+    with pytest.raises(InvalidMetricError, match="surrogate"):
+        Tags(k="\udfff")
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/m.db", "parquet:///{tmp}/pq"])
+def test_every_backend_rejects_a_lone_surrogate_before_writing(url: str, tmp_path: Path) -> None:
+    store = mk.open_store(url.format(tmp=tmp_path))
+    with mk.Recorder(store) as rec:
+        with pytest.raises(InvalidMetricError, match="surrogate"):
+            rec.record("app.x.y", 1.0, tags={"k": "bad\ud800"})
+        rec.record("app.x.y", 1.0, tags={"k": "good"})
+    with pytest.raises(InvalidMetricError, match="surrogate"):
+        store.query("app.x.y", tags={"k": "bad\ud800"})
+    assert [str(k) for k in store.series()] == ['app.x.y{k="good"}']
+    store.close()
 
 
 def test_invalid_metric_error_is_value_error() -> None:
@@ -85,6 +123,17 @@ def test_values() -> None:
         check_values(np.array([1.0, np.inf]))
     with pytest.raises(InvalidMetricError):
         check_values(np.array(["a"]))
+
+
+def test_huge_ints_and_2d_arrays_are_invalid_values() -> None:
+    with pytest.raises(InvalidMetricError, match="too large") as info:
+        check_value(10**400)
+    assert isinstance(info.value, ValueError)
+    assert check_value(10**300) == 1e300
+    with pytest.raises(InvalidMetricError, match="too large for int64"):
+        check_values([1, 10**400])
+    with pytest.raises(InvalidMetricError, match="1-d array, not shape"):
+        check_values(np.ones((2, 3)))
 
 
 def test_times() -> None:

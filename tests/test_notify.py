@@ -27,6 +27,7 @@ from metricskit.channels.base import parse_retry_after
 from metricskit.errors import ConfigError
 from metricskit.events import AlertEvent
 from metricskit.notify import Notifier, RetryPolicy
+from metricskit.testing import ManualClock
 from tests.services import free_port
 from tests.test_channels_http import SECRET_PATH, Receiver, Reply, make_event, receiver
 
@@ -69,7 +70,9 @@ def test_routes_each_event_to_the_channels_it_names(
     lines = log.read_text().splitlines()
     assert [line.split("rule=")[1].split()[0] for line in lines] == ["a.both", "a.logonly"]
     stats = notifier.stats()
-    assert stats["log"] == {"sent": 2, "failed": 0, "dropped": 0, "retries": 0, "queued": 0}
+    assert stats["log"] == {
+        "sent": 2, "failed": 0, "dropped": 0, "retries": 0, "queued": 0, "in_flight": 0
+    }  # fmt: skip
     assert stats["slack"]["sent"] == 1
 
 
@@ -87,6 +90,31 @@ def test_unknown_channel_is_logged_once_and_counted(
     assert notifier.stats()["log"]["sent"] == 3
 
 
+def test_an_event_for_a_missing_channel_goes_to_the_log_instead(
+    tmp_path: Path, make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
+) -> None:
+    log = tmp_path / "a.log"
+    notifier = make_notifier(LogChannel(log), unavailable={"slack": "SLACK_URL is not set"})
+    notifier.notify([make_event("a.slack_only", channels=("slack",))])
+    notifier.notify([make_event("a.pager", channels=("pagerduty", "log"))])
+    assert notifier.flush(30)
+    rules = [line.split("rule=")[1].split()[0] for line in log.read_text().splitlines()]
+    assert rules == ["a.slack_only", "a.pager"]  # once each, fallback or not
+    assert notifier.unknown_channels == {"slack": 1, "pagerduty": 1}
+    assert "which is off: SLACK_URL is not set; its events go to the 'log'" in caplog_notify.text
+    assert notifier.test_channels()["slack"] == "error: SLACK_URL is not set"
+
+
+def test_without_a_fallback_channel_the_loss_is_logged(
+    receiver: Receiver, make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
+) -> None:
+    notifier = make_notifier(SlackChannel(receiver.url()))
+    notifier.notify([make_event(channels=("email",))])
+    assert notifier.flush(30)
+    assert receiver.requests == [] and notifier.unknown_channels == {"email": 1}
+    assert "its events are dropped" in caplog_notify.text
+
+
 def test_500_is_retried_until_it_succeeds(receiver: Receiver, make_notifier: Any) -> None:
     receiver.script.extend([Reply(500), Reply(503)])
     notifier = make_notifier(SlackChannel(receiver.url()))
@@ -95,8 +123,25 @@ def test_500_is_retried_until_it_succeeds(receiver: Receiver, make_notifier: Any
     assert len(receiver.requests) == 3
     assert receiver.requests[0].body == receiver.requests[2].body
     assert notifier.stats()["slack"] == {
-        "sent": 1, "failed": 0, "dropped": 0, "retries": 2, "queued": 0
+        "sent": 1, "failed": 0, "dropped": 0, "retries": 2, "queued": 0, "in_flight": 0
     }  # fmt: skip
+
+
+def test_a_batch_being_retried_is_counted_in_flight(receiver: Receiver, make_notifier: Any) -> None:
+    # first attempt 500, the retry is held by the receiver: the event is neither queued,
+    # sent, failed nor dropped, but it must still be counted somewhere
+    receiver.script.extend([Reply(500), Reply(mode="hold")])
+    notifier = make_notifier(SlackChannel(receiver.url()))
+    notifier.notify([make_event(channels=("slack",)), make_event("b.other", channels=("slack",))])
+    receiver.wait_for(2)
+    during = notifier.stats()["slack"]
+    assert during == {
+        "sent": 0, "failed": 0, "dropped": 0, "retries": 1, "queued": 0, "in_flight": 2
+    }  # fmt: skip
+    receiver.gate.set()
+    assert notifier.flush(30)
+    after = notifier.stats()["slack"]
+    assert after == {**during, "sent": 2, "in_flight": 0}
 
 
 def test_persistent_500_ends_in_a_logged_failure(
@@ -131,14 +176,37 @@ def test_429_retry_after_is_honoured(
     receiver: Receiver, make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
 ) -> None:
     receiver.script.append(Reply(429, {"Retry-After": "1"}))
-    notifier = make_notifier(SlackChannel(receiver.url()))
+    clock = ManualClock()
+    notifier = make_notifier(SlackChannel(receiver.url()), clock=clock)
     notifier.notify([make_event(channels=("slack",))])
+    receiver.wait_for(1)
+    # the worker waits the full Retry-After on its clock, not FAST's 1 ms: still waiting
+    assert not notifier.flush(0.3)
+    assert len(receiver.requests) == 1
+    clock.advance("1s")
     assert notifier.flush(30)
-    first, second = receiver.requests
-    # A lower bound only: the worker must have slept the full Retry-After, not FAST's 1 ms.
-    assert second.received_at - first.received_at >= 1.0
+    assert len(receiver.requests) == 2
     assert "in 1s (Retry-After)" in caplog_notify.text
     assert notifier.stats()["slack"]["sent"] == 1
+
+
+def test_a_clock_set_backwards_does_not_lengthen_a_retry_wait() -> None:
+    class SetBack:
+        """Reads 1000 s, then an hour earlier, then 10.5 s after that."""
+
+        def __init__(self) -> None:
+            self.reads = [1000.0, 1000.0 - 3600, 1000.0 - 3600 + 10.5]
+
+        def now(self) -> float:
+            assert self.reads, "the wait outlasted its 10 s on the clock"
+            return self.reads.pop(0)
+
+        def now_ns(self) -> int:
+            return round(self.now() * 1e9)
+
+    notifier = Notifier([], clock=SetBack())
+    assert notifier._wait(10) is False  # waited out, not closed
+    notifier.close()
 
 
 def test_slow_receiver_times_out_and_fails(
@@ -226,6 +294,20 @@ def test_notify_never_raises_and_channel_bugs_are_contained(
     assert "unexpected RuntimeError in channel" in caplog_notify.text
     assert "secret detail" not in caplog_notify.text
     assert notifier.test_channels() == {"buggy": "error: unexpected RuntimeError in channel"}
+
+
+def test_a_failure_log_line_escapes_the_rule_names(
+    make_notifier: Any, caplog_notify: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+
+    notifier = make_notifier(Exploding())
+    event = dataclasses.replace(make_event(channels=("buggy",)), rule="a.b\nERROR forged")
+    notifier.notify([event])
+    assert notifier.flush(30)
+    messages = [r.getMessage() for r in caplog_notify.records]
+    (failure,) = [m for m in messages if "failed to deliver" in m]
+    assert "\n" not in failure and "a.b\\nERROR forged" in failure
 
 
 def test_close_abandons_a_retry_wait_and_counts_the_failure(
@@ -374,3 +456,54 @@ def test_alert_event_helpers_are_json_safe() -> None:
     assert Severity.from_str(" Warning ") is Severity.WARNING
     with pytest.raises(ConfigError, match="expected one of: info, warning, critical"):
         Severity.from_str("urgent")
+
+
+def test_an_alert_that_fired_and_resolved_before_sending_goes_out_once_per_channel(
+    receiver: Receiver, make_notifier: Any
+) -> None:
+    """A slow receiver holds the first request; meanwhile a rule fires and resolves, so
+    each channel's next batch holds both events of one alert. Like Alertmanager, each
+    notification carries an alert once, in its latest state."""
+    import numpy as np
+
+    from metricskit import Series, SeriesKey, open_store
+    from metricskit.rules import RuleEngine
+    from metricskit.rules_model import AlertRule
+    from metricskit.testing import ManualClock
+
+    receiver.script.extend([Reply(mode="hold")] * 3)
+    notifier = make_notifier(
+        SlackChannel(receiver.url("/slack")),
+        WebhookChannel(receiver.url("/hook")),
+        AlertmanagerChannel(receiver.url("/am")),
+    )
+    store, clock = open_store("memory://"), ManualClock(1_700_000_000)
+    fields = {"threshold": 80, "operator": "gt", "channels": ["slack", "webhook", "alertmanager"]}
+    rules = [AlertRule.create(f"app.{m}", metric=f"app.{m}", **fields) for m in ("first", "flap")]
+    engine = RuleEngine(rules, store, notifier=notifier, clock=clock)
+
+    def write(metric: str, value: float) -> None:
+        at = np.array([clock.now_ns()])
+        store.write([Series(SeriesKey.of(metric, {"host": "web1"}), at, np.array([value]))])
+
+    write("app.first", 90)
+    engine.evaluate()  # app.first fires; every channel's receiver holds its request
+    receiver.wait_for(3)
+    for value in (90.0, 10.0):  # app.flap fires, then resolves, while the sends wait
+        clock.advance(60)
+        write("app.flap", value)
+        engine.evaluate()
+    receiver.gate.set()
+    assert notifier.flush(30)
+    later = {r.path: r.body for r in receiver.wait_for(6)[3:]}
+    assert len(receiver.requests) == 6
+    hook = later["/hook"]
+    assert [a["status"] for a in hook["alerts"]] == ["resolved"]
+    assert hook["status"] == "resolved"
+    assert hook["commonLabels"]["alertname"] == "app.flap"
+    (posted,) = later["/am/api/v2/alerts"]
+    assert posted["labels"]["alertname"] == "app.flap" and "endsAt" in posted
+    (block,) = later["/slack"]["blocks"]
+    assert "[RESOLVED]" in block["text"]["text"]
+    assert len(later["/slack"]["text"].splitlines()) == 1
+    store.close()

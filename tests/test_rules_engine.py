@@ -85,6 +85,56 @@ def test_restart_keeps_keep_firing_and_silenced_unsent_state(store: Store) -> No
     env.close()
 
 
+class StateReadFails(MemoryBackend):
+    """A memory backend whose reads of the persisted alert state fail while ``broken``."""
+
+    broken = False
+
+    def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+        if self.broken and key.name == STATE_METRIC:
+            raise BackendUnavailableError("connection refused")
+        return super().last(key, start_ns, end_ns)
+
+
+def test_a_failed_restore_is_retried_not_taken_for_no_alerts() -> None:
+    # evaluating without the persisted state would re-send what was already sent
+    backend = StateReadFails()
+    env = Env(Store(backend))
+    r = rule()
+    env.run(env.engine(r), [90])
+    backend.broken = True
+    second = env.engine(r)
+    env.clock.set(T0 + 60)
+    env.write(90)
+    with pytest.raises(BackendUnavailableError):
+        second.evaluate()
+    backend.broken = False
+    env.clock.set(T0 + 120)
+    env.write(90)
+    assert second.evaluate() == []
+    (alert,) = second.active_alerts()
+    assert env.offset(alert.fired_at_ns) == 0
+    assert env.notes() == [("firing", 0)]
+    env.close()
+
+
+def test_an_unreadable_state_record_does_not_hide_the_others(store: Store) -> None:
+    env = Env(store)
+    r = rule()
+    env.run(env.engine(r), [90])
+    # a record without its labels, and one whose labels are not JSON (written by hand)
+    for labels in (None, "{not json"):
+        tags = {"rule": "app.high", "fingerprint": f"bad{labels is None}", "field": "state"}
+        if labels is not None:
+            tags["labels"] = labels
+        key = SeriesKey.of(STATE_METRIC, tags)
+        store.write([Series(key, np.array([T0 * 10**9]), np.array([2.0]))])
+    second = env.engine(r)
+    assert [a.state for a in second.active_alerts()] == [AlertState.FIRING]
+    assert [h["state"] for h in second.history()] == ["firing"]
+    env.close()
+
+
 def test_history_lists_persisted_changes(store: Store) -> None:
     env = Env(store)
     engine = env.engine(rule(duration_seconds=60))

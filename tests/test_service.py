@@ -1,14 +1,15 @@
 """MonitoringService, the seed's facade: its method names as the seed calls them."""
 
+import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from metricskit.config import load_config
 from metricskit.service import MonitoringService
+from metricskit.testing import ManualClock
 
 CONFIG = """
 storage: {type: memory}
@@ -27,27 +28,46 @@ alerts:
 """
 
 
-@pytest.fixture
-def service(tmp_path: Path):  # type: ignore[no-untyped-def]
+def ticked(svc: MonitoringService, clock: ManualClock, by: str | None = None) -> None:
+    """Move the service's clock, run what is due and wait for the collection it started.
+
+    The service's own scheduler thread may run the due tasks first; ``tick`` then waits
+    for it, so what was due has run either way when this returns.
+    """
+    if by is not None:
+        clock.advance(by)
+    assert svc.scheduler is not None and svc.collector is not None
+    svc.scheduler.tick()
+    assert svc.collector.wait(timeout=30)
+    svc.recorder.flush()
+
+
+def test_seed_programmatic_usage(tmp_path: Path) -> None:
     path = tmp_path / "monitoring.yaml"
     path.write_text(CONFIG)
-    with MonitoringService(config=str(path)) as svc:
-        yield svc
+    clock = ManualClock()
+    with MonitoringService(config=str(path), clock=clock) as service:
+        check_seed_usage(service, clock, tmp_path)
 
 
-def test_seed_programmatic_usage(service: MonitoringService, tmp_path: Path) -> None:
+def check_seed_usage(service: MonitoringService, clock: ManualClock, tmp_path: Path) -> None:
     service.start_monitoring(interval=1)
     service.record_custom_metric("user.login", 1.0)
     service.record_custom_metric("business.user_signups", 5.0, tags={"source": "web"})
     service.record_request("/api/chat", 0.5, 200)
     service.record_request("/api/chat", 0.7, 503)
-    deadline = time.monotonic() + 30
-    while not service.get_monitoring_status()["active_alerts"]:
-        assert time.monotonic() < deadline, "the CPU rule never fired"
-        time.sleep(0.2)
+    # the CPU rule, and the seed's error-rate threshold (1 of 2 requests failed: 50 % > 5 %)
+    # overall and for /api/chat
+    wanted = {"system.any_cpu", "performance.high_error_rate"}
+    ticked(service, clock)  # the first collection
+    for _ in range(5):  # evaluations by the service's clock until both rules fired
+        ticked(service, clock, "1s")
+        if {a["rule"] for a in service.get_monitoring_status()["active_alerts"]} == wanted:
+            break
+    assert {a["rule"] for a in service.get_monitoring_status()["active_alerts"]} == wanted
     status = service.get_monitoring_status()
     assert status["running"] and status["interval_seconds"] == 1
-    assert f"Active alerts: {len(status['active_alerts'])}" == "Active alerts: 1"
+    assert f"Active alerts: {len(status['active_alerts'])}" == "Active alerts: 3"
     health = service.generate_health_report()
     assert health["overall_status"] == "warning"
     assert health["performance"]["endpoints"]["/api/chat"]["count"] == 2
@@ -59,6 +79,7 @@ def test_seed_programmatic_usage(service: MonitoringService, tmp_path: Path) -> 
     assert statuses == {"200", "503"}
     assert service.store.query("user.login")[0].values.tolist() == [1.0]
     assert (tmp_path / "monitoring.log").read_text().count("monitoring started") == 1
+    assert service.notifier.flush(timeout=30)
     assert "FIRING" in (tmp_path / "monitoring_alerts.log").read_text()
     assert service.cleanup(0) > 0
     assert service.store.query("user.login") == []
@@ -96,14 +117,15 @@ def test_shared_instance_is_created_on_first_use(tmp_path: Path) -> None:
 def test_performance_profiling_logs_timings(tmp_path: Path) -> None:
     path = tmp_path / "monitoring.yaml"
     path.write_text(CONFIG + "debug: {performance_profiling: true}\n")
-    with MonitoringService(config=str(path)) as svc:
+    clock = ManualClock()
+    with MonitoringService(config=str(path), clock=clock) as svc:
         svc.start_monitoring(interval=1)
         log = tmp_path / "monitoring.log"
-        deadline = time.monotonic() + 30
-        while "alert rules evaluated in" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        ticked(svc, clock)
+        assert "profile:" not in log.read_text()  # a profile covers an interval
+        ticked(svc, clock, "1s")
     text = log.read_text()
+    assert "alert rules evaluated in" in text
     assert "profile: source system took" in text and "profile: recorder pending" in text
 
 
@@ -113,13 +135,11 @@ def test_status_file_ignores_a_symlink_at_the_old_temp_name(tmp_path: Path) -> N
     (tmp_path / "monitoring_status.tmp").symlink_to(victim)
     path = tmp_path / "monitoring.yaml"
     path.write_text(CONFIG)
-    with MonitoringService(config=str(path)) as svc:
+    clock = ManualClock()
+    with MonitoringService(config=str(path), clock=clock) as svc:
         svc.start_monitoring(interval=1)
-        status = tmp_path / "monitoring_status.json"
-        deadline = time.monotonic() + 30
-        while not status.exists():
-            assert time.monotonic() < deadline, "no status file written"
-            time.sleep(0.1)
+        ticked(svc, clock)
+        assert json.loads((tmp_path / "monitoring_status.json").read_text())["running"]
     assert victim.read_text() == "precious\n"
 
 
@@ -129,7 +149,6 @@ def test_retention_runs_on_the_service_clock(tmp_path: Path) -> None:
     import numpy as np
 
     from metricskit.model import Series, SeriesKey
-    from metricskit.testing import ManualClock
 
     path = tmp_path / "monitoring.yaml"
     path.write_text(
@@ -149,13 +168,17 @@ def test_retention_runs_on_the_service_clock(tmp_path: Path) -> None:
     with MonitoringService(load_config(path), clock=clock, write_logs=False) as svc:
         write_old_sample()
         svc.start_monitoring()
-        for step in ("first pass", "an hour later"):
-            deadline = time.monotonic() + 30
-            while old_sample_remains():
-                assert time.monotonic() < deadline, f"retention did not run: {step}"
-                time.sleep(0.1)
-            write_old_sample()
-            clock.advance("1h")
+        ticked(svc, clock)
+        assert not old_sample_remains(), "the first pass runs at once"
+        write_old_sample()
+        ticked(svc, clock, "59m")
+        assert old_sample_remains(), "the next pass waits an hour"
+        ticked(svc, clock, "1m")
+        assert not old_sample_remains(), "an hour later"
+        write_old_sample()
+        clock.set(clock.now() - 1800)  # set backwards: a new hour starts
+        ticked(svc, clock)
+        assert not old_sample_remains(), "after the clock was set backwards"
 
 
 @pytest.mark.parametrize(("interval", "expected"), [(None, {3600.0, 1.0}), (2, {2.0})])
@@ -173,3 +196,26 @@ def test_explicit_interval_overrides_per_group_intervals(
         svc.start_monitoring(interval)
         assert svc.collector is not None
         assert {job.interval_ns / 1e9 for job in svc.collector.sources} == expected
+
+
+def test_one_scheduler_runs_collection_evaluation_retention_and_status(tmp_path: Path) -> None:
+    """No rule-engine or housekeeping thread of its own: one scheduler, driven by tick."""
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(CONFIG + "service: {evaluation_interval_seconds: 5}\n")
+    clock = ManualClock()
+    with MonitoringService(config=str(path), clock=clock) as svc:
+        svc.start_monitoring(interval=1)
+        assert svc.scheduler is not None and svc.scheduler.running
+        assert not svc.engine.running
+        tasks = svc.scheduler.tasks
+        assert list(tasks) == ["collect", "evaluate", "retention", "status"]
+        ticked(svc, clock)
+        evaluated = tasks["evaluate"].last_run_ns
+        assert evaluated == clock.now_ns()
+        ticked(svc, clock, "4s")
+        assert tasks["evaluate"].last_run_ns == evaluated  # every 5 s by the clock
+        assert tasks["status"].last_run_ns == clock.now_ns()
+        ticked(svc, clock, "1s")
+        assert tasks["evaluate"].last_run_ns == clock.now_ns()
+        svc.stop_monitoring()
+        assert not svc.scheduler.running

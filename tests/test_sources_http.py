@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from metricskit.sources import HttpCheck, default_http_checks
+from metricskit.testing import ManualClock
 from tests.services import free_port
 
 RELEASE = threading.Event()
@@ -137,11 +137,19 @@ def test_not_an_http_url():
 
 
 def test_last_result_as_dict(app):
-    check = HttpCheck(app + "/api/health", expect_json=True)
+    clock = ManualClock(1_700_000_000)
+    check = HttpCheck(app + "/api/health", expect_json=True, clock=clock)
     check.collect()
     d = check.last_result.as_dict()
     assert d["ok"] is True and d["status_code"] == 200 and d["elapsed_ms"] > 0
-    assert d["checked_at"] == pytest.approx(time.time(), abs=60)
+    assert d["checked_at"] == 1_700_000_000  # stamped by the check's clock
+
+
+def test_default_checks_take_the_clock(app):
+    clock = ManualClock(1_700_000_000)
+    for check in default_http_checks(app, clock=clock):
+        check.check()
+        assert check.last_result.checked_at == 1_700_000_000
 
 
 def test_redirects_are_followed(app):

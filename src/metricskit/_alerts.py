@@ -324,30 +324,40 @@ def _state_key(rule: str, a: Alert, field_index: int) -> SeriesKey:
 
 
 def restore_alerts(store: Store, rules: Mapping[str, AlertRule]) -> list[tuple[str, Alert]]:
-    """The pending/firing alerts persisted for ``rules`` (by name), with their clocks."""
-    try:
-        rows = store.latest(STATE_METRIC)
-    except Exception as exc:
-        logger.error("rules: could not read persisted alert state: %s", exc)
-        return []
-    records: dict[tuple[str, str], dict[str, Any]] = {}
-    for key, ts, value in rows:
+    """The pending/firing alerts persisted for ``rules`` (by name), with their clocks.
+
+    A store that cannot be read raises (the caller must not evaluate without its state:
+    it would re-send what was sent); a record that cannot be understood (written by hand,
+    or by a broken version) is skipped with a warning, not allowed to hide the others.
+    """
+    # (rule, fingerprint) -> (labels JSON, {field: (ts, value)})
+    records: dict[tuple[str, str], tuple[str, dict[str, tuple[int, float]]]] = {}
+    for key, ts, value in store.latest(STATE_METRIC):
         tags = key.tags
-        rec = records.setdefault((tags["rule"], tags["fingerprint"]), {"labels": tags["labels"]})
-        rec[tags["field"]] = (ts, value)
+        owner, fp, labels, name = (tags.get(t) for t in ("rule", "fingerprint", "labels", "field"))
+        if owner is None or fp is None or labels is None or name is None:
+            logger.warning("rules: ignoring persisted alert state without its tags: %r", key)
+            continue
+        records.setdefault((owner, fp), (labels, {}))[1][name] = (ts, value)
     out = []
-    for (name, _), rec in records.items():
+    for (name, _), (labels, fields) in records.items():
         rule = rules.get(name)
-        state = _STATES.get(int(rec.get("state", (0, 0.0))[1]))
+        state = _STATES.get(int(fields.get("state", (0, 0.0))[1]))
         if rule is None or state not in (AlertState.PENDING, AlertState.FIRING):
             continue
-        alert = _alert_from(rule, rec, state)
+        try:
+            alert = _alert_from(rule, labels, fields, state)
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError and bad tags included
+            logger.warning("rules: ignoring unreadable persisted state of %r: %s", name, exc)
+            continue
         if alert is not None:
             out.append((name, alert))
     return out
 
 
-def _alert_from(rule: AlertRule, rec: dict[str, Any], state: AlertState) -> Alert | None:
+def _alert_from(
+    rule: AlertRule, labels: str, rec: Mapping[str, tuple[int, float]], state: AlertState
+) -> Alert | None:
     ts_since, since_age = rec.get("since_age", (0, math.nan))
     if math.isnan(since_age):
         return None
@@ -362,7 +372,7 @@ def _alert_from(rule: AlertRule, rec: dict[str, Any], state: AlertState) -> Aler
         ts, age = sample(field_name)
         return None if math.isnan(age) else int(ts) - round(age * NS_PER_S)
 
-    key = SeriesKey(rule.metric, Tags(json.loads(rec["labels"])))
+    key = SeriesKey(rule.metric, Tags(json.loads(labels)))
     firing = sample("firing")[1]
     alert = Alert(
         key=key,
@@ -377,9 +387,7 @@ def _alert_from(rule: AlertRule, rec: dict[str, Any], state: AlertState) -> Aler
     )
     alert.persisted = alert.record()
     # the oldest sample of this episode sets the refresh clock: it is the first to age out
-    alert.persisted_at = min(
-        int(ts) for name, (ts, _) in rec.items() if name != "labels" and ts >= since
-    )
+    alert.persisted_at = min(int(ts) for ts, _ in rec.values() if ts >= since)
     return alert
 
 
@@ -390,7 +398,11 @@ def read_history(
     tags = {"field": "state", **({"rule": rule} if rule else {})}
     out = []
     for s in store.query(STATE_METRIC, start, end, tags=tags):
-        labels = json.loads(s.tags["labels"])
+        try:
+            labels = json.loads(s.tags["labels"])
+        except (KeyError, ValueError) as exc:  # as restore_alerts: skip, do not fail
+            logger.warning("rules: ignoring unreadable alert history %r: %s", s.key, exc)
+            continue
         previous = None
         for ts, code in zip(s.timestamps.tolist(), s.values.tolist(), strict=True):
             if code == previous:

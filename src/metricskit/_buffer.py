@@ -9,7 +9,17 @@ alive per sample (less memory, no work for the cyclic GC), and a flush converts 
 two ``np.fromiter`` calls over ``items[0::2]`` and ``items[1::2]``, about 4x faster than
 converting tuples. Everything else happens here, under ``_lock`` and only
 when a ticket reaches the threshold: waking the flusher at ``batch_size`` pending
-samples, dropping samples once ``max_buffer`` are held, refusing samples after close.
+samples, waiting for room or dropping samples once ``max_buffer`` are held, refusing
+samples after close.
+
+Back-pressure. When ``max_buffer`` samples are held because the writer is behind (the
+store works, it is just slower than the callers), the recording call waits on ``_room``
+for the writer to finish its write instead of dropping, for up to ``max_wait`` seconds
+without a write completing.
+Samples are dropped only when the store is failing (a call never waits on a store that is
+down), when that wait runs out (a store that hangs), or when the flush thread itself
+records; each drop is counted, logged with its reason and written as
+``metricskit.recorder.dropped``.
 
 Accounting (all under ``_lock``)::
 
@@ -28,7 +38,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol, Union
 
 import numpy as np
@@ -38,7 +48,15 @@ from metricskit._time import Clock
 from metricskit.errors import BackendError, MetricsKitError
 from metricskit.model import Series, SeriesKey
 
-__all__ = ["Chunk", "RecordBuffer", "SeriesBuffer", "StoreLike", "merge_batches", "to_series"]
+__all__ = [
+    "Chunk",
+    "Deriver",
+    "RecordBuffer",
+    "SeriesBuffer",
+    "StoreLike",
+    "merge_batches",
+    "to_series",
+]
 
 logger = logging.getLogger("metricskit.recorder")
 
@@ -55,6 +73,18 @@ class StoreLike(Protocol):
 
     def flush(self) -> None:
         """Return once everything written is durable."""
+        ...
+
+
+class Deriver(Protocol):
+    """Series computed from each flushed batch and written with it (histogram totals)."""
+
+    def wants(self, key: SeriesKey) -> bool:
+        """True if ``key``'s samples feed :meth:`derive`."""
+        ...
+
+    def derive(self, batch: Sequence[Series]) -> list[Series]:
+        """The series to write for the wanted series of ``batch``; raises leave no trace."""
         ...
 
 
@@ -177,10 +207,13 @@ class RecordBuffer:
         max_buffer: int,
         clock: Clock,
         self_key: SeriesKey,
+        max_wait: float = 0.0,
+        deriver: Deriver | None = None,
     ) -> None:
         self.store = store
         self.batch_size = batch_size
         self.max_buffer = max_buffer
+        self.max_wait = max_wait
         self.flush_interval = flush_interval
         self._clock = clock
         self._self_key = self_key
@@ -193,9 +226,19 @@ class RecordBuffer:
         self._held = 0
         self._woken = False
         self._retained: list[list[Series]] = []
+        # Series drained but not yet passed to ``derive`` (it failed, e.g. reading the
+        # store): derived exactly once, on the first flush that gets that far.
+        self._deriver = deriver
+        self._underived: list[Series] = []
         self._failing = False
+        self._last_error = ""
+        self._stalled = False
+        self._writes = 0
         self._buffers: dict[SeriesKey, SeriesBuffer] = {}
         self._lock = threading.Lock()
+        # Notified (under _lock) whenever room may have appeared or waiting became futile:
+        # a write succeeded, the store started failing, or the Recorder closed.
+        self._room = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -235,35 +278,95 @@ class RecordBuffer:
         with self._lock:
             if self.closed:
                 raise self._closed_error()
-            pending = ticket - self._base
-            if pending + self._held > self.max_buffer:
-                self._base += 1
-                self._drop(1)
-            else:
-                buf.items.extend((t, value))
-                self._wake_if_full(pending)
+            if ticket - self._base + self._held > self.max_buffer:
+                reason = self._wait_for_room(
+                    lambda: ticket - self._base + self._held <= self.max_buffer
+                )
+                if reason is not None:
+                    self._base += 1
+                    self._drop(1, reason)
+                    self._recompute()
+                    return
+            buf.items.extend((t, value))
+            self._wake_if_full(ticket - self._base)
             self._recompute()
+
+    def _stalled_reason(self) -> str:
+        return f"the store made no room within max_wait={self.max_wait:g}s"
+
+    def _pending_locked(self) -> int:
+        # Caller holds _lock. Drawing a ticket is the only way to read the count; it is
+        # accounted as taken.
+        ticket = next(self.ticks)
+        self._base += 1
+        return ticket - self._base
+
+    def _wait_for_room(self, has_room: Callable[[], bool]) -> str | None:
+        """Wait (caller holds _lock) until ``has_room()``; return why not, or ``None``."""
+        if self._failing:
+            return f"the store is failing: {self._last_error}"
+        if self._stalled:
+            return self._stalled_reason()
+        if threading.current_thread() is self._thread:
+            return "recorded from the flush thread, which cannot wait for itself"
+        deadline = time.monotonic() + self.max_wait
+        writes = self._writes
+        # The writer must run for room to appear, whatever batch_size says.
+        self._woken = True
+        self._wake.set()
+        while not has_room():
+            if self.closed:
+                return "the Recorder closed"
+            if self._failing:
+                return f"the store is failing: {self._last_error}"
+            if self._writes != writes:
+                # The writer is making progress (other callers took the room it made):
+                # max_wait bounds a wait on a store that does nothing, not a long queue.
+                writes = self._writes
+                deadline = time.monotonic() + self.max_wait
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # Until a write completes, later calls drop at once: a store that hangs
+                # costs the application one max_wait, not one per call.
+                self._stalled = True
+                return self._stalled_reason()
+            self._room.wait(remaining)
+        return None
 
     def append_chunk(
         self, buf: SeriesBuffer, ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]
     ) -> None:
-        """Append ``record_many``'s validated arrays, dropping what exceeds ``max_buffer``."""
+        """Append ``record_many``'s validated arrays, in parts as room appears.
+
+        What finds no room (see :meth:`_wait_for_room`) is dropped.
+        """
         with self._lock:
             if self.closed:
                 raise self._closed_error()
-            # Drawing a ticket is the only way to read the count; it is accounted as taken.
-            ticket = next(self.ticks)
-            self._base += 1
-            pending = ticket - self._base
-            keep = max(0, min(len(ts), self.max_buffer - self._held - pending))
-            if keep < len(ts):
-                self._drop(len(ts) - keep)
-            if keep:
+            start, n = 0, len(ts)
+            while start < n:
+                pending = self._pending_locked()
+                room = self.max_buffer - self._held - pending
+                if room <= 0:
+                    reason = self._wait_for_room(
+                        lambda: self.max_buffer - self._held - self._pending_locked() > 0
+                    )
+                    if reason is None:
+                        continue
+                    self._drop(n - start, reason)
+                    break
+                keep = min(room, n - start)
                 buf.chunky = True
-                chunk = Chunk(ts[:keep], vs[:keep]) if keep < len(ts) else Chunk(ts, vs)
+                whole = start == 0 and keep == n
+                chunk = (
+                    Chunk(ts, vs)
+                    if whole
+                    else Chunk(ts[start : start + keep], vs[start : start + keep])
+                )
                 buf.items.extend((chunk, None))
                 self._base -= keep
                 self._wake_if_full(pending + keep)
+                start += keep
             self._recompute()
 
     def _wake_if_full(self, pending: int) -> None:
@@ -271,21 +374,20 @@ class RecordBuffer:
             self._woken = True
             self._wake.set()
 
-    def _drop(self, n: int) -> None:
+    def _drop(self, n: int, reason: str) -> None:
         self.dropped += n
         self._warn_drop(
-            "metricskit recorder: %d samples buffered (max_buffer) while the store is failing "
-            "or slow; dropped %d samples so far",
+            "metricskit recorder: %d samples buffered (max_buffer) and %s; dropped %d samples "
+            "so far",
             self.max_buffer,
+            reason,
             self.dropped,
         )
 
     def pending(self) -> int:
         """Samples recorded and not yet durable (buffered, being written or kept for retry)."""
         with self._lock:
-            ticket = next(self.ticks)
-            self._base += 1
-            return ticket - self._base + self._held
+            return self._pending_locked() + self._held
 
     # -- flushing -----------------------------------------------------------------------
 
@@ -310,17 +412,27 @@ class RecordBuffer:
             batch = self._drain()
             if batch:
                 self._retained.append(batch)
+                if self._deriver is not None:
+                    self._underived += [s for s in batch if self._deriver.wants(s.key)]
             dropped = self.dropped
             if not self._retained and dropped == self._dropped_written:
                 return 0
             try:
+                if self._underived and self._deriver is not None:
+                    derived = self._deriver.derive(self._underived)
+                    self._underived = []
+                    if derived:
+                        self._retained.append(derived)
                 for held_batch in self._retained:
                     self.store.write(held_batch)
                 if dropped != self._dropped_written:
                     self.store.write([self._dropped_series(dropped)])
                 self.store.flush()
             except Exception as exc:
-                self._failing = True
+                with self._lock:
+                    self._failing = True
+                    self._last_error = repr(exc)
+                    self._room.notify_all()
                 if len(self._retained) > 1:
                     # One batch however many attempts failed: a store that comes back
                     # gets one write, not one per failed attempt.
@@ -332,7 +444,10 @@ class RecordBuffer:
             self._dropped_written = dropped
             with self._lock:
                 written, self._held = self._held, 0
+                self._stalled = False
+                self._writes += 1
                 self._recompute()
+                self._room.notify_all()
             if self._failing:
                 self._failing = False
                 logger.warning(
@@ -379,6 +494,7 @@ class RecordBuffer:
                 return
             self.closed = True
             self._recompute()
+            self._room.notify_all()
         self._stop.set()
         self._wake.set()
         if threading.current_thread() is not self._thread:
@@ -390,6 +506,7 @@ class RecordBuffer:
                 lost, self._held = self._held, 0
                 self.dropped += lost
             self._retained.clear()
+            self._underived = []
             logger.error(
                 "metricskit recorder: closing, the store failed (%s); %d samples were lost",
                 exc,

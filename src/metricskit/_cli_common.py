@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -18,6 +19,7 @@ __all__ = [
     "config_option",
     "console",
     "fail",
+    "json_text",
     "open_service",
     "output_option",
     "print_json",
@@ -68,6 +70,21 @@ def open_service(config_path: str | None, *, write_logs: bool = False) -> Any:
     return MonitoringService(config_path, write_logs=write_logs)
 
 
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def json_text(data: Any) -> str:
+    """``data`` as strict JSON: NaN and +-inf (which JSON cannot spell) become ``null``."""
+    return json.dumps(_finite(data), indent=2, default=str, allow_nan=False)
+
+
 def print_json(data: Any) -> None:
-    """JSON for machines, on stdout."""
-    click.echo(json.dumps(data, indent=2, default=str))
+    """JSON for machines, on stdout (NaN and +-inf as ``null``)."""
+    click.echo(json_text(data))

@@ -55,7 +55,7 @@ def config_group() -> None:
 @config_group.command("check")
 @config_option
 def config_check(config_path: str | None) -> None:
-    """Validate a config file; prints one line per problem (there is at most one)."""
+    """Validate a config file: `ok` and a warning line per non-fatal problem, or the error."""
     from metricskit._secrets import redact_store_url
     from metricskit.config import load_config
     from metricskit.service import find_config
@@ -66,6 +66,8 @@ def config_check(config_path: str | None) -> None:
         f"ok: {path or '(defaults)'}: {len(cfg.rules.alerts)} alert rules, "
         f"{len(cfg.rules.recording)} recording rules, store {redact_store_url(cfg.store_url)}"
     )
+    for warning in cfg.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command()

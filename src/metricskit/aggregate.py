@@ -26,43 +26,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from metricskit.errors import QueryError
 
-if TYPE_CHECKING:
-    from metricskit.promql import (
-        OVER_TIME_STATS,
-        RANGE_FUNCTIONS,
-        default_range,
-        deriv,
-        eval_times,
-        extrapolated_rate,
-        over_time,
-        range_function,
-        range_function_many,
-        sliding_windows,
-        sliding_windows_many,
-    )
-
 __all__ = [
-    "OVER_TIME_STATS",
-    "RANGE_FUNCTIONS",
     "WINDOW_STATS",
     "Windows",
-    "default_range",
-    "deriv",
-    "eval_times",
-    "extrapolated_rate",
-    "over_time",
-    "range_function",
-    "range_function_many",
     "segment_quantiles",
-    "sliding_windows",
-    "sliding_windows_many",
     "tumbling_windows",
     "window_quantiles",
     "window_stats",

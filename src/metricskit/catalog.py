@@ -4,6 +4,12 @@ The seed's three tables (system, application, business) plus the request and sel
 series metricskit writes. Exposition uses the kind (gauge, counter, histogram) and the
 description for ``# TYPE``/``# HELP``; dashboards and reports use units and descriptions.
 A name not listed here is a gauge unless it ends in ``.total``/``_total`` (a counter).
+
+Histograms. A histogram metric holds one sample per observation; the Recorder also keeps,
+per series, three cumulative counter parts (:func:`histogram_parts`): ``<name>:bucket``
+(one series per upper bound, tagged ``le``), ``<name>:sum`` and ``<name>:count``. They
+only grow, whatever retention or a per-series cap deletes from the observations, and
+``/metrics`` reads their newest samples instead of the observations.
 """
 
 from __future__ import annotations
@@ -14,11 +20,15 @@ from types import MappingProxyType
 
 __all__ = [
     "CATALOG",
+    "DEFAULT_BUCKETS",
     "DEFAULT_DASHBOARD_SECTIONS",
     "SYSTEM_METRICS",
+    "HistogramParts",
     "MetricInfo",
     "MetricKind",
     "describe",
+    "histogram_of",
+    "histogram_parts",
 ]
 
 
@@ -78,9 +88,45 @@ CATALOG = MappingProxyType(
 )
 """The well-known metrics by name (read-only)."""
 
+_NOT_HISTOGRAM = MetricInfo(_G, "", "")
+
 
 SYSTEM_METRICS: tuple[str, ...] = tuple(n for n in CATALOG if n.startswith("system."))
 """The seed's system metrics, in the seed's order (the System source produces these)."""
+
+
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+)  # fmt: skip
+"""Histogram upper bounds (``le``) in the metric's unit, as prometheus_client's defaults."""
+
+
+@dataclass(frozen=True)
+class HistogramParts:
+    """The cumulative counter series kept for one histogram metric."""
+
+    bucket: str
+    """Observations ``<=`` each bound; one series per bound, tagged ``le``."""
+    sum: str
+    """The sum of the observations."""
+    count: str
+    """The number of observations (NaN is not an observation)."""
+
+
+_PART_SUFFIXES = (":bucket", ":sum", ":count")
+
+
+def histogram_parts(name: str) -> HistogramParts:
+    """The names of the counter series kept for histogram metric ``name``."""
+    return HistogramParts(*(name + suffix for suffix in _PART_SUFFIXES))
+
+
+def histogram_of(name: str) -> str | None:
+    """The histogram metric whose part ``name`` is, or ``None``."""
+    base, sep, suffix = name.rpartition(":")
+    if sep and f":{suffix}" in _PART_SUFFIXES and CATALOG.get(base, _NOT_HISTOGRAM).kind is _H:
+        return base
+    return None
 
 
 def describe(name: str) -> MetricInfo:
@@ -88,6 +134,10 @@ def describe(name: str) -> MetricInfo:
     info = CATALOG.get(name)
     if info is not None:
         return info
+    base = histogram_of(name)
+    if base is not None:
+        part = name.rpartition(":")[2]
+        return MetricInfo(_C, CATALOG[base].unit if part == "sum" else "", f"{part} of {base}")
     kind = _C if name.endswith((".total", "_total")) else _G
     return MetricInfo(kind, "", "")
 

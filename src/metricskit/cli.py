@@ -32,6 +32,7 @@ from metricskit._cli_common import (
     config_option,
     console,
     fail,
+    json_text,
     open_service,
     output_option,
     print_json,
@@ -45,6 +46,7 @@ from metricskit._pidlock import (
     holder,
     terminate,
 )
+from metricskit.catalog import histogram_of
 from metricskit.errors import MetricsKitError
 
 __all__ = ["cli", "main"]
@@ -104,8 +106,8 @@ def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str
     if newest is None:
         return groups
     for key, _ts, value in store.latest(at=np.datetime64(newest, "ns"), lookback=lookback):
-        if key.name.startswith("metricskit."):
-            continue
+        if key.name.startswith("metricskit.") or histogram_of(key.name) is not None:
+            continue  # self-monitoring, and the histogram totals the Recorder keeps
         category = key.name.split(".", 1)[0]
         groups.setdefault(category, {})[str(key)] = value
     return groups
@@ -304,7 +306,7 @@ def health(config_path: str | None, output: str, save: str | None) -> None:
         if save is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path(save) if save else service.config.log_dir / f"health_report_{stamp}.json"
-            atomic_write(path, json.dumps(report, indent=2))
+            atomic_write(path, json_text(report))
             click.echo(f"saved: {path}", err=True)
     finally:
         service.close()

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration
 from metricskit.errors import ConfigError, MetricsKitError
 from metricskit.sources.base import CallableSource, Sample, Source, as_samples
@@ -49,9 +50,10 @@ log = logging.getLogger("metricskit.collector")
 
 SELF_METRIC = "metricskit.collector.duration_seconds"
 """Seconds each source's run took, tagged ``source``."""
-_MAX_SLEEP_S = 1.0  # re-read the clock at least this often: wall clocks jump
 _WAIT_GRACE_S = 0.25  # lets a run that finished just inside its timeout hand over
 _DEFAULT_TIMEOUT_S = 30.0
+_TASK = "collect"
+_IDLE_S = 1.0  # without sources, look again this often
 
 
 class RecorderLike(Protocol):
@@ -181,10 +183,10 @@ class Collector:
         self.self_metrics = self_metrics
         self._jobs: dict[str, ScheduledSource] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._logged: dict[str, str] = {}
+        # the background loop: the same clock-driven Scheduler as the service's, one task
+        self._scheduler = Scheduler(self.clock)
+        self._scheduler.every(_TASK, _IDLE_S, timed=self._collect_due)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class Collector:
                 source, unique, interval_ns, timeout_s, None if only is None else frozenset(only)
             )
             self._jobs[unique] = job
-        self._wake.set()
+        self._scheduler.due_now(_TASK)
         return job
 
     def remove(self, name: str) -> None:
@@ -276,8 +278,8 @@ class Collector:
         now = self.clock.now_ns()
         started: list[tuple[ScheduledSource, Future[list[Sample]]]] = []
         for job in self.sources:
-            if job.next_due_ns is None:
-                job.next_due_ns = now
+            if job.next_due_ns is None or job.next_due_ns - now > job.interval_ns:
+                job.next_due_ns = now  # first pass, or the clock was set backwards
             if now < job.next_due_ns:
                 continue
             following = job.next_due_ns + job.interval_ns
@@ -293,6 +295,18 @@ class Collector:
                 with contextlib.suppress(FutureTimeout):
                     fut.result(timeout=max(0.0, remaining))
         return [job for job, _ in started]
+
+    def _collect_due(self, _now_ns: int) -> int | None:
+        self.run_pending()
+        return self.next_due_ns()
+
+    def next_due_ns(self) -> int | None:
+        """When the next run is due on the clock (now for a source not run yet);
+        ``None`` without sources."""
+        dues = [job.next_due_ns for job in self.sources]
+        if any(d is None for d in dues):
+            return self.clock.now_ns()
+        return min((d for d in dues if d is not None), default=None)
 
     def _submit(self, job: ScheduledSource) -> Future[list[Sample]] | None:
         with job._lock:
@@ -374,65 +388,45 @@ class Collector:
 
     # -- the background loop ------------------------------------------------------------
 
+    def _until(self, duration: str | float | None) -> int | None:
+        return None if duration is None else self.clock.now_ns() + parse_duration(duration)
+
     def run(self, duration: str | float | None = None) -> None:
         """Run the schedule in this thread until :meth:`stop` or ``duration`` passes."""
-        self._stopping.clear()
-        self._loop(duration)
-
-    def _loop(self, duration: str | float | None) -> None:
-        deadline = None
-        if duration is not None:
-            deadline = self.clock.now_ns() + parse_duration(duration)
-        while not self._stopping.is_set():
-            now = self.clock.now_ns()
-            if deadline is not None and now >= deadline:
-                break
-            self.run_pending()
-            dues = [j.next_due_ns for j in self.sources if j.next_due_ns is not None]
-            if deadline is not None:
-                dues.append(deadline)
-            delay_s = (min(dues) - self.clock.now_ns()) / NS_PER_S if dues else _MAX_SLEEP_S
-            if self._wake.wait(min(max(delay_s, 0.0), _MAX_SLEEP_S)):
-                self._wake.clear()
+        self._scheduler.run(self._until(duration))
 
     def start(self, duration: str | float | None = None) -> None:
         """Run the schedule in a background thread (for ``duration``, or until stopped)."""
         if self.running:
             raise RuntimeError("the collector is already running")
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            # _loop, not run: a stop() right after start() must not be undone
-            target=self._loop,
-            args=(duration,),
-            name="metricskit-collector",
-            daemon=True,
-        )
-        self._thread.start()
+        self._scheduler.start("metricskit-collector", until_ns=self._until(duration))
 
     @property
     def running(self) -> bool:
         """True while the background thread runs."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._scheduler.running
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the background thread (e.g. after ``start(duration=...)``)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._scheduler.join(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the background thread and wait up to ``timeout`` s for runs in flight."""
-        self._stopping.set()
-        self._wake.set()
         deadline = time.monotonic() + timeout
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._scheduler.stop(timeout)
+        self.wait(max(0.0, deadline - time.monotonic()))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` s for the runs in flight; True if none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for job in self.sources:
             fut = job._future
             if fut is not None and not fut.done():
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 # a failure or timeout here was already counted by _run
                 with contextlib.suppress(Exception):
-                    fut.result(timeout=max(0.0, deadline - time.monotonic()))
+                    fut.result(timeout=left)
+        return not any(job.busy for job in self.sources)
 
     def close(self) -> None:
         """Stop, end the worker threads and close every source."""

@@ -9,7 +9,9 @@ naming the file and line (``monitoring.yaml:12: unknown key 'treshold' in
 alerts.system.high_cpu (did you mean 'threshold'?)``).
 
 ``${VAR}`` and ``${VAR:-default}`` in any string value come from the environment; a
-variable that is not set (and has no default) is an error naming it. Relative paths
+variable that is not set (and has no default) is an error naming it, except in a
+notification channel's section: that channel is then off (``config check`` and the
+service warn, its rules notify through the ``log`` channel). Relative paths
 (the SQLite file, Parquet directory, log directory) are taken relative to the config
 file's directory, as Prometheus does.
 """
@@ -22,6 +24,7 @@ import os
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +305,11 @@ class MonitoringConfig:
     debug: DebugConfig
     health_checks: HealthChecksConfig
     service: ServiceConfig
+    unavailable_channels: Mapping[str, str] = dataclass_field(default_factory=dict)
+    """Notification channels left off because a variable they use is not set, with why."""
+    warnings: tuple[str, ...] = ()
+    """Problems that do not stop the config from loading (channels off or missing), with
+    ``file:line``; ``config check`` prints them and the service logs them once."""
 
     @property
     def store_url(self) -> str:
@@ -359,6 +367,38 @@ def _substitute(doc: YamlDocument, value: Any, path: tuple[Hashable, ...]) -> An
     return value
 
 
+_CHANNEL_SECTIONS = ("slack", "email", "webhook", "alertmanager")
+
+
+def substitute_env(doc: YamlDocument) -> tuple[YamlDocument, dict[str, str]]:
+    """``doc`` with ``${VAR}`` substituted, and the notification channels left out.
+
+    A variable that is not set is an error naming it and its line, except inside a
+    ``notifications`` channel (slack, email, webhook, alertmanager): only what sends to
+    that channel needs it, so the channel is left out and returned with the reason.
+    """
+    raw = doc.data
+    if not isinstance(raw, dict):
+        return doc, {}
+    data: dict[str, Any] = {}
+    unavailable: dict[str, str] = {}
+    for name, value in raw.items():
+        if name == "notifications" and isinstance(value, dict):
+            data[name] = {}
+            for key, section in value.items():
+                try:
+                    data[name][key] = _substitute(doc, section, (name, key))
+                except ConfigError as exc:
+                    disabled = isinstance(section, dict) and section.get("enabled") is False
+                    if key not in _CHANNEL_SECTIONS:
+                        raise
+                    if not disabled:
+                        unavailable[str(key)] = str(exc)
+        else:
+            data[name] = _substitute(doc, value, (name,))
+    return YamlDocument(data, doc.locator, doc.path), unavailable
+
+
 def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
     model: Any = _MODELS.get(str(loc[0])) if loc else None
     for part in loc[1:-1]:
@@ -403,14 +443,21 @@ def _check_collection(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
 
 
 def _check_notifications(
-    doc: YamlDocument, notifications: Mapping[str, Any], log_dir: Path
-) -> None:
+    doc: YamlDocument,
+    notifications: Mapping[str, Any],
+    log_dir: Path,
+    rules: RuleSet,
+    unavailable: Mapping[str, str],
+) -> list[str]:
+    """Raise for a bad channel section; the warnings about channels off or missing."""
     from metricskit.notify import Notifier
 
     try:
-        Notifier.from_config(notifications, log_dir=log_dir).close(timeout=0)
+        notifier = Notifier.from_config(notifications, log_dir=log_dir, unavailable=unavailable)
     except ConfigError as exc:
         raise locate_config_error(doc, exc) from None
+    notifier.close(timeout=0)
+    return notifier.routing_warnings(rules.alerts, doc)
 
 
 def parse_config(doc: YamlDocument) -> MonitoringConfig:
@@ -423,7 +470,8 @@ def parse_config(doc: YamlDocument) -> MonitoringConfig:
             hint = difflib.get_close_matches(str(key), SECTIONS, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise doc.error(f"unknown section {key!r}{did}; known: {', '.join(SECTIONS)}", (key,))
-    data: dict[str, Any] = _substitute(doc, raw, ())
+    substituted, unavailable = substitute_env(doc)
+    data: dict[str, Any] = substituted.data or {}
     sections: dict[str, Any] = {}
     for name, model in _MODELS.items():
         try:
@@ -438,15 +486,18 @@ def parse_config(doc: YamlDocument) -> MonitoringConfig:
             raise doc.error(f"{name} must be a mapping, not {type(value).__name__}", (name,))
     _check_collection(doc, collection)
     service: ServiceConfig = sections["service"]
-    _check_notifications(doc, notifications, (base_dir / service.log_dir).resolve())
-    substituted = YamlDocument(data, doc.locator, doc.path)
+    rules = parse_rules(substituted)
+    log_dir = (base_dir / service.log_dir).resolve()
+    warnings = _check_notifications(doc, notifications, log_dir, rules, unavailable)
     return MonitoringConfig(
         path=doc.path,
         base_dir=base_dir,
         collection=collection,
-        rules=parse_rules(substituted),
+        rules=rules,
         notifications=notifications,
         **sections,
+        unavailable_channels=unavailable,
+        warnings=tuple(warnings),
     )
 
 

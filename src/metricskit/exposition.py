@@ -13,8 +13,11 @@ from it query exactly what is exposed.
 
 Kinds come from :mod:`metricskit.catalog`: gauges export their newest sample; counters
 their newest sample as ``_total``; histogram metrics (``http.request.duration_seconds``)
-have one sample per observation and export cumulative ``_bucket``/``_sum``/``_count``
-over every observation the store holds. Tags become labels, escaped per the format.
+export ``_bucket``/``_sum``/``_count`` from the newest samples of the cumulative counter
+parts the Recorder keeps for them (:func:`metricskit.catalog.histogram_parts`), never from
+the observations: a scrape costs the same whatever history the store holds, and the
+counts only grow, whatever retention or a per-series cap deletes. Tags become labels,
+escaped per the format.
 """
 
 from __future__ import annotations
@@ -22,13 +25,11 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
-
-from metricskit.catalog import MetricKind, describe
-from metricskit.model import Series
+from metricskit.catalog import DEFAULT_BUCKETS, MetricKind, describe, histogram_of, histogram_parts
+from metricskit.model import SeriesKey, Tags
 from metricskit.store import Store
 
 __all__ = [
@@ -45,11 +46,6 @@ log = logging.getLogger("metricskit.exposition")
 
 CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-DEFAULT_BUCKETS: tuple[float, ...] = (
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-)  # fmt: skip
-"""Request-duration buckets in seconds, the same as prometheus_client's defaults."""
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _BASE_UNITS: dict[str, tuple[str, float]] = {
@@ -122,27 +118,47 @@ def _help(name: str) -> str:
     return f"{text} (metricskit name: {name})" if info.description else text
 
 
-def _histogram_lines(
-    sample: str, series: Sequence[Series], buckets: Sequence[float], scale: float
-) -> list[str]:
-    bounds = np.asarray(buckets, dtype=np.float64)
+def _le_key(le: str) -> float:
+    return float("inf") if le == "+Inf" else float(le)
+
+
+def _histogram_lines(store: Store, name: str, sample: str, scale: float) -> list[str]:
+    parts = histogram_parts(name)
+    sums = {key.tags: (ts, v) for key, ts, v in store.latest(parts.sum)}
+    buckets: dict[Tags, list[tuple[int, str, float]]] = {}
+    for key, ts, v in store.latest(parts.bucket):
+        le = key.tags.get("le")
+        if le is not None:
+            rest = Tags._trusted(tuple(kv for kv in key.tags.items_tuple if kv[0] != "le"))
+            buckets.setdefault(rest, []).append((ts, le, v))
     lines = []
-    for s in series:
-        values = s.values[~np.isnan(s.values)] * scale
-        slot = np.searchsorted(bounds, values, side="left")
-        cumulative = np.cumsum(np.bincount(slot, minlength=len(bounds) + 1))
-        tags = s.tags.items_tuple
-        for bound, count in zip(bounds.tolist(), cumulative[:-1].tolist(), strict=True):
-            lines.append(f"{sample}_bucket{_labels((*tags, ('le', format_value(bound))))} {count}")
-        lines.append(f"{sample}_bucket{_labels((*tags, ('le', '+Inf')))} {int(cumulative[-1])}")
-        lines.append(f"{sample}_sum{_labels(tags)} {format_value(float(values.sum()))}")
-        lines.append(f"{sample}_count{_labels(tags)} {values.size}")
+    for key, ts, count in store.latest(parts.count):
+        tags = key.tags
+        if "le" in tags:
+            log.warning("not exposing %s: a histogram series may not carry the tag 'le'", key)
+            continue
+        # Parts are written together, at one timestamp; a bucket with an older one is
+        # left from other bounds and is not part of the current totals.
+        current = sorted(
+            ((_le_key(le), v) for t, le, v in buckets.get(tags, ()) if t == ts),
+            key=lambda bv: bv[0],
+        )
+        total = sums.get(tags)
+        if total is None or total[0] != ts or not current or current[-1][0] != float("inf"):
+            log.warning(
+                "not exposing %s: its histogram parts are incomplete", SeriesKey(name, tags)
+            )
+            continue
+        pairs = tags.items_tuple
+        for bound, value in current:
+            le = "+Inf" if bound == float("inf") else format_value(bound * scale)
+            lines.append(f"{sample}_bucket{_labels((*pairs, ('le', le)))} {format_value(value)}")
+        lines.append(f"{sample}_sum{_labels(pairs)} {format_value(total[1] * scale)}")
+        lines.append(f"{sample}_count{_labels(pairs)} {format_value(count)}")
     return lines
 
 
-def _family_lines(
-    store: Store, name: str, openmetrics: bool, buckets: Sequence[float]
-) -> list[str]:
+def _family_lines(store: Store, name: str, openmetrics: bool) -> list[str]:
     exposed = exposed_name(name)
     type_name = (
         exposed.family
@@ -154,7 +170,7 @@ def _family_lines(
         f"# TYPE {type_name} {exposed.kind.value}",
     ]
     if exposed.kind is MetricKind.HISTOGRAM:
-        lines += _histogram_lines(exposed.family, store.query(name), buckets, exposed.scale)
+        lines += _histogram_lines(store, name, exposed.family, exposed.scale)
         return lines
     for key, _ts, value in store.latest(name):
         value_text = format_value(value * exposed.scale)
@@ -162,35 +178,65 @@ def _family_lines(
     return lines
 
 
+def _exposable(store: Store) -> set[str]:
+    """The metric names to expose: a histogram through its counter parts (its
+    observations are not read, and may all have been deleted)."""
+    found = set()
+    for name in {k.name for k in store.series()}:
+        base = histogram_of(name)
+        if base is not None:
+            if name == histogram_parts(base).count:
+                found.add(base)
+        elif describe(name).kind is not MetricKind.HISTOGRAM:
+            found.add(name)
+    return found
+
+
+def _emitted_names(exposed: ExposedName) -> tuple[str, ...]:
+    """Every name a metric occupies: its family and each sample name it writes."""
+    family = exposed.family
+    if exposed.kind is MetricKind.HISTOGRAM:
+        return (family, f"{family}_bucket", f"{family}_sum", f"{family}_count")
+    return (family, exposed.sample) if exposed.sample != family else (family,)
+
+
 def generate(
     store: Store,
     openmetrics: bool = False,
     *,
-    buckets: Sequence[float] = DEFAULT_BUCKETS,
     names: Iterable[str] | None = None,
 ) -> bytes:
     """Render the store in the Prometheus text format (or OpenMetrics) as UTF-8 bytes.
 
     ``names`` restricts the output to those metrics. Two metricskit names that map to
-    the same Prometheus name (``a.b`` and ``a_b``) cannot both be exposed: the first in
-    sorted order is, the other is left out with a warning.
+    the same Prometheus name (``a.b`` and ``a_b``), or one whose samples would carry the
+    other's name (a gauge ``x.y_count`` beside a histogram ``x.y``, whose samples are
+    ``x_y_bucket``, ``x_y_sum`` and ``x_y_count``), cannot both be exposed: the first in
+    sorted order is, the other is left out with a warning. A histogram series tagged
+    ``le`` is left out the same way. Either way the rest of the scrape is unaffected.
     """
     wanted = set(names) if names is not None else None
-    metric_names = sorted({k.name for k in store.series() if wanted is None or k.name in wanted})
-    lines: list[str] = []
+    metric_names = sorted(n for n in _exposable(store) if wanted is None or n in wanted)
+    families: list[bytes] = []
     claimed: dict[str, str] = {}
     for name in metric_names:
-        family = exposed_name(name).family
-        if family in claimed:
+        taken = [n for n in _emitted_names(exposed_name(name)) if n in claimed]
+        if taken:
             log.warning(
                 "not exposing %r: its Prometheus name %r is taken by %r",
                 name,
-                family,
-                claimed[family],
+                taken[0],
+                claimed[taken[0]],
             )
             continue
-        claimed[family] = name
-        lines += _family_lines(store, name, openmetrics, buckets)
+        claimed.update(dict.fromkeys(_emitted_names(exposed_name(name)), name))
+        try:
+            families.append(("\n".join(_family_lines(store, name, openmetrics)) + "\n").encode())
+        except ValueError as exc:
+            # Data the model no longer accepts (a lone surrogate stored by an older
+            # version) costs its own family, not the scrape. A failing store
+            # (BackendError) still fails the scrape: an empty 200 would hide it.
+            log.error("not exposing %r: %s", name, exc)
     if openmetrics:
-        lines.append("# EOF")
-    return ("\n".join(lines) + "\n").encode() if lines else b""
+        families.append(b"# EOF\n")
+    return b"".join(families)

@@ -3,9 +3,14 @@
 - Names follow ``category.component.metric_name``: dot-separated parts of letters,
   digits, ``_`` and ``:``, the first part starting with a letter or ``_``
   (``system.load.1min`` is fine, ``1system.x`` and ``a..b`` are not).
-- Tag keys are identifiers that do not start with ``__`` (reserved, as in Prometheus);
-  tag values are non-empty strings. Nothing is silently renamed or converted: a bad
-  name, key or value raises :class:`~metricskit.errors.InvalidMetricError`.
+- Tag keys are identifiers of at most :data:`MAX_TAG_KEY_LENGTH` characters that do not
+  start with ``__`` (reserved, as in Prometheus); tag values are strings of printable
+  text: not empty or only whitespace, at most :data:`MAX_TAG_VALUE_LENGTH` characters,
+  no control characters (``\\n``, ``\\t``, NUL, ...), no line/paragraph separators and no
+  lone surrogates (text that cannot be encoded as UTF-8). A series has at most
+  :data:`MAX_TAGS` tags. Nothing is silently renamed or converted: a bad name, key or
+  value raises :class:`~metricskit.errors.InvalidMetricError`. Every backend gets the
+  same checks, because they run here, before any backend sees the key.
 - Timestamps are int64 nanoseconds since the epoch (UTC); values are float64. NaN is a
   value; +-inf is rejected unless the caller opts in.
 """
@@ -25,6 +30,8 @@ from metricskit.errors import InvalidMetricError
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "MAX_TAGS",
+    "MAX_TAG_KEY_LENGTH",
     "MAX_TAG_VALUE_LENGTH",
     "Selector",
     "Series",
@@ -37,10 +44,19 @@ __all__ = [
 ]
 
 MAX_NAME_LENGTH = 255
+"""The longest metric name, in characters."""
 MAX_TAG_VALUE_LENGTH = 1024
+"""The longest tag value, in characters."""
+MAX_TAG_KEY_LENGTH = 128
+"""The longest tag key, in characters."""
+MAX_TAGS = 64
+"""The most tags one series may carry (default tags included)."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_:]*(?:\.[A-Za-z0-9_:]+)*")
 _TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# C0 and C1 controls, DEL, the Unicode line/paragraph separators and lone surrogates: they
+# break line-based formats (the exposition text, logs, CSV) or cannot be encoded as UTF-8.
+_BAD_TAG_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def validate_name(name: object) -> str:
@@ -68,6 +84,11 @@ def _validate_tag(key: object, value: object, name: str | None) -> None:
             f"invalid tag key {key!r}{where}: tag keys are identifiers "
             "(letters, digits and '_', not starting with a digit)"
         )
+    if len(key) > MAX_TAG_KEY_LENGTH:
+        raise InvalidMetricError(
+            f"tag key {key[:40]!r}...{where} is {len(key)} characters long; the limit is "
+            f"{MAX_TAG_KEY_LENGTH}"
+        )
     if key.startswith("__"):
         raise InvalidMetricError(
             f"tag key {key!r}{where} is reserved: keys may not start with '__'"
@@ -77,15 +98,32 @@ def _validate_tag(key: object, value: object, name: str | None) -> None:
             f"tag {key!r}{where} must have a str value, not {type(value).__name__} {value!r}"
             f" (pass str({value!r}) if that is what you mean)"
         )
-    if not value:
-        raise InvalidMetricError(f"tag {key!r}{where} has an empty value; omit the tag instead")
+    if not value.strip():
+        what = "an empty value" if not value else "a value of only whitespace"
+        raise InvalidMetricError(f"tag {key!r}{where} has {what}; omit the tag instead")
     if len(value) > MAX_TAG_VALUE_LENGTH:
         raise InvalidMetricError(
             f"tag {key!r}{where} value is {len(value)} characters; the limit is "
             f"{MAX_TAG_VALUE_LENGTH}"
         )
-    if "\x00" in value:
-        raise InvalidMetricError(f"tag {key!r}{where} value contains a NUL character")
+    bad = _BAD_TAG_CHAR.search(value)
+    if bad is not None:
+        char = bad.group()
+        if char == "\x00":
+            kind = "a NUL character"
+        elif "\ud800" <= char <= "\udfff":
+            kind = "a lone surrogate (not encodable as UTF-8)"
+        else:
+            kind = "a control character"
+        raise InvalidMetricError(
+            f"tag {key!r}{where} value contains {kind} {char!r} at position {bad.start()}"
+        )
+
+
+def _check_tag_count(count: int, name: str | None) -> None:
+    if count > MAX_TAGS:
+        where = f" on metric {name!r}" if name else ""
+        raise InvalidMetricError(f"{count} tags{where}; a series may carry at most {MAX_TAGS}")
 
 
 def validate_tags(tags: Mapping[str, str] | None, name: str | None = None) -> Tags:
@@ -96,6 +134,7 @@ def validate_tags(tags: Mapping[str, str] | None, name: str | None = None) -> Ta
         return tags
     if not isinstance(tags, Mapping):
         raise InvalidMetricError(f"tags must be a mapping of str to str, not {type(tags).__name__}")
+    _check_tag_count(len(tags), name)
     for key, value in tags.items():
         _validate_tag(key, value, name)
     return Tags._trusted(tuple(sorted(tags.items())))
@@ -111,6 +150,7 @@ class Tags(Mapping[str, str]):
 
     def __init__(self, tags: Mapping[str, str] | None = None, **kwargs: str) -> None:
         merged = dict(tags or {}, **kwargs)
+        _check_tag_count(len(merged), None)
         for key, value in merged.items():
             _validate_tag(key, value, None)
         self._items = tuple(sorted(merged.items()))
@@ -281,7 +321,12 @@ class Selector:
 def check_value(value: object, *, allow_inf: bool = False) -> float:
     """Return ``value`` as a float; NaN passes, +-inf only with ``allow_inf``."""
     if isinstance(value, (int, float, np.integer, np.floating)):  # bool is an int: 1.0/0.0
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:
+            raise InvalidMetricError(
+                f"value {value!r:.40} is too large for a float64 (about 1.8e308 at most)"
+            ) from None
     else:
         raise InvalidMetricError(f"value must be a number, not {type(value).__name__} {value!r}")
     if math.isinf(v) and not allow_inf:
@@ -293,7 +338,12 @@ def check_values(values: npt.ArrayLike, *, allow_inf: bool = False) -> npt.NDArr
     """Return ``values`` as a fresh float64 array; NaN passes, +-inf only with ``allow_inf``."""
     arr = np.asarray(values)
     if arr.dtype.kind not in "biuf":
-        raise InvalidMetricError(f"values must be numbers, not dtype {arr.dtype}")
+        hint = " (an int too large for int64?)" if arr.dtype.kind == "O" else ""
+        raise InvalidMetricError(f"values must be numbers, not dtype {arr.dtype}{hint}")
+    if arr.ndim > 1:
+        raise InvalidMetricError(
+            f"values must be a 1-d array, not shape {arr.shape}; one call records one series"
+        )
     out = np.array(arr, dtype=np.float64, copy=True).reshape(-1)
     if not allow_inf and np.isinf(out).any():
         raise InvalidMetricError("values contain +-inf; pass allow_inf=True to store them")

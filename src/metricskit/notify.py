@@ -24,8 +24,9 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from metricskit._time import Clock, SystemClock
 from metricskit.channels import (
     AlertmanagerChannel,
     Channel,
@@ -35,15 +36,20 @@ from metricskit.channels import (
     SlackChannel,
     WebhookChannel,
 )
-from metricskit.channels.base import Section, config_error
+from metricskit.channels.base import Section, config_error, escape_control
 from metricskit.errors import ConfigError, NotificationError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import EMPTY_TAGS
+
+if TYPE_CHECKING:
+    from metricskit._yaml import YamlDocument
+    from metricskit.rules_model import AlertRule
 
 __all__ = ["ChannelStats", "Notifier", "RetryPolicy", "make_test_event"]
 
 logger = logging.getLogger("metricskit.notify")
 
+_CLOCK_RECHECK_S = 0.1
 _BUILDERS = {
     "slack": SlackChannel.from_config,
     "email": EmailChannel.from_config,
@@ -145,7 +151,7 @@ class _Worker:
                     self.cond.notify_all()
 
     def _deliver(self, batch: list[AlertEvent]) -> None:
-        policy, stop, name = self._notifier.retry, self._notifier._stop, self.channel.name
+        policy, name = self._notifier.retry, self.channel.name
         for attempt in range(1, policy.attempts + 1):
             try:
                 self.channel.send(batch)
@@ -168,23 +174,26 @@ class _Worker:
                 )
                 with self.cond:
                     self.stats.retries += 1
-                if stop.wait(wait):
+                if self._notifier._wait(wait):
                     self._give_up(batch, f"{error} (notifier closed before retrying)")
                     return
             else:
                 with self.cond:
+                    # in one step with the count, so stats() never sees it twice or not at all
                     self.stats.sent += len(batch)
+                    self.in_flight = 0
                 return
 
     def _give_up(self, batch: list[AlertEvent], why: str) -> None:
         with self.cond:
             self.stats.failed += len(batch)
+            self.in_flight = 0
         rules = sorted({e.rule for e in batch})
         logger.error(
             "channel %r failed to deliver %d event(s) (rules: %s): %s",
             self.channel.name,
             len(batch),
-            ", ".join(rules),
+            escape_control(", ".join(rules)),
             why,
         )
 
@@ -202,6 +211,12 @@ class Notifier:
 
     ``notify`` never blocks and never raises; ``flush`` waits for the queues to drain;
     ``close`` flushes (up to a timeout) and stops the workers. Also a context manager.
+
+    An event routed to a channel that does not exist goes to the ``fallback`` channel
+    (``log``) instead, so no alert is lost without a word; ``unavailable`` names channels
+    the config has but could not build (``{"slack": "why"}``), for the warnings and
+    :meth:`test_channels`.
+    Retry delays are measured on ``clock`` (tests pass a ManualClock instead of waiting).
     """
 
     def __init__(
@@ -212,6 +227,9 @@ class Notifier:
         queue_size: int = 1000,
         batch_size: int = 100,
         rng: random.Random | None = None,
+        fallback: str | None = "log",
+        unavailable: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be at least 1")
@@ -221,16 +239,34 @@ class Notifier:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self._rng = rng or random.Random()
+        self.clock: Clock = clock or SystemClock()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._unknown: dict[str, int] = {}
+        self.unavailable: dict[str, str] = dict(unavailable or {})
+        """Channels the config names but that could not be built, with the reason."""
         self._workers: dict[str, _Worker] = {}
         for channel in channels:
             if channel.name in self._workers:
                 raise ValueError(f"two channels are named {channel.name!r}")
             self._workers[channel.name] = _Worker(channel, self)
+        self.fallback = fallback if fallback in self._workers else None
+        """Where events routed to a channel that does not exist go (``None``: dropped)."""
         for worker in self._workers.values():
             worker.thread.start()
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait ``seconds`` by the clock before a retry; True if closed meanwhile."""
+        last = self.clock.now()
+        due = last + seconds
+        while (left := due - (now := self.clock.now())) > 0:
+            if now < last:  # a clock set backwards must not lengthen the wait
+                due -= last - now
+            last = now
+            # re-read the clock often: it may jump, or be a test's ManualClock
+            if self._stop.wait(min(left, _CLOCK_RECHECK_S)):
+                return True
+        return False
 
     @property
     def channels(self) -> dict[str, Channel]:
@@ -241,16 +277,21 @@ class Notifier:
         """Queue each event for the channels it names; return at once, never raise."""
         try:
             for event in events:
+                targets: dict[str, None] = {}  # ordered, and the fallback only once
                 for name in event.channels:
-                    worker = self._workers.get(name)
-                    if worker is not None:
-                        if not self._stop.is_set():
-                            worker.put(event)
-                        else:
-                            with worker.cond:
-                                worker.stats.dropped += 1
+                    if name in self._workers:
+                        targets[name] = None
                     else:
                         self._unknown_channel(name, event)
+                        if self.fallback is not None:
+                            targets[self.fallback] = None
+                for name in targets:
+                    worker = self._workers[name]
+                    if not self._stop.is_set():
+                        worker.put(event)
+                    else:
+                        with worker.cond:
+                            worker.stats.dropped += 1
         except Exception:  # the alerting loop must survive a notifier bug
             logger.exception("notify() failed; events may have been lost")
 
@@ -260,12 +301,54 @@ class Notifier:
             self._unknown[name] = count + 1
         if count == 0:
             logger.warning(
-                "rule %r routes to channel %r, which is not configured (configured: %s); "
-                "events for it are dropped (counted in Notifier.unknown_channels)",
+                "rule %r routes to channel %r, %s; %s (counted in Notifier.unknown_channels)",
                 event.rule,
                 name,
-                ", ".join(sorted(self._workers)) or "none",
+                self._why_missing(name),
+                self._instead(),
             )
+
+    def _why_missing(self, name: str) -> str:
+        reason = self.unavailable.get(name)
+        if reason is not None:
+            return f"which is off: {reason}"
+        return f"which is not configured (configured: {', '.join(sorted(self._workers)) or 'none'})"
+
+    def _instead(self) -> str:
+        if self.fallback is None:
+            return "its events are dropped"
+        return f"its events go to the {self.fallback!r} channel instead"
+
+    def routing_warnings(
+        self, rules: Iterable[AlertRule], doc: YamlDocument | None = None
+    ) -> list[str]:
+        """One line per channel that is off, or that enabled rules route to but is missing.
+
+        A line about rules starts with the first rule's ``channels`` key as ``file:line``
+        when ``doc`` (the file the rules come from) is given, and says where their events
+        go instead.
+        """
+        routed: dict[str, list[AlertRule]] = {}
+        for rule in rules:
+            for name in rule.channels if rule.enabled else ():
+                if name not in self._workers:
+                    routed.setdefault(name, []).append(rule)
+        out = [
+            escape_control(f"{reason}; channel {name!r} is off")
+            for name, reason in sorted(self.unavailable.items())
+            if name not in routed
+        ]
+        for name, users in sorted(routed.items()):
+            first, more = users[0], len(users) - 1
+            message = (
+                f"rule {first.name}{f' (and {more} more)' if more else ''} routes to channel "
+                f"{name!r}, {self._why_missing(name)}; {self._instead()}"
+            )
+            if doc is not None:
+                key = first.name[len(first.group) + 1 :] if first.group else first.name
+                message = str(doc.error(message, ("alerts", first.group, key, "channels")))
+            out.append(escape_control(message))
+        return out
 
     @property
     def unknown_channels(self) -> dict[str, int]:
@@ -317,11 +400,19 @@ class Notifier:
         self.close()
 
     def stats(self) -> dict[str, dict[str, int]]:
-        """Per channel: events ``sent``, ``failed``, ``dropped``, ``queued``, and ``retries``."""
+        """Per channel: events ``sent``, ``failed``, ``dropped``, ``queued``, ``in_flight``
+        (taken from the queue and being sent or retried), and ``retries``.
+
+        Every event handed to a channel is in exactly one of the five event counts.
+        """
         out = {}
         for name, worker in self._workers.items():
             with worker.cond:
-                out[name] = {**worker.stats.as_dict(), "queued": len(worker.queue)}
+                out[name] = {
+                    **worker.stats.as_dict(),
+                    "queued": len(worker.queue),
+                    "in_flight": worker.in_flight,
+                }
         return out
 
     def describe(self) -> dict[str, dict[str, Any]]:
@@ -333,7 +424,7 @@ class Notifier:
 
         Returns ``{channel: "ok" | "error: <reason>"}``; reasons carry no secrets.
         """
-        results = {}
+        results = {name: f"error: {reason}" for name, reason in self.unavailable.items()}
         for name, worker in self._workers.items():
             event = make_test_event(name, now_ns)
             try:

@@ -3,9 +3,11 @@
 ``record()`` appends ``t_ns, value`` to an in-memory buffer and returns; a
 daemon thread writes the buffers to the store in batches (one :class:`Series` per
 series) when ``batch_size`` samples are pending, every ``flush_interval`` seconds, on
-:meth:`Recorder.flush`, on :meth:`Recorder.close` and at interpreter exit. A slow or
-failing store never blocks or raises into ``record()``: failed batches are kept and
-retried, up to ``max_buffer`` samples, and what does not fit is dropped and counted.
+:meth:`Recorder.flush`, on :meth:`Recorder.close` and at interpreter exit. A failing
+store never blocks or raises into ``record()``: failed batches are kept and retried, up
+to ``max_buffer`` samples, and what does not fit is dropped and counted. A store that
+works but is slower than the callers makes a call that finds ``max_buffer`` samples held
+wait for the writer (at most ``max_wait`` seconds) rather than drop.
 
 A name, tag set or value that is wrong raises :class:`~metricskit.errors.InvalidMetricError`
 at the call: that is a programming error, not a runtime condition.
@@ -19,16 +21,18 @@ at the call: that is a programming error, not a runtime condition.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from metricskit._buffer import DROPPED_METRIC, RecordBuffer, SeriesBuffer, StoreLike
+from metricskit._histogram import HistogramCounters, ReadLast, is_histogram
 from metricskit._time import (
     NS_PER_S,
     Clock,
@@ -38,8 +42,10 @@ from metricskit._time import (
     to_ns,
     to_ns_array,
 )
+from metricskit.catalog import DEFAULT_BUCKETS
 from metricskit.errors import ConfigError, InvalidMetricError
 from metricskit.model import (
+    MAX_TAGS,
     SeriesKey,
     Tags,
     check_value,
@@ -47,6 +53,7 @@ from metricskit.model import (
     validate_name,
     validate_tags,
 )
+from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
 
 __all__ = ["REQUEST_METRIC", "BoundSeries", "Recorder"]
 
@@ -79,6 +86,10 @@ def _timestamps_ns(timestamps: npt.ArrayLike) -> npt.NDArray[np.int64]:
         lo, hi = arr.min(), arr.max()
         if not (lo >= -_MAX_S and hi <= _MAX_S):  # also False for NaN
             raise InvalidMetricError("timestamps must be finite and within years 1677-2262")
+    if arr.ndim > 1:
+        raise InvalidMetricError(
+            f"timestamps must be a 1-d array, not shape {arr.shape}; one call records one series"
+        )
     ns = to_ns_array(arr)
     if np.may_share_memory(ns, arr):  # the buffer must own its arrays
         ns = ns.copy()
@@ -155,6 +166,24 @@ def _with_host(tags: Mapping[str, str] | None, host: bool | str) -> Mapping[str,
     return {"host": name, **(tags or {})}
 
 
+def _checked_buckets(buckets: Sequence[float]) -> list[float]:
+    try:
+        bounds = [check_value(b) for b in buckets]
+    except (InvalidMetricError, TypeError) as exc:
+        raise ConfigError(f"histogram_buckets must be finite numbers: {exc}") from None
+    if not bounds or any(math.isnan(b) for b in bounds):
+        raise ConfigError(f"histogram_buckets must be finite numbers, got {buckets!r}")
+    return bounds
+
+
+def _last_reader(store: StoreLike) -> ReadLast | None:
+    """How histogram totals resume from the store (a Store: its backend's ``last``)."""
+    backend = getattr(store, "backend", None)
+    if not isinstance(backend, StorageBackend):
+        return None
+    return lambda key: backend.last(key, MIN_NS, MAX_NS)
+
+
 def _close_core(core: RecordBuffer) -> None:
     core.close()
 
@@ -169,12 +198,25 @@ class Recorder:
         flush_interval: seconds (or a duration like ``"5s"``) between background
             flushes; ``None`` flushes only at ``batch_size``, ``flush()`` and ``close()``.
         clock: where "now" comes from (tests pass a ``ManualClock``).
-        max_buffer: the most samples held in memory, pending or kept for retry while
-            the store fails; samples beyond it are dropped and counted in :attr:`dropped`.
+        max_buffer: the most samples held in memory, pending, being written or kept for
+            retry while the store fails.
+        max_wait: when ``max_buffer`` samples are held because the writer is behind, how
+            many seconds a ``record``/``record_many`` call waits for the writer to
+            complete a write (``0``: never wait); each completed write restarts the
+            wait. Samples are dropped, and counted in :attr:`dropped`, only when the
+            store is failing (no call waits for a store that is down) or that wait runs
+            out.
         cardinality_limit: distinct tag sets per metric name; further new tag sets are
             recorded into one series tagged ``overflow="true"`` (counted in
             :attr:`overflowed`).
+        max_metrics: distinct metric names; recording a further new name raises
+            :class:`~metricskit.errors.InvalidMetricError` (a name that embeds data, such
+            as a user id, is a bug that would otherwise grow memory and the store without
+            bound).
         allow_inf: accept +-inf values (NaN is always accepted).
+        histogram_buckets: the upper bounds (``le``) of the cumulative bucket counters
+            kept for histogram metrics (``http.request.duration_seconds``), in the
+            metric's unit; ``+Inf`` is always added.
         host: tag every series with ``host`` (``True``: this machine's hostname; a
             string: that name), so several hosts can share one store and be told apart.
         default_tags: tags added to every series (explicit tags win), e.g.
@@ -189,8 +231,11 @@ class Recorder:
         flush_interval: float | str | None = 1.0,
         clock: Clock | None = None,
         max_buffer: int = 1_000_000,
+        max_wait: float = 30.0,
         cardinality_limit: int = 2000,
+        max_metrics: int = 10_000,
         allow_inf: bool = False,
+        histogram_buckets: Sequence[float] = DEFAULT_BUCKETS,
         default_tags: Mapping[str, str] | None = None,
         host: bool | str = False,
     ) -> None:
@@ -198,9 +243,16 @@ class Recorder:
             ("batch_size", batch_size),
             ("max_buffer", max_buffer),
             ("cardinality_limit", cardinality_limit),
+            ("max_metrics", max_metrics),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{arg} must be an int >= 1, got {value!r}")
+        if (
+            isinstance(max_wait, bool)
+            or not isinstance(max_wait, (int, float))
+            or not (0 <= max_wait < float("inf"))
+        ):
+            raise ConfigError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
         interval: float | None = None
         if flush_interval is not None:
             interval = parse_duration(flush_interval) / NS_PER_S
@@ -212,6 +264,8 @@ class Recorder:
         """Whether +-inf values are accepted."""
         self.cardinality_limit = cardinality_limit
         """Distinct tag sets per metric before new ones fold into the overflow series."""
+        self.max_metrics = max_metrics
+        """Distinct metric names this Recorder accepts; a further new name raises."""
         self.default_tags: Tags = validate_tags(_with_host(default_tags, host))
         """Tags added to every series."""
         self.overflowed = 0
@@ -227,8 +281,10 @@ class Recorder:
             batch_size=batch_size,
             flush_interval=interval,
             max_buffer=max_buffer,
+            max_wait=float(max_wait),
             clock=self.clock,
             self_key=SeriesKey(DROPPED_METRIC, self.default_tags),
+            deriver=HistogramCounters(_checked_buckets(histogram_buckets), _last_reader(store)),
         )
         # finalize holds the buffer, not the Recorder: the Recorder can be collected
         # (its buffer is then flushed) and is flushed at interpreter exit if still alive.
@@ -245,7 +301,8 @@ class Recorder:
 
     @property
     def dropped(self) -> int:
-        """Samples dropped because ``max_buffer`` were held (or lost at close)."""
+        """Samples dropped because ``max_buffer`` were held while the store failed or made
+        no room within ``max_wait`` (or lost at close)."""
         return self._core.dropped
 
     @property
@@ -311,10 +368,17 @@ class Recorder:
             raise InvalidMetricError(
                 f"status_code must be an int, not {type(status_code).__name__} {status_code!r}"
             )
+        if not 100 <= status_code <= 599:
+            raise InvalidMetricError(f"status_code {status_code} is not an HTTP status (100-599)")
+        seconds = check_value(response_time)
+        if not seconds >= 0.0:  # also False for NaN
+            raise InvalidMetricError(
+                f"response_time must be a duration in seconds >= 0, not {response_time!r}"
+            )
         tags = {"endpoint": endpoint, "status": str(int(status_code))}
         if method is not None:
             tags["method"] = method
-        self.record(REQUEST_METRIC, response_time, tags, timestamp)
+        self.record(REQUEST_METRIC, seconds, tags, timestamp)
 
     def bind(self, name: str, tags: Mapping[str, str] | None = None) -> BoundSeries:
         """Return the handle of one series, for the cheapest ``record()`` calls."""
@@ -331,11 +395,24 @@ class Recorder:
         name = validate_name(name)
         given = validate_tags(tags, name)
         if self.default_tags:
-            given = Tags._trusted(tuple(sorted({**self.default_tags, **given}.items())))
+            merged = {**self.default_tags, **given}
+            if len(merged) > MAX_TAGS:
+                validate_tags(merged, name)  # raises, naming the limit
+            given = Tags._trusted(tuple(sorted(merged.items())))
+        if "le" in given and is_histogram(name):
+            raise InvalidMetricError(
+                f"tag 'le' on histogram metric {name!r}: 'le' names its buckets' upper bounds"
+            )
         key = SeriesKey(name, given)
         with self._lock:
             if self._core.closed:
                 raise self._core._closed_error()
+            if name not in self._cardinality and len(self._cardinality) >= self.max_metrics:
+                raise InvalidMetricError(
+                    f"new metric name {name!r}: this Recorder already records "
+                    f"{self.max_metrics} metric names (max_metrics); names must not carry "
+                    "data such as ids (put those in a tag, or raise max_metrics)"
+                )
             handle = self._by_key.get(key)
             aliasable = True
             if handle is None:

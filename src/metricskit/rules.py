@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,9 +47,11 @@ from metricskit._alerts import (
     render,
     restore_alerts,
 )
-from metricskit._rules_data import MetricData, gc_paused, read_metrics
+from metricskit._rules_data import MetricData, read_metrics
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
+from metricskit._validation import locate_config_error
 from metricskit._yaml import load_yaml
+from metricskit.errors import ConfigError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags
 from metricskit.rules_model import (
@@ -61,9 +63,18 @@ from metricskit.rules_model import (
 )
 from metricskit.store import Store
 
-__all__ = ["STATE_METRIC", "ActiveAlert", "RuleEngine", "Silence"]
+__all__ = ["STATE_METRIC", "ActiveAlert", "ComputedSeries", "RuleEngine", "Silence"]
 
 logger = logging.getLogger("metricskit.rules")
+
+
+class ComputedSeries(Protocol):
+    """Series the engine writes at every evaluation before the alert rules, as a
+    recording rule does (e.g. :class:`metricskit.performance_rules.PerformanceFigures`)."""
+
+    def series_at(self, store: Store, t: int) -> list[Series]:
+        """The samples to write for an evaluation at ``t`` (ns)."""
+        ...
 
 
 @dataclass
@@ -80,7 +91,8 @@ class RuleEngine:
 
     ``rules`` is a :class:`RuleSet` or alert rules; ``notifier`` has ``notify(events)``
     and ``test_channels()`` (a :class:`metricskit.notify.Notifier`); ``clock`` gives
-    "now" when :meth:`evaluate` is called without a time.
+    "now" when :meth:`evaluate` is called without a time; ``computed``
+    (:class:`ComputedSeries`) write their series at each evaluation before the alert rules.
     """
 
     def __init__(
@@ -91,6 +103,7 @@ class RuleEngine:
         notifier: Any = None,
         clock: Clock | None = None,
         recording: Iterable[RecordingRule] = (),
+        computed: Iterable[ComputedSeries] = (),
     ) -> None:
         ruleset = rules if isinstance(rules, RuleSet) else RuleSet(alerts=tuple(rules))
         names = [r.name for r in ruleset.alerts]
@@ -102,6 +115,7 @@ class RuleEngine:
         self.rules = tuple(r for r in ruleset.alerts if r.enabled)
         self.recording = (*ruleset.recording, *recording)
         self._derivations = [r.derivation() for r in self.recording]
+        self.computed = tuple(computed)
         self._states = {r.name: _RuleState(r, r.name) for r in self.rules}
         self._silences: list[Silence] = []
         self._next_silence = 1
@@ -125,8 +139,14 @@ class RuleEngine:
         log_dir: str | None = None,
     ) -> RuleEngine:
         """Load ``alerts``/``recording`` from a YAML file; build the notifier from its
-        ``notifications`` section unless one is given."""
-        doc = load_yaml(path)
+        ``notifications`` section unless one is given.
+
+        ``${VAR}`` is substituted as the config loader does (:func:`metricskit.config.
+        substitute_env`): a channel whose variable is not set is off, with a warning.
+        """
+        from metricskit.config import substitute_env
+
+        doc, unavailable = substitute_env(load_yaml(path))
         ruleset = parse_rules(doc)
         if notifier is None:
             from metricskit.notify import Notifier
@@ -135,9 +155,13 @@ class RuleEngine:
             # a relative log path is relative to the rule file, as in the config loader
             base = log_dir if log_dir is not None else os.path.dirname(os.path.abspath(path))
             try:
-                notifier = Notifier.from_config(section, log_dir=base)
-            except ValueError as exc:
+                notifier = Notifier.from_config(section, log_dir=base, unavailable=unavailable)
+            except ConfigError as exc:
+                raise locate_config_error(doc, exc) from None
+            except ValueError as exc:  # e.g. two channels with one name
                 raise doc.error(str(exc), ("notifications",)) from None
+            for warning in notifier.routing_warnings(ruleset.alerts, doc):
+                logger.warning("%s", warning)
         return cls(ruleset, store, notifier=notifier, clock=clock)
 
     # -- evaluation ---------------------------------------------------------------------
@@ -150,7 +174,7 @@ class RuleEngine:
         """
         t = self.clock.now_ns() if now is None else to_ns(now)
         started = time.perf_counter()
-        with self._lock, gc_paused():
+        with self._lock:
             self._restore()
             self._record(t)
             spans: dict[str, int] = {}
@@ -194,7 +218,12 @@ class RuleEngine:
                     key = SeriesKey.of(derivation.target, tags)
                     batch.append(Series(key, np.array([t]), np.array([value], dtype=float)))
             except Exception as exc:  # one broken recording rule must not stop the rest
-                logger.warning("recording rule %s failed: %s", rec.name, exc)
+                logger.warning("recording rule %r failed: %s", rec.name, exc)
+        for source in self.computed:
+            try:
+                batch.extend(source.series_at(self.store, t))
+            except Exception as exc:
+                logger.warning("computed series %r failed: %s", source, exc)
         if batch:
             self.store.write(batch)
 
@@ -369,12 +398,15 @@ class RuleEngine:
             dirty.append((rule.name, a))
 
     def _restore(self) -> None:
+        # Marked done only once it worked: evaluating without the persisted state would
+        # re-send every notification that already went out, so a failed read raises here
+        # (the loop logs it) and the next call tries again.
         if not self._restored:
-            self._restored = True
             for name, alert in restore_alerts(
                 self.store, {n: r.rule for n, r in self._states.items()}
             ):
                 self._states[name].alerts[alert.key] = alert
+            self._restored = True
 
     def history(
         self, rule: str | None = None, start: TimeLike | None = None, end: TimeLike | None = None

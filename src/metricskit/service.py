@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metricskit._files import atomic_write, open_append
-from metricskit._time import NS_PER_S, Clock, SystemClock
+from metricskit._scheduler import Scheduler
+from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.integrations._timing import in_health_check_request
 from metricskit.notify import Notifier
+from metricskit.performance_rules import PerformanceFigures, default_rules, with_defaults
 from metricskit.recorder import REQUEST_METRIC, Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.rules import RuleEngine
@@ -54,6 +55,7 @@ log = logging.getLogger("metricskit.service")
 CONFIG_CANDIDATES = ("config/monitoring.yaml", "monitoring.yaml")
 """Where :func:`find_config` looks, in order, after ``$METRICSKIT_CONFIG``."""
 _CLEANUP_EVERY_S = 3600.0
+_STATUS_EVERY_S = 1.0
 
 
 def find_config() -> str | None:
@@ -103,8 +105,24 @@ class MonitoringService:
         if write_logs:
             self._start_log()
         self.recorder = Recorder(self.store, clock=self.clock, host=config.service.host_tag)
-        self.notifier = Notifier.from_config(config.notifications, log_dir=config.log_dir)
-        self.engine = RuleEngine(config.rules, self.store, notifier=self.notifier, clock=self.clock)
+        self.notifier = Notifier.from_config(
+            config.notifications,
+            log_dir=config.log_dir,
+            unavailable=config.unavailable_channels,
+            clock=self.clock,
+        )
+        for warning in config.warnings:
+            log.warning("%s", warning)
+        thresholds = config.performance.performance_thresholds()
+        self.engine = RuleEngine(
+            # the seed's performance thresholds are alerts like any rule (built-in rules
+            # the config may redefine), routed to every configured channel
+            with_defaults(config.rules, default_rules(thresholds, tuple(self.notifier.channels))),
+            self.store,
+            notifier=self.notifier,
+            clock=self.clock,
+            computed=[PerformanceFigures(parse_duration(config.performance.window), thresholds)],
+        )
         self.collector: Collector | None = None
         self.reporter = Reporter(
             self.store,
@@ -113,7 +131,7 @@ class MonitoringService:
                 sections=config.dashboard.metric_sections(),
                 section_titles=config.dashboard.section_titles(),
                 performance_window=config.performance.window,
-                thresholds=config.performance.performance_thresholds(),
+                thresholds=thresholds,
                 dashboard_window=config.dashboard.window,
             ),
             clock=self.clock,
@@ -121,9 +139,9 @@ class MonitoringService:
         self._track_error_details = config.performance.error_tracking.track_error_details
         self.started_at: float | None = None
         self.interval: float | None = None
-        self._stop = threading.Event()
-        self._housekeeping: threading.Thread | None = None
-        self._last_cleanup: float | None = None  # service clock; None: not yet this run
+        self.scheduler: Scheduler | None = None
+        """While running: the one clock-driven scheduler behind collection, rule
+        evaluation, retention and the status file (``scheduler.tick()`` runs what is due)."""
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -206,28 +224,33 @@ class MonitoringService:
         self.reporter.collector = self.collector
         self.interval = every
         self.started_at = self.clock.now()
-        self._stop.clear()
-        self.collector.start()
-        self.engine.start(self.config.service.evaluation_interval_seconds or every)
-        self._housekeeping = threading.Thread(
-            target=self._housekeep, name="metricskit-housekeeping", daemon=True
-        )
-        self._housekeeping.start()
+        self.scheduler = self._build_scheduler(self.collector, every)
+        self.scheduler.start()
         log.info("monitoring started: interval %ss, store %s", every, self.store)
 
-    def _housekeep(self) -> None:
-        last_profile = time.monotonic()
-        while not self._stop.wait(1.0):
-            try:
-                self._maybe_cleanup()
-                self._write_status_file()
-                if self.config.debug.performance_profiling and (
-                    time.monotonic() - last_profile >= (self.interval or 60.0)
-                ):
-                    last_profile = time.monotonic()
-                    self._log_profile()
-            except Exception:  # keep housekeeping alive; the failure is in the log
-                log.exception("housekeeping failed")
+    def _build_scheduler(self, collector: Collector, every: float) -> Scheduler:
+        sched = Scheduler(self.clock)
+
+        def collect(now_ns: int) -> int | None:
+            collector.run_pending()  # the sources run in their own threads
+            due = collector.next_due_ns()
+            # a source added while running is due at once; look for one every second
+            return now_ns + NS_PER_S if due is None else min(due, now_ns + NS_PER_S)
+
+        sched.every("collect", every, timed=collect)
+        evaluate_every = self.config.service.evaluation_interval_seconds or every
+        sched.every("evaluate", evaluate_every, self.engine.evaluate)
+        days = self.config.retention_days
+        if days is not None:
+            sched.every("retention", _CLEANUP_EVERY_S, lambda: self._retention(days))
+        sched.every("status", _STATUS_EVERY_S, self._write_status_file)
+        if self.config.debug.performance_profiling:
+            sched.every("profile", every, self._log_profile, first_after_s=every)
+        return sched
+
+    def _retention(self, days: float) -> None:
+        removed = self.cleanup(days)
+        log.info("retention: removed %d samples older than %g days", removed, days)
 
     def _log_profile(self) -> None:
         """``debug.performance_profiling``: how long each source and the rules took."""
@@ -251,17 +274,6 @@ class MonitoringService:
             "profile: recorder pending %d, dropped %d", self.recorder.pending, self.recorder.dropped
         )
 
-    def _maybe_cleanup(self) -> None:
-        days = self.config.retention_days
-        now = self.clock.now()
-        last = self._last_cleanup
-        # the first pass runs at once; a clock set backwards starts a new hour
-        if days is None or (last is not None and 0 <= now - last < _CLEANUP_EVERY_S):
-            return
-        self._last_cleanup = now
-        removed = self.cleanup(days)
-        log.info("retention: removed %d samples older than %g days", removed, days)
-
     def _write_status_file(self) -> None:
         path = self.config.log_dir / self.config.service.status_file
         atomic_write(path, json.dumps(self.get_monitoring_status(), default=str))
@@ -270,12 +282,10 @@ class MonitoringService:
         """Stop collection and evaluation, and flush what was recorded."""
         if not self.running:
             return
-        self._stop.set()
-        if self._housekeeping is not None:
-            self._housekeeping.join(timeout=5)
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.collector is not None:
             self.collector.stop()
-        self.engine.stop()
         self.recorder.flush()
         self.started_at = None
         # a stopped monitor must not look alive to `metricskit status`

@@ -17,7 +17,7 @@ import numpy as np
 from metricskit._time import TimeLike, parse_duration, to_ns
 from metricskit.errors import QueryError
 from metricskit.model import Selector, Series, SeriesKey, Tags, validate_name, validate_tags
-from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
+from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend, key_order
 from metricskit.storage.registry import DEFAULT_URL, open_backend
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class Store:
         self, name: str | None = None, tags: Mapping[str, str] | None = None
     ) -> list[SeriesKey]:
         """The keys (name, tags) of stored series, sorted, optionally filtered."""
-        return sorted(self.backend.select(Selector.of(name, tags)))
+        return sorted(self.backend.select(Selector.of(name, tags)), key=key_order)
 
     def latest(
         self,
@@ -208,7 +208,8 @@ class Store:
         end_ns = MAX_NS if at is None else to_ns(at) + 1
         start_ns = MIN_NS if lookback is None else end_ns - parse_duration(lookback)
         found = []
-        for key in sorted(self.backend.select(Selector.of(name, tags))):
+        # Each backend answers last() without reading the history (see StorageBackend.last).
+        for key in sorted(self.backend.select(Selector.of(name, tags)), key=key_order):
             sample = self.backend.last(key, start_ns, end_ns)
             if sample is not None:
                 found.append((key, sample[0], sample[1]))

@@ -42,12 +42,20 @@ def _store() -> mk.Store:
     store = mk.open_store("memory://")
     for name, tags, value in ROWS:
         store.write([Series(SeriesKey.of(name, tags), np.array([NOW * 10**9]), np.array([value]))])
-    durations = np.array([0.01, 0.2, 0.3, 1.2, 6.0])
-    for status in ("200", "500"):
-        key = SeriesKey.of(
-            "http.request.duration_seconds", {"endpoint": "/api/chat", "status": status}
-        )
-        store.write([Series(key, (NOW * 10**9 - np.arange(5)[::-1]).astype(np.int64), durations)])
+    durations = [0.01, 0.2, 0.3, 1.2, 6.0]
+    with mk.Recorder(store) as rec:
+        for status in (200, 500):
+            for i, d in enumerate(durations):
+                rec.record_request("/api/chat", d, status, timestamp=NOW - 4 + i)
+    # Series that used to break the whole scrape: a gauge named like the histogram's
+    # _count sample, and histogram parts tagged le. Each is left out; the rest is scraped.
+    t = np.array([NOW * 10**9])
+    bad = {"endpoint": "/api/chat", "status": "200"}
+    store.write([Series(SeriesKey.of("http.request.duration_seconds_count", bad), t, np.ones(1))])
+    le = {"le": "x"}
+    for part in ("count", "sum"):
+        name = f"http.request.duration_seconds:{part}"
+        store.write([Series(SeriesKey.of(name, le), t, np.ones(1))])
     return store
 
 

@@ -16,6 +16,54 @@ class TestMemoryConformance(BackendConformance):
         yield lambda: backend
 
 
+class _ReadCounting(MemoryBackend):
+    """The memory backend with the base class's last(): the default every plugin inherits."""
+
+    last = StorageBackend.last
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[int, int]] = []
+
+    def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
+        self.reads.append((start_ns, end_ns))
+        return super().read(key, start_ns, end_ns)
+
+
+class TestBaseDefaultLastConformance(BackendConformance):
+    @pytest.fixture
+    def open_backend(self) -> Iterator[Callable[[], StorageBackend]]:
+        backend = _ReadCounting()
+        yield lambda: backend
+
+
+def test_base_default_last_reads_a_window_not_the_history() -> None:
+    backend = _ReadCounting()
+    key = SeriesKey.of("a.b.c")
+    step = 10 * 10**9
+    end = 1_795_046_400 * 10**9
+    ts = end - np.arange(100_000, 0, -1, dtype=np.int64) * step  # ~11.6 days up to `end`
+    backend.write([Series(key, ts, np.arange(ts.size, dtype=np.float64))])
+    assert backend.last(key, MIN_NS, end) == (int(ts[-1]), float(ts.size - 1))
+    ((start, stop),) = backend.reads  # one read: the first window holds the newest sample
+    assert stop == end and end - start == 3600 * 10**9
+    backend.reads.clear()
+    later = int(ts[-1]) + 2 * 86_400 * 10**9  # silent for two days: a few doubling windows
+    assert backend.last(key, MIN_NS, later) == (int(ts[-1]), float(ts.size - 1))
+    assert 1 < len(backend.reads) <= 8
+    assert all(b - a < 4 * 86_400 * 10**9 for a, b in backend.reads)
+
+
+def test_last_is_one_search() -> None:
+    backend = MemoryBackend()
+    key = SeriesKey.of("a.b.c")
+    backend.write([Series(key, np.array([5, 1, 3], dtype=np.int64), np.array([5.0, 1.0, 3.0]))])
+    assert backend.last(key, MIN_NS, MAX_NS) == (5, 5.0)
+    assert backend.last(key, MIN_NS, 5) == (3, 3.0)
+    assert backend.last(key, 4, 5) is None
+    assert backend.last(SeriesKey.of("a.b.d"), MIN_NS, MAX_NS) is None
+
+
 def test_reads_are_read_only_views() -> None:
     backend = MemoryBackend()
     key = SeriesKey.of("a.b.c")

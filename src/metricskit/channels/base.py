@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import email.utils
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "DeliveryError",
     "Redactor",
     "deliverable",
+    "escape_control",
     "event_headline",
     "format_value",
     "parse_retry_after",
@@ -84,8 +86,19 @@ class Channel(ABC):
 
 
 def deliverable(events: Iterable[AlertEvent]) -> list[AlertEvent]:
-    """The events a receiver is told about: firing and resolved ones (pending is internal)."""
-    return [e for e in events if e.state in (AlertState.FIRING, AlertState.RESOLVED)]
+    """The events a receiver is told about: firing and resolved ones (pending is internal),
+    each alert once, in its latest state, where it first appeared in the batch.
+
+    A batch can hold several events of one alert when it fired and resolved (or repeated)
+    before the previous send finished; Alertmanager never lists an alert twice in one
+    notification, and a receiver shown "firing" and "resolved" together cannot tell
+    which is current. The resolved event still says when it fired and at what value.
+    """
+    latest: dict[tuple[str, str], AlertEvent] = {}
+    for e in events:
+        if e.state in (AlertState.FIRING, AlertState.RESOLVED):
+            latest[(e.rule, e.fingerprint)] = e
+    return list(latest.values())
 
 
 def redact_url(url: str) -> str:
@@ -207,13 +220,40 @@ def format_value(value: float | None, metric: str = "") -> str:
 _OPERATORS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "==", "ne": "!="}
 
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: what can end a line
+# or drive a terminal, in a log file, a mail header or a tail -f
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    For every place where tag values, names, summaries or descriptions reach a
+    line-oriented sink (the log channel, mail headers, log messages): they may come from
+    anywhere, and must not forge a line or a header.
+    """
+    return _CONTROL.sub(_escape_char, text)
+
+
 def event_headline(event: AlertEvent) -> str:
     """One line: ``High Memory Usage - system.memory.usage_percent = 92.5%`` plus context.
 
     Firing: ``(threshold > 90%)``; resolved: firing value, recovery value and how long it
-    fired. Newlines in the summary are folded so the result stays one line.
+    fired. Whitespace runs in the summary are folded to one space and other control
+    characters escaped, so the result stays one line.
     """
-    title = " ".join((event.summary or event.rule).split())
+    title = escape_control(" ".join((event.summary or event.rule).split()))
     text = f"{title} - {event.metric} = {format_value(event.value, event.metric)}"
     op = _OPERATORS.get(event.operator, event.operator)
     if event.state is AlertState.RESOLVED:
@@ -227,8 +267,9 @@ def event_headline(event: AlertEvent) -> str:
 
 
 def tags_text(event: AlertEvent) -> str:
-    """``host=web1 region=eu`` (empty string when the series has no tags)."""
-    return " ".join(f"{k}={v}" for k, v in event.tags.items_tuple)
+    """``host=web1 region=eu`` (empty string when the series has no tags), control
+    characters escaped."""
+    return escape_control(" ".join(f"{k}={v}" for k, v in event.tags.items_tuple))
 
 
 def config_error(where: str, message: str) -> ConfigError:

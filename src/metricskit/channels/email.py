@@ -28,6 +28,7 @@ from metricskit.channels.base import (
     Redactor,
     Section,
     deliverable,
+    escape_control,
     event_headline,
     rfc3339,
     tags_text,
@@ -41,7 +42,8 @@ def _subject(events: Sequence[AlertEvent]) -> str:
     worst = max(events, key=lambda e: (e.state is AlertState.FIRING, e.severity.rank))
     test = "[TEST] " if worst.is_test else ""
     more = f" (+{len(events) - 1} more)" if len(events) > 1 else ""
-    return f"{test}[{worst.severity.value.upper()}] {worst.state.value.upper()}: {worst.rule}{more}"
+    rule = escape_control(worst.rule)  # a line break in a header would start a new header
+    return f"{test}[{worst.severity.value.upper()}] {worst.state.value.upper()}: {rule}{more}"
 
 
 def _body(events: Sequence[AlertEvent]) -> str:
@@ -49,13 +51,14 @@ def _body(events: Sequence[AlertEvent]) -> str:
     for e in events:
         lines = [
             f"[{e.state.value.upper()} {e.severity.value}] {event_headline(e)}",
-            f"  rule:   {e.rule}",
+            f"  rule:   {escape_control(e.rule)}",
             f"  at:     {rfc3339(e.at_ns)}",
         ]
         if e.tags:
             lines.append(f"  tags:   {tags_text(e)}")
         if e.description:
-            lines.append(f"  {e.description}")
+            # its own lines stay lines, indented under the event, so none reads as a field
+            lines += (f"  {escape_control(line)}" for line in e.description.splitlines())
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n\n-- \nmetricskit alerting\n"
 

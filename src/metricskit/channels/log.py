@@ -22,6 +22,7 @@ from metricskit.channels.base import (
     Channel,
     DeliveryError,
     Section,
+    escape_control,
     event_headline,
     rfc3339,
     tags_text,
@@ -45,7 +46,7 @@ def format_log_line(event: AlertEvent) -> str:
     prefix = _PREFIX[event.state]
     if event.is_test:
         prefix = f"TEST {prefix}"
-    fields = f"rule={event.rule}"
+    fields = f"rule={escape_control(event.rule)}"
     tags = tags_text(event)
     if tags:
         fields += f" {tags}"

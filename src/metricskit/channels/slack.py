@@ -20,6 +20,7 @@ from metricskit.channels.base import (
     Redactor,
     Section,
     deliverable,
+    escape_control,
     event_headline,
     post_json,
     redact_url,
@@ -58,7 +59,7 @@ def slack_payload(events: Sequence[AlertEvent], channel: str | None) -> dict[str
         text = line
         if event.description and event.state is not AlertState.RESOLVED:
             text += f"\n{event.description}"
-        text += f"\n_rule_ `{event.rule}`"
+        text += f"\n_rule_ `{escape_control(event.rule)}`"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
     if len(events) > _MAX_EVENT_BLOCKS:
         more = len(events) - _MAX_EVENT_BLOCKS

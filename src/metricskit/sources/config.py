@@ -166,14 +166,17 @@ def plan_sources(
         else:
             keep = app & set(_HTTP)
             plan.extend(
-                PlannedSource(c, every["application"], keep) for c in default_http_checks(app_url)
+                PlannedSource(c, every["application"], keep)
+                for c in default_http_checks(app_url, clock=clock)
             )
     if app & set(_DB):
         if database_url is None:
             log.debug("collection: no database_url, so no database check")
         else:
             plan.append(
-                PlannedSource(DatabaseCheck(database_url), every["application"], app & set(_DB))
+                PlannedSource(
+                    DatabaseCheck(database_url, clock=clock), every["application"], app & set(_DB)
+                )
             )
     business = wanted["business"]
     if business:

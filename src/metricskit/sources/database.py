@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from metricskit._time import Clock, SystemClock
 from metricskit.sources.base import CheckResult, Sample, Source, log_transition
 
 __all__ = ["DatabaseCheck"]
@@ -57,7 +58,8 @@ class DatabaseCheck(Source):
 
     ``timeout`` (seconds) is passed to the driver as its connect timeout (and, where
     the driver has one, its read/statement timeout). ``engine_options`` go to
-    :func:`sqlalchemy.create_engine`.
+    :func:`sqlalchemy.create_engine`. ``clock`` stamps ``last_result.checked_at`` and
+    times ``db.queries.per_second``.
     """
 
     def __init__(
@@ -67,8 +69,10 @@ class DatabaseCheck(Source):
         name: str | None = None,
         timeout: float = 5.0,
         engine_options: Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.url = make_url(url)
+        self.clock: Clock = clock or SystemClock()
         self.timeout = timeout
         self.engine_options = dict(engine_options or {})
         # URL.set() ignores None, so drop the password through the NamedTuple API
@@ -133,7 +137,7 @@ class DatabaseCheck(Source):
                     )
         except Exception as exc:  # any driver failure is "down", with its reason
             result = CheckResult(False, self._reason(exc))
-        result = result._replace(checked_at=time.time())
+        result = result._replace(checked_at=self.clock.now())
         log_transition(f"database {self.name}", self.last_result, result)
         self.last_result = result
         out.insert(0, Sample("db.status", 1.0 if result.ok else 0.0, self.tags))
@@ -153,7 +157,7 @@ class DatabaseCheck(Source):
         if active is not None:
             out.append(Sample("db.connections.active", float(active), self.tags))
         if counter is not None:
-            rate = self._rate(float(counter), time.monotonic())
+            rate = self._rate(float(counter), self.clock.now())
             if rate is not None:
                 out.append(Sample("db.queries.per_second", rate, self.tags))
 

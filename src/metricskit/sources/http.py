@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 
+from metricskit._time import Clock, SystemClock
 from metricskit.integrations._timing import HEALTH_CHECK_HEADER
 from metricskit.sources.base import CheckResult, Sample, Source, log_transition
 
@@ -55,7 +56,7 @@ class HttpCheck(Source):
     requires a JSON content type and a body that parses; ``expect_html`` requires a
     ``text/html`` content type. ``timeout`` (seconds) bounds connecting plus reading.
     Redirects are followed and the final response is checked. ``name`` defaults to
-    the URL's path.
+    the URL's path. ``clock`` stamps ``last_result.checked_at``.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class HttpCheck(Source):
         headers: Mapping[str, str] | None = None,
         name: str | None = None,
         verify: bool | str = True,
+        clock: Clock | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -91,6 +93,7 @@ class HttpCheck(Source):
             **(headers or {}),
         }
         self.verify = verify
+        self.clock: Clock = clock or SystemClock()
         self.name = name or parts.path or "/"
         self.tags = {"check": self.name, "url": _public_url(url)}
         self.last_result: CheckResult | None = None
@@ -116,7 +119,7 @@ class HttpCheck(Source):
             elapsed = (time.perf_counter() - start) * 1000.0
             reason = self._judge(resp.status, resp.headers.get("Content-Type", ""), resp.data)
             result = CheckResult(reason is None, reason or "ok", elapsed, resp.status)
-        result = result._replace(checked_at=time.time())
+        result = result._replace(checked_at=self.clock.now())
         log_transition(f"{self.name} ({self.tags['url']})", self.last_result, result)
         self.last_result = result
         return result
@@ -193,7 +196,9 @@ def _failure_reason(exc: urllib3.exceptions.HTTPError, timeout: float) -> str:
     return f"connection error: {type(cause).__name__}: {text}"
 
 
-def default_http_checks(base_url: str, *, timeout: float = 5.0) -> list[HttpCheck]:
+def default_http_checks(
+    base_url: str, *, timeout: float = 5.0, clock: Clock | None = None
+) -> list[HttpCheck]:
     """The seed's three checks against an app at ``base_url``.
 
     ``/api/health`` (200 with JSON), ``/`` (200 with HTML) and ``/api/auth/me`` (401:
@@ -201,7 +206,9 @@ def default_http_checks(base_url: str, *, timeout: float = 5.0) -> list[HttpChec
     """
     base = base_url.rstrip("/")
     return [
-        HttpCheck(f"{base}/api/health", expect_status=200, expect_json=True, timeout=timeout),
-        HttpCheck(f"{base}/", expect_status=200, expect_html=True, timeout=timeout),
-        HttpCheck(f"{base}/api/auth/me", expect_status=401, timeout=timeout),
+        HttpCheck(
+            f"{base}/api/health", expect_status=200, expect_json=True, timeout=timeout, clock=clock
+        ),
+        HttpCheck(f"{base}/", expect_status=200, expect_html=True, timeout=timeout, clock=clock),
+        HttpCheck(f"{base}/api/auth/me", expect_status=401, timeout=timeout, clock=clock),
     ]

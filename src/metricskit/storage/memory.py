@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from metricskit.model import Selector, Series, SeriesKey
-from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
+from metricskit.storage.base import (
+    MAX_NS,
+    Capabilities,
+    StorageBackend,
+    StorageStats,
+    key_order,
+    select_indexed,
+)
 
 __all__ = ["MemoryBackend", "merge_last_wins"]
 
@@ -50,10 +57,6 @@ def merge_last_wins(
         ts = ts[keep]
         vs = vs[keep]
     return ts, vs
-
-
-def _sort_key(key: SeriesKey) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return key.name, key.tags.items_tuple
 
 
 def _discard(index: dict[_K, set[SeriesKey]], entry: _K, key: SeriesKey) -> None:
@@ -173,22 +176,7 @@ class MemoryBackend(StorageBackend):
 
     def _candidates(self, selector: Selector) -> list[SeriesKey]:
         """The keys ``selector`` matches; the caller holds the lock."""
-        if selector.exact and selector.name is not None:
-            key = SeriesKey(selector.name, selector.tags)
-            return [key] if key in self._columns else []
-        pools: list[set[SeriesKey]] = []
-        if selector.name is not None:
-            pools.append(self._by_name.get(selector.name, set()))
-        for pair in selector.tags.items_tuple:
-            pools.append(self._by_tag.get(pair, set()))
-        if not pools:
-            found: Iterable[SeriesKey] = self._columns
-        else:
-            pools.sort(key=len)
-            found = pools[0].intersection(*pools[1:]) if len(pools) > 1 else pools[0]
-        if selector.exact:  # no name: the tags must be exactly these
-            return [k for k in found if k.tags == selector.tags]
-        return list(found)
+        return select_indexed(selector, self._columns.keys(), self._by_name, self._by_tag)
 
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
         """The keys ``selector`` matches, from the name and tag indexes (a snapshot)."""
@@ -203,7 +191,7 @@ class MemoryBackend(StorageBackend):
             return
         with self._lock:
             # (name, items) sorts as SeriesKey does, but compares in C, not in Tags.__lt__
-            keys = sorted(self._candidates(selector), key=_sort_key)
+            keys = sorted(self._candidates(selector), key=key_order)
             found = []
             for key in keys:
                 column = self._columns[key]
@@ -225,6 +213,21 @@ class MemoryBackend(StorageBackend):
             ts, vs = column.ts, column.vs
         lo, hi = np.searchsorted(ts, (start_ns, end_ns), side="left")
         return Series(key, ts[lo:hi], vs[lo:hi])
+
+    def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+        """The newest sample in ``[start_ns, end_ns)``: one binary search, no copy."""
+        with self._lock:
+            column = self._columns.get(key)
+            if column is None:
+                return None
+            column.merge()
+            ts, vs = column.ts, column.vs
+        # the newest sample of a live series is the last one: skip the search then
+        n = len(ts)
+        hi = n if n and ts[n - 1] < end_ns else int(ts.searchsorted(end_ns))
+        if hi == 0 or ts[hi - 1] < start_ns:
+            return None
+        return int(ts[hi - 1]), float(vs[hi - 1])
 
     def keys(self) -> Iterator[SeriesKey]:
         """Every series holding samples (a snapshot: safe to write while iterating)."""

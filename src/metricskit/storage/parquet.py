@@ -22,24 +22,42 @@ import numpy.typing as npt
 
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
-from metricskit.storage.base import Capabilities, StorageBackend, StorageStats
+from metricskit.storage.base import (
+    MAX_NS,
+    MIN_NS,
+    Capabilities,
+    KeyIndex,
+    StorageBackend,
+    StorageStats,
+    key_order,
+)
 from metricskit.storage.parquet_format import (
     Arrays,
     FileIndex,
+    OpenFiles,
     decode_rows,
+    key_of,
     merge_last_wins,
     read_index,
     read_series,
+    tags_json,
 )
 from metricskit.storage.parquet_layout import (
     DAY_NS,
     DataFile,
+    FileSizes,
     Partition,
+    bump_generation,
+    file_sizes,
+    generation,
     list_files,
     list_partitions,
     lock_partition,
     new_file_name,
     partition_of_day,
+    read_summary,
+    remove_summary,
+    write_summary,
 )
 from metricskit.storage.parquet_write import write_partition
 
@@ -48,6 +66,7 @@ __all__ = ["ParquetBackend"]
 _T = TypeVar("_T")
 _READ_ATTEMPTS = 20
 _MAX_CACHED_INDEXES = 50_000
+_MAX_CACHED_FOOTER_BYTES = 64 * 2**20  # serialized; parsed footers take a few times that
 _EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
@@ -95,6 +114,14 @@ class ParquetBackend(StorageBackend):
         self._buffer: dict[SeriesKey, list[Arrays]] = {}
         self._buffered = 0
         self._indexes: dict[str, FileIndex] = {}
+        self._footer_bytes = 0
+        self._open = OpenFiles()
+        # the key index of the files last listed, rebuilt only when that list changes
+        self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
+        # every partition's files, valid while the root's generation token is unchanged
+        self._listed: tuple[str | None, list[tuple[Partition, list[DataFile]]]] = (None, [])
+        # each partition's keys, with the file names they were read for
+        self._summaries: dict[str, tuple[FileSizes, set[SeriesKey]]] = {}
         self._closed = False
 
     def __repr__(self) -> str:
@@ -153,6 +180,16 @@ class ParquetBackend(StorageBackend):
             if len(files) + 1 > self.max_files_per_partition:
                 files = list_files(partition)
                 self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
+            else:
+                self._summarize_locked(partition)
+            bump_generation(self.root)
+
+    def _summarize_locked(self, partition: Partition) -> None:
+        """Rewrite the partition's ``_series.json`` from its files' footers."""
+        files = list_files(partition)
+        keys = {k for f in files for k in self._index(f.path).series}
+        rows = sorted([k.name, tags_json(k.tags)] for k in keys)
+        write_summary(partition, files, rows)
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
@@ -187,7 +224,7 @@ class ParquetBackend(StorageBackend):
         """Every series of ``files`` (oldest first) with duplicates resolved."""
         pieces: dict[SeriesKey, list[Arrays]] = {}
         for f in files:
-            for key, arrays in decode_rows(f.path, self._index(f.path)).items():
+            for key, arrays in decode_rows(f.path, self._index(f.path), self._open).items():
                 pieces.setdefault(key, []).append(arrays)
         return {key: merge_last_wins(chunks) for key, chunks in pieces.items()}
 
@@ -216,14 +253,19 @@ class ParquetBackend(StorageBackend):
             )
         try:
             for f in old:
+                self._open.drop(f.path)
                 os.unlink(f.path)
                 self._indexes.pop(f.path, None)
             for name in os.listdir(partition.path):
                 if name.startswith(".") and name.endswith(".tmp"):
                     os.unlink(os.path.join(partition.path, name))  # a crashed write's leftover
             if not data and not list_files(partition):
+                remove_summary(partition)
                 with contextlib.suppress(OSError):
                     os.rmdir(partition.path)
+            else:
+                self._summarize_locked(partition)
+            bump_generation(self.root)
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
 
@@ -232,9 +274,14 @@ class ParquetBackend(StorageBackend):
     def _index(self, path: str) -> FileIndex:
         index = self._indexes.get(path)
         if index is None:
-            if len(self._indexes) >= _MAX_CACHED_INDEXES:
+            if (
+                len(self._indexes) >= _MAX_CACHED_INDEXES
+                or self._footer_bytes >= _MAX_CACHED_FOOTER_BYTES
+            ):
                 self._indexes.clear()
+                self._footer_bytes = 0
             index = self._indexes[path] = read_index(path)
+            self._footer_bytes += index.metadata.serialized_size
         return index
 
     def _retrying(self, fn: Callable[[], _T]) -> _T:
@@ -243,28 +290,54 @@ class ParquetBackend(StorageBackend):
             try:
                 return fn()
             except FileNotFoundError:
+                self._listed = (None, [])  # the kept listing is stale: list again
                 continue
         raise BackendError(f"{self.root}: files kept disappearing while reading; try again")
 
     def _files(self, start_ns: int, end_ns: int) -> Iterator[tuple[Partition, list[DataFile]]]:
-        for partition in list_partitions(self.root):
+        for partition, files in self._listing():
             if partition.end_ns > start_ns and partition.start_ns < end_ns:
-                yield partition, list_files(partition)
+                yield partition, files
+
+    def _listing(self) -> list[tuple[Partition, list[DataFile]]]:
+        """Every partition and its files, oldest first; kept while the token is unchanged.
+
+        The token is read before listing, so a change made during the listing shows up
+        as a new token at the next call.
+        """
+        token = generation(self.root)
+        if token is not None and token == self._listed[0]:
+            return self._listed[1]
+        listing = [(p, list_files(p)) for p in list_partitions(self.root)]
+        self._listed = (token, listing)
+        return listing
 
     def _read_many(
-        self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int
-    ) -> dict[SeriesKey, Arrays]:
-        wanted = set(keys)
+        self, wanted: Sequence[SeriesKey] | Selector, start_ns: int, end_ns: int
+    ) -> tuple[list[SeriesKey], dict[SeriesKey, Arrays]]:
+        """The keys ``wanted`` names (or selects) and their samples in the range.
 
-        def once() -> dict[SeriesKey, list[Arrays]]:
+        A selector is resolved against the same file listing the samples are read from,
+        so a query lists the directories once.
+        """
+
+        def once() -> tuple[list[SeriesKey], dict[SeriesKey, list[Arrays]]]:
+            listing = self._listing()
+            if isinstance(wanted, Selector):
+                keys = self._select_in(listing, wanted)
+            else:
+                keys = list(wanted)
+            key_set = set(keys)
             pieces: dict[SeriesKey, list[Arrays]] = {}
-            for _, files in self._files(start_ns, end_ns):
+            for partition, files in listing:
+                if partition.end_ns <= start_ns or partition.start_ns >= end_ns:
+                    continue
                 for f in files:
                     index = self._index(f.path)
                     if len(keys) <= len(index.series):
                         candidates: Iterable[SeriesKey] = keys
                     else:
-                        candidates = [k for k in index.series if k in wanted]
+                        candidates = [k for k in index.series if k in key_set]
                     want = [
                         k
                         for k in candidates
@@ -272,12 +345,12 @@ class ParquetBackend(StorageBackend):
                         and e[3] >= start_ns
                         and e[2] < end_ns
                     ]
-                    for key, arrays in read_series(f.path, index, want).items():
+                    for key, arrays in read_series(f.path, index, want, self._open).items():
                         pieces.setdefault(key, []).append(arrays)
-            return pieces
+            return keys, pieces
 
         with self._lock:
-            pieces = self._retrying(once)
+            keys, pieces = self._retrying(once)
             for key in keys:
                 chunks = self._buffer.get(key)
                 if chunks:
@@ -289,42 +362,126 @@ class ParquetBackend(StorageBackend):
             ts, vs = merge_last_wins(chunks)
             lo, hi = np.searchsorted(ts, [start_ns, end_ns], side="left")
             out[key] = (ts[lo:hi], vs[lo:hi])
-        return out
+        return keys, out
 
     def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
         """Return ``key``'s samples in ``[start_ns, end_ns)``, buffered ones included."""
-        ts, vs = self._read_many([key], start_ns, end_ns).get(key, _EMPTY)
+        ts, vs = self._read_many([key], start_ns, end_ns)[1].get(key, _EMPTY)
         return Series(key, ts, vs)
 
     def query(self, selector: Selector, start_ns: int, end_ns: int) -> Iterator[Series]:
         """Yield the selected non-empty series, reading each file once for all of them."""
-        keys = sorted(self.select(selector))
-        found = self._read_many(keys, start_ns, end_ns)
+        keys, found = self._read_many(selector, start_ns, end_ns)
         for key in keys:
             ts, vs = found.get(key, _EMPTY)
             if ts.size:
                 yield Series(key, ts, vs)
 
-    def _all_keys(self) -> set[SeriesKey]:
-        def once() -> set[SeriesKey]:
-            found: set[SeriesKey] = set()
-            for _, files in self._files(-(2**63), 2**63 - 1):
-                for f in files:
-                    found.update(self._index(f.path).series)
-            return found
+    def _select_in(
+        self, listing: list[tuple[Partition, list[DataFile]]], selector: Selector
+    ) -> list[SeriesKey]:
+        """The keys ``selector`` matches in ``listing``'s files and the buffer, sorted.
 
-        with self._lock:
-            found = self._retrying(once)
-            found.update(k for k, chunks in self._buffer.items() if chunks)
+        The files' key index is rebuilt only when the list of files changed.
+        """
+        token = tuple(f.path for _, files in listing for f in files)
+        if token != self._key_index[0]:
+            keys: set[SeriesKey] = set()
+            for partition, files in listing:
+                keys.update(self._partition_keys(partition, files))
+            self._key_index = (token, KeyIndex(keys))
+        index = self._key_index[1]
+        found = index.select(selector)
+        extra = [
+            k
+            for k, chunks in self._buffer.items()
+            if chunks and k not in index.keys and selector.matches(k)
+        ]
+        if extra:
+            found = sorted([*found, *extra], key=key_order)
         return found
+
+    def _partition_keys(self, partition: Partition, files: list[DataFile]) -> set[SeriesKey]:
+        """The partition's keys: from its summary when that lists exactly ``files``."""
+        names = file_sizes(files)
+        known = self._summaries.get(partition.path)
+        if known is not None and known[0] == names:
+            return known[1]
+        summary = read_summary(partition)
+        keys: set[SeriesKey] = set()
+        if summary is not None and summary[0] == names:
+            try:
+                keys = {key_of(name, tags) for name, tags in summary[1]}
+            except (ValueError, TypeError):
+                summary = None  # a damaged summary: the footers say the same
+        if summary is None or summary[0] != names:
+            keys = {k for f in files for k in self._index(f.path).series}
+        self._summaries[partition.path] = (names, keys)
+        return keys
 
     def keys(self) -> Iterator[SeriesKey]:
         """Yield every series with a sample, from the files' footer indexes and the buffer."""
-        return iter(sorted(self._all_keys()))
+        return self.select(Selector())
 
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
-        """Yield the keys ``selector`` matches."""
-        return iter(sorted(k for k in self._all_keys() if selector.matches(k)))
+        """Yield the keys ``selector`` matches, sorted, from a cached name/tag index."""
+        with self._lock:
+            return iter(self._retrying(lambda: self._select_in(self._listing(), selector)))
+
+    def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+        """The newest sample in the range, from the newest partition holding one.
+
+        Files' footers give each series' newest timestamp and value, so usually no data
+        is read at all; only a partition where ``end_ns`` cuts into the series is read,
+        and then just that series' rows of that one day.
+        """
+        if start_ns >= end_ns:
+            return None
+        with self._lock:
+            self._check_open()
+            buffered = None
+            chunks = self._buffer.get(key)
+            if chunks:
+                chunks[:] = [merge_last_wins(chunks)]  # a lone chunk may be unsorted
+                buffered = _last_in(chunks[0], start_ns, end_ns)
+            stored = self._retrying(lambda: self._last_stored(key, start_ns, end_ns, buffered))
+        # the buffer is newer than every file: it wins a tie
+        if buffered is None or (stored is not None and stored[0] > buffered[0]):
+            return stored
+        return buffered
+
+    def _last_stored(
+        self, key: SeriesKey, start_ns: int, end_ns: int, newer: tuple[int, float] | None
+    ) -> tuple[int, float] | None:
+        for partition, files in reversed(self._listing()):
+            if partition.start_ns >= end_ns:
+                continue
+            if partition.end_ns <= start_ns or (newer is not None and partition.end_ns <= newer[0]):
+                return None  # older partitions hold nothing in range, or nothing newer
+            found = self._last_in_partition(files, key, start_ns, end_ns)
+            if found is not None:
+                return found
+        return None
+
+    def _last_in_partition(
+        self, files: list[DataFile], key: SeriesKey, start_ns: int, end_ns: int
+    ) -> tuple[int, float] | None:
+        hits = []
+        for f in files:  # oldest first
+            index = self._index(f.path)
+            entry = index.series.get(key)
+            if entry is not None and entry[3] >= start_ns and entry[2] < end_ns:
+                hits.append((f, index, entry))
+        if not hits:
+            return None
+        newest = max(entry[3] for _, _, entry in hits)
+        if newest < end_ns:
+            # A file holding the newest timestamp ends there, so the newest such file wins.
+            f, index, entry = next(h for h in reversed(hits) if h[2][3] == newest)
+            if index.last is not None:
+                return newest, index.last[key]
+        pieces = [read_series(f.path, index, [key], self._open)[key] for f, index, _ in hits]
+        return _last_in(merge_last_wins(pieces), start_ns, end_ns)
 
     # -- retention and size -------------------------------------------------------------------
 
@@ -341,7 +498,9 @@ class ParquetBackend(StorageBackend):
         if repeated:
             pieces: dict[SeriesKey, list[Arrays]] = {}
             for f in files:
-                for key, arrays in read_series(f.path, self._index(f.path), repeated).items():
+                for key, arrays in read_series(
+                    f.path, self._index(f.path), repeated, self._open
+                ).items():
                     pieces.setdefault(key, []).append(arrays)
             for chunks in pieces.values():
                 total -= sum(c[0].size for c in chunks) - merge_last_wins(chunks)[0].size
@@ -392,7 +551,7 @@ class ParquetBackend(StorageBackend):
         def once() -> StorageStats:
             samples = size = 0
             series: set[SeriesKey] = set()
-            for _, files in self._files(-(2**63), 2**63 - 1):
+            for _, files in self._files(MIN_NS, MAX_NS):
                 samples += self._count(files, lambda _key: True)
                 for f in files:
                     series.update(self._index(f.path).series)
@@ -414,12 +573,22 @@ class ParquetBackend(StorageBackend):
         with self._lock:
             if not self._closed:
                 self.flush()
+                self._open.close()
                 self._closed = True
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> ParquetBackend:
         """Open ``parquet:///abs/dir`` or ``parquet://relative/dir`` (created if missing)."""
         return cls(url, **options)
+
+
+def _last_in(arrays: Arrays, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+    """The newest sample of sorted ``arrays`` in ``[start_ns, end_ns)``, or ``None``."""
+    ts, vs = arrays
+    hi = int(np.searchsorted(ts, end_ns, side="left"))
+    if hi == 0 or ts[hi - 1] < start_ns:
+        return None
+    return int(ts[hi - 1]), float(vs[hi - 1])
 
 
 def _split_days(

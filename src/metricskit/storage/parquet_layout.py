@@ -6,18 +6,36 @@
       day=2026-11-28/part-<seq:020d>-<level:02d>-<pid>-<random>.parquet
       day=2026-11-28/.part-...parquet.tmp       a write in progress (or a crash's leftover)
       _locks/day=2026-11-28.lock                 fcntl.flock'ed while the partition changes
+      day=2026-11-28/_series.json                the partition's series and the files it lists
+      _generation                                a random token, replaced after every change
 
 A file's *sequence* orders it for last-write-wins: it is assigned while holding the
 partition's lock, as ``max(time_ns(), newest sequence in the partition + 1)``, so it
 grows across processes even if a clock steps back. A compacted file takes the highest
 sequence of the files it merged (and a higher *level*, which breaks the tie), so it sorts
 after every file it replaced and before every file written later.
+
+``_generation`` lets a reader keep its listing of every partition's files: a writer
+replaces the token (temp file + rename) after each commit, compaction or deletion, so a
+reader that finds the token it listed under reuses that listing instead of listing a
+directory per day of history (one file read instead of hundreds of ``listdir``). A
+writer that dies between its rename and the token leaves readers that already hold a
+listing blind to that one file until the next change; new readers always list.
+
+``_series.json`` in a partition names the series its files hold (and which files, of
+which sizes, those are), rewritten under the partition lock after every change, so that
+a new process learns every key from one small file per day instead of every file's
+footer. It is only a hint: a reader uses it when its files and sizes are exactly the
+partition's (a truncated file does not match), else the footers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
+import functools
+import json
 import os
 import re
 import secrets
@@ -31,12 +49,19 @@ from metricskit.errors import backend_error_from_oserror
 __all__ = [
     "DAY_NS",
     "DataFile",
+    "FileSizes",
     "Partition",
+    "bump_generation",
+    "file_sizes",
+    "generation",
     "list_files",
     "list_partitions",
     "lock_partition",
     "new_file_name",
     "partition_of_day",
+    "read_summary",
+    "remove_summary",
+    "write_summary",
 ]
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -44,6 +69,8 @@ _EPOCH = _dt.date(1970, 1, 1)
 _PART_RE = re.compile(r"day=(\d{4}-\d{2}-\d{2})")
 _FILE_RE = re.compile(r"part-(\d{20})-(\d{2})-\d+-[0-9a-f]+\.parquet")
 LOCK_DIR = "_locks"
+GENERATION = "_generation"
+SUMMARY = "_series.json"
 
 
 @dataclass(frozen=True, order=True)
@@ -101,12 +128,20 @@ def list_partitions(root: str) -> list[Partition]:
         raise backend_error_from_oserror(exc, f"listing {root}") from exc
     out = []
     for entry in entries:
-        match = _PART_RE.fullmatch(entry.name)
-        if match and entry.is_dir():
-            day = (_dt.date.fromisoformat(match.group(1)) - _EPOCH).days
+        day = _day_of(entry.name)
+        if day is not None and entry.is_dir():
             out.append(Partition(day, entry.path))
     out.sort()
     return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _day_of(name: str) -> int | None:
+    """The day number a partition directory's name gives (``None``: not a partition)."""
+    match = _PART_RE.fullmatch(name)
+    if match is None:
+        return None
+    return (_dt.date.fromisoformat(match.group(1)) - _EPOCH).days
 
 
 def list_files(partition: Partition) -> list[DataFile]:
@@ -135,6 +170,74 @@ def new_file_name(files: list[DataFile], level: int = 0, seq: int | None = None)
     if seq is None:
         seq = max(time.time_ns(), files[-1].seq + 1 if files else 0)
     return f"part-{seq:020d}-{level:02d}-{os.getpid()}-{secrets.token_hex(6)}.parquet"
+
+
+def generation(root: str) -> str | None:
+    """The current listing token of ``root`` (``None`` if no writer has set one yet)."""
+    try:
+        with open(os.path.join(root, GENERATION), encoding="ascii") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise backend_error_from_oserror(exc, f"reading {root}/{GENERATION}") from exc
+
+
+def bump_generation(root: str) -> None:
+    """Replace ``root``'s listing token: the files of some partition changed."""
+    path = os.path.join(root, GENERATION)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(16))
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise backend_error_from_oserror(exc, f"writing {path}") from exc
+
+
+def write_summary(partition: Partition, files: list[DataFile], keys: list[list[str]]) -> None:
+    """Record that ``files`` (the partition's files) hold the series ``keys`` ([name, tags])."""
+    path = os.path.join(partition.path, SUMMARY)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    doc = {"files": [[os.path.basename(f.path), f.size()] for f in files], "series": keys}
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(doc, f, separators=(",", ":"), ensure_ascii=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise backend_error_from_oserror(exc, f"writing {path}") from exc
+
+
+FileSizes = tuple[tuple[str, int], ...]
+
+
+def file_sizes(files: list[DataFile]) -> FileSizes:
+    """``(name, bytes)`` of each file: what a summary must match to be used."""
+    return tuple((os.path.basename(f.path), f.size()) for f in files)
+
+
+def read_summary(partition: Partition) -> tuple[FileSizes, list[list[str]]] | None:
+    """``((name, bytes) per file, [[name, tags], ...])`` of a summary; ``None`` if unusable."""
+    try:
+        with open(os.path.join(partition.path, SUMMARY), encoding="utf-8") as f:
+            doc = json.load(f)
+        files = tuple((str(name), int(size)) for name, size in doc["files"])
+        keys = doc["series"]
+        if not isinstance(keys, list):
+            return None
+        return files, keys
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing or damaged: the footers say the same, only slower
+
+
+def remove_summary(partition: Partition) -> None:
+    """Remove a partition's summary (before removing the emptied partition itself)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(partition.path, SUMMARY))
 
 
 @contextmanager

@@ -9,6 +9,7 @@ wall time. See :mod:`metricskit.storage.parquet_format` for the format itself.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,9 +36,11 @@ from metricskit.storage.parquet_format import (
     tags_json,
 )
 
-__all__ = ["encode_values", "partition_table", "write_partition"]
+__all__ = ["MIN_GROUP_ROWS", "encode_values", "partition_table", "write_partition"]
 
 _SAMPLE_ROWS = 16
+MIN_GROUP_ROWS = 8_192
+"""A row group ends at the first series boundary this many rows in (see ``group_bounds``)."""
 IntArray = npt.NDArray[np.intp]
 # (ints, exact, scale_rows, scratch) arrays for encode_values to fill in place.
 _Buffers = tuple[
@@ -189,7 +192,38 @@ class _Layout:
             )
         ]
 
-    def row_groups(self, rows: int, *, reuse: bool = False) -> Iterator[pa.Table]:
+    def last_values(self) -> list[float]:
+        """Each series' value at its newest timestamp, for the footer index."""
+        return [float(vs[-1]) for _, vs in self.arrays]
+
+    def group_bounds(self, rows: int, *, aligned: bool = True) -> list[tuple[int, int]]:
+        """Row ranges of the row groups: cut at series boundaries, at most ``rows`` long.
+
+        ``aligned=False`` cuts every ``rows`` rows regardless of series (the layout of
+        files written before row groups were aligned; benchmarks use it as an anchor).
+
+        A group closes at the first series end at least :data:`MIN_GROUP_ROWS` rows in
+        (a series longer than ``rows`` is cut every ``rows``), so reading one series
+        decodes that series and at most a few small neighbours, not a whole 131,072-row
+        group of others.
+        """
+        total = int(self.lengths.sum())
+        if not aligned:
+            return [(a, min(a + rows, total)) for a in range(0, total, rows)]
+        ends = self.starts + self.lengths
+        least = min(MIN_GROUP_ROWS, rows)
+        bounds = []
+        a = 0
+        while a < total:
+            i = int(np.searchsorted(ends, a + least, side="left"))
+            b = min(int(ends[i]) if i < ends.size else total, a + rows)
+            bounds.append((a, b))
+            a = b
+        return bounds
+
+    def row_groups(
+        self, rows: int, *, reuse: bool = False, aligned: bool = True
+    ) -> Iterator[pa.Table]:
         """Encode the rows ``rows`` at a time, one table per row group.
 
         With ``reuse``, the tables are zero-copy views of two sets of buffers used in
@@ -204,21 +238,35 @@ class _Layout:
         size = min(rows, total)
         pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
         words = (_Words(self.names), _Words(self.tags))
+        bounds = self.group_bounds(rows, aligned=aligned)
+        # Groups are encoded in batches of up to ``rows`` rows: the per-call cost of the
+        # value encoding is paid per batch, not per (small, series-aligned) group.
+        first = 0
+        for n_batch in itertools.count():
+            if first == len(bounds):
+                return
+            start = bounds[first][0]
+            last = first + 1
+            while last < len(bounds) and bounds[last][1] - start <= rows:
+                last += 1
+            buffers = pool[n_batch % 2] if pool else _GroupBuffers(bounds[last - 1][1] - start)
+            yield from buffers.tables(self, bounds[first:last], words)
+            first = last
+
+    def segments(self, a: int, b: int) -> tuple[int, int, list[Arrays], IntArray]:
+        """The series ``lo:hi`` overlapping rows ``a:b``, their pieces there, and lengths."""
         ends = self.starts + self.lengths
-        for g, a in enumerate(range(0, total, rows)):
-            b = min(a + rows, total)
-            lo = int(np.searchsorted(ends, a, side="right"))
-            hi = int(np.searchsorted(self.starts, b, side="left"))
-            cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
-            cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
-            pieces = [
-                (ts[i:j], vs[i:j])
-                for (ts, vs), i, j in zip(
-                    self.arrays[lo:hi], cut_lo.tolist(), cut_hi.tolist(), strict=True
-                )
-            ]
-            buffers = pool[g % 2] if pool else _GroupBuffers(b - a)
-            yield buffers.table(pieces, cut_hi - cut_lo, words, lo, hi)
+        lo = int(np.searchsorted(ends, a, side="right"))
+        hi = int(np.searchsorted(self.starts, b, side="left"))
+        cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
+        cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
+        pieces = [
+            (ts[i:j], vs[i:j])
+            for (ts, vs), i, j in zip(
+                self.arrays[lo:hi], cut_lo.tolist(), cut_hi.tolist(), strict=True
+            )
+        ]
+        return lo, hi, pieces, cut_hi - cut_lo
 
 
 class _Words:
@@ -308,14 +356,12 @@ class _GroupBuffers:
         self.codes = np.empty((2, size), dtype=np.int32)
         self.nulls = _nulls(size)
 
-    def table(
-        self,
-        pieces: list[Arrays],
-        seg_lengths: IntArray,
-        words: tuple[_Words, _Words],
-        lo: int,
-        hi: int,
-    ) -> pa.Table:
+    def tables(
+        self, layout: _Layout, bounds: list[tuple[int, int]], words: tuple[_Words, _Words]
+    ) -> Iterator[pa.Table]:
+        """Encode rows ``bounds[0][0]:bounds[-1][1]`` at once, then yield each group's table."""
+        start = bounds[0][0]
+        _, _, pieces, seg_lengths = layout.segments(start, bounds[-1][1])
         n = int(seg_lengths.sum())
         values = np.concatenate([p[1] for p in pieces], out=self.values[:n])
         seg_starts = np.zeros_like(seg_lengths)
@@ -326,10 +372,34 @@ class _GroupBuffers:
             seg_lengths,
             out=(self.ints[:n], self.exact[:n], self.scale[:n], self.work[:n]),
         )
+        for a, b in bounds:
+            i, j = a - start, b - start
+            lo, hi, group_pieces, group_lengths = layout.segments(a, b)
+            yield self._table(
+                group_pieces,
+                [
+                    words[0].column(lo, hi, group_lengths, self.codes[0, i:j]),
+                    words[1].column(lo, hi, group_lengths, self.codes[1, i:j]),
+                ],
+                values[i:j],
+                ints[i:j],
+                exact[i:j],
+                scale_rows[i:j],
+            )
+
+    def _table(
+        self,
+        pieces: list[Arrays],
+        word_columns: list[pa.DictionaryArray],
+        values: npt.NDArray[np.float64],
+        ints: npt.NDArray[np.int64],
+        exact: npt.NDArray[np.bool_],
+        scale_rows: npt.NDArray[np.int8],
+    ) -> pa.Table:
+        n = values.size
         all_exact = bool(exact.all())
         columns = [
-            words[0].column(lo, hi, seg_lengths, self.codes[0, :n]),
-            words[1].column(lo, hi, seg_lengths, self.codes[1, :n]),
+            *word_columns,
             # Zero-copy views of the series' own timestamps: no gathering copy.
             pa.chunked_array([pa.array(p[0], TS_TYPE) for p in pieces], TS_TYPE),
             pa.array(ints, pa.int64()) if all_exact else _masked(pa.int64(), ints, exact, True),
@@ -339,9 +409,16 @@ class _GroupBuffers:
         return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
-def partition_table(series: Mapping[SeriesKey, Arrays], row_group_size: int) -> pa.Table:
-    """The rows a partition file holds, as one table (benchmarks and tests use this)."""
-    tables = list(_Layout.of(series).row_groups(row_group_size))
+def partition_table(
+    series: Mapping[SeriesKey, Arrays], row_group_size: int, *, aligned: bool = False
+) -> pa.Table:
+    """The rows a partition file holds, as one table (benchmarks and tests use this).
+
+    By default in chunks of exactly ``row_group_size`` rows (each with its own
+    dictionaries), so that ``pq.write_table(..., row_group_size=row_group_size)`` keeps
+    them dictionary-encoded; ``aligned=True`` gives the backend's own series-aligned chunks.
+    """
+    tables = list(_Layout.of(series).row_groups(row_group_size, aligned=aligned))
     return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
 
@@ -374,7 +451,7 @@ def _write_file(layout: _Layout, tmp: str, row_group_size: int) -> None:
                 writer.write_table(table, row_group_size)
         if pending is not None:
             pending.result()
-        writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index())})
+        writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index(), layout.last_values())})
 
 
 def write_partition(

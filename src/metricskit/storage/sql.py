@@ -10,10 +10,15 @@ URLs::
 Options: ``table_prefix`` (default ``"metricskit_"``), ``busy_timeout`` (SQLite, seconds,
 default 30) and ``engine_options`` (passed to ``sqlalchemy.create_engine``).
 
-The layout is described in :mod:`metricskit.storage.sql_schema`. Each ``write`` is one
-transaction (an ``IMMEDIATE`` one on SQLite), so a failed write leaves the store as it was
-and the same batch can be retried. On SQLite, WAL mode with ``synchronous=NORMAL`` makes a
-returned write survive a crash of the process, and several processes may write one file.
+The layout is described in :mod:`metricskit.storage.sql_schema`: compressed blocks of up
+to 4,096 samples per series plus a head of recent rows. Each ``write`` is one transaction
+(an ``IMMEDIATE`` one on SQLite), so a failed write leaves the store as it was and the same
+batch can be retried. A series' samples go to the head while it is small; a big write, a
+head reaching 512 rows, or a write at or before the newest block's last timestamp merges
+into blocks (rewriting only the blocks it touches). On SQLite, WAL mode with
+``synchronous=NORMAL`` makes a returned write survive a crash of the process, and several
+processes may write one file. A file deleted or replaced while open is reported by the
+next ``write`` or ``flush`` instead of losing what follows.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -31,14 +37,18 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
+from metricskit.storage.chunk_codec import decode_block
+from metricskit.storage.sql_batch import Segment, segments, split_odd
+from metricskit.storage.sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
 from metricskit.storage.sql_errors import parse_url, safe_url, translate
 from metricskit.storage.sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
+from metricskit.storage.sql_reads import Compiled, ReadStatements, execute
 from metricskit.storage.sql_schema import (
     DEFAULT_PREFIX,
     SCHEMA_VERSION,
+    SEAL_ROWS,
     Tables,
     decode_key,
-    encode_tag_filter,
     encode_tags,
     key_hash,
 )
@@ -47,6 +57,11 @@ __all__ = ["InMemorySQLiteBackend", "SQLBackend"]
 
 _CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
 _GENERATION = "generation"
+_VERSION = "schema_version"
+_FEW = 8  # a query matching at most this many series reads them one by one
+
+Int64Array = npt.NDArray[np.int64]
+Float64Array = npt.NDArray[np.float64]
 
 
 def _hash_of(key: SeriesKey) -> str:
@@ -56,35 +71,6 @@ def _hash_of(key: SeriesKey) -> str:
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def _columns(rows: Sequence[Sequence[Any]], first: int) -> list[np.ndarray[Any, Any]]:
-    """Columns of fetched rows: ``first`` int64 columns then a float64 one (NULL -> NaN).
-
-    A list comprehension per column measured faster than ``zip(*rows)`` or a structured
-    ``np.array(rows, dtype=...)`` on 10,000 rows.
-    """
-    ints = [np.array([row[i] for row in rows], dtype=np.int64) for i in range(first)]
-    return [*ints, np.array([row[first] for row in rows], dtype=np.float64)]
-
-
-def _last_wins(
-    sid: np.ndarray[Any, Any], ts: np.ndarray[Any, Any], values: np.ndarray[Any, Any]
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Sort by (series, ts) and keep the last occurrence of each pair.
-
-    lexsort is stable, so equal pairs stay in arrival order. Sorting also gives the
-    database B-tree locality: each series' samples go in as one ascending run.
-    """
-    order = np.lexsort((ts, sid))
-    sid, ts, values = sid[order], ts[order], values[order]
-    if len(sid) > 1:
-        keep = np.empty(len(sid), dtype=bool)
-        keep[-1] = True
-        np.logical_or(sid[1:] != sid[:-1], ts[1:] != ts[:-1], out=keep[:-1])
-        if not keep.all():
-            sid, ts, values = sid[keep], ts[keep], values[keep]
-    return sid, ts, values
 
 
 class SQLBackend(StorageBackend):
@@ -120,6 +106,10 @@ class SQLBackend(StorageBackend):
         self._write_lock = threading.Lock()
         self._ids: dict[SeriesKey, int] = {}
         self._generation: int | None = None
+        # Head rows this process wrote per series id since they were last sealed: an upper
+        # bound that only decides when to seal (another process may seal them first).
+        self._head_rows: dict[int, int] = {}
+        self._blocks = BlockWriter(self._tables)
         try:
             options = {**self._flavor.engine_options(), **(engine_options or {})}
             self._engine = sa.create_engine(self._url, **options)
@@ -127,12 +117,14 @@ class SQLBackend(StorageBackend):
             raise translate(exc, self._url, "open", connecting=isinstance(exc, OSError)) from exc
         self._flavor.install(self._engine)
         try:
-            self._create_schema()
+            migrated = self._create_schema()
+            self._flavor.prepare(self._engine)
+            self._reads = ReadStatements(self._tables, self._engine.dialect)
+            if migrated:
+                self.compact()
         except BaseException:
             self._engine.dispose()
             raise
-        self._flavor.prepare(self._engine)
-        self._compile_reads()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({safe_url(self._url)!r})"
@@ -185,25 +177,34 @@ class SQLBackend(StorageBackend):
             finally:
                 cur.close()
 
-    def _create_schema(self) -> None:
+    def _create_schema(self) -> bool:
+        """Create missing tables; upgrade a version-1 store. True if it was upgraded."""
         t = self._tables
         # Two processes may create the tables at once; IF NOT EXISTS makes the second a
         # no-op, and a race inside the catalog (PostgreSQL) is settled by one retry.
         for attempt in (1, 2):
             try:
                 with self._transaction("open", write=True) as conn:
-                    for table in (t.meta, t.series, t.samples):
+                    for table in (t.meta, t.series, t.samples, t.blocks):
                         conn.execute(CreateTable(table, if_not_exists=True))
-                    for index in t.series.indexes:
+                    for index in (*t.series.indexes, *t.blocks.indexes):
                         conn.execute(CreateIndex(index, if_not_exists=True))
                     conn.execute(
                         insert_ignore(self._engine.dialect.name, t.meta, "key"),
-                        [{"key": "schema_version", "value": SCHEMA_VERSION},
+                        [{"key": _VERSION, "value": SCHEMA_VERSION},
                          {"key": _GENERATION, "value": 0}],
                     )  # fmt: skip
                     version = conn.execute(
-                        sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")
+                        sa.select(t.meta.c.value).where(t.meta.c.key == _VERSION)
                     ).scalar_one()
+                    if version == 1:
+                        # Version 1 = only head rows, a valid version-2 store; sealing them
+                        # into blocks (compact) follows in its own transactions.
+                        conn.execute(
+                            sa.update(t.meta)
+                            .where(t.meta.c.key == _VERSION, t.meta.c.value == 1)
+                            .values(value=SCHEMA_VERSION)
+                        )
                 break
             except BackendError as exc:
                 if attempt == 2 or not isinstance(exc.__cause__, sa_exc.IntegrityError):
@@ -213,35 +214,23 @@ class SQLBackend(StorageBackend):
                 f"{self.url}: tables {t.prefix}* have schema version {version}, newer than "
                 f"this metricskit understands ({SCHEMA_VERSION}); upgrade metricskit"
             )
-
-    def _compile_reads(self) -> None:
-        t = self._tables
-        series_id = (
-            sa.select(t.series.c.id).where(t.series.c.key_hash == sa.bindparam("h"))
-        ).scalar_subquery()
-        in_range = (
-            t.samples.c.series_id == series_id,
-            t.samples.c.ts >= sa.bindparam("start"),
-            t.samples.c.ts < sa.bindparam("end"),
-        )
-        read = sa.select(t.samples.c.ts, t.samples.c.value).where(*in_range)
-        self._sql_read = self._flavor.compile(self._engine, read.order_by(t.samples.c.ts))
-        count = sa.select(sa.func.count()).select_from(t.samples).where(*in_range)
-        self._sql_count = self._flavor.compile(self._engine, count)
+        return bool(version == 1)
 
     # -- writing ------------------------------------------------------------------------
 
-    def _check_generation(self, conn: sa.Connection, *, exclusive: bool = False) -> None:
-        """Drop cached series ids if another process deleted series since we cached them.
+    def _check_generation(self, conn: sa.Connection) -> None:
+        """Take the store's write lock; drop cached ids if another process deleted series.
 
-        The row lock (shared for writers, exclusive for deleters; SQLite's IMMEDIATE
-        transaction covers both) keeps a delete from slipping in before our commit.
+        An exclusive row lock (SQLite's IMMEDIATE transaction is one already) serialises
+        writers, so "head rows are newer than the newest block" holds between the check
+        of a series' newest block and the commit.
         """
         meta = self._tables.meta
         stmt = sa.select(meta.c.value).where(meta.c.key == _GENERATION)
-        generation = conn.execute(stmt.with_for_update(read=not exclusive)).scalar_one()
+        generation = conn.execute(stmt.with_for_update()).scalar_one()
         if generation != self._generation:
             self._ids.clear()
+            self._head_rows.clear()
             self._generation = generation
 
     def _series_ids(self, conn: sa.Connection, keys: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
@@ -268,38 +257,101 @@ class SQLBackend(StorageBackend):
         return found
 
     def write(self, batch: Sequence[Series]) -> None:
-        """Upsert every sample in one transaction; the last write of a (key, ts) wins."""
+        """Write every sample in one transaction; the last write of a (key, ts) wins.
+
+        Per series: a small write after its newest block goes to head rows; anything else
+        (a big write, a head reaching ``SEAL_ROWS``, a write into the blocks' time span)
+        is merged into blocks, rewriting only the blocks it overlaps.
+        """
         parts = [s for s in batch if len(s)]
         if not parts:
             return
+        self._flavor.check_file(self.url)
         with self._write_lock, self._transaction("write", write=True) as conn:
             self._check_generation(conn)
             new = self._series_ids(conn, [s.key for s in parts])
-            ids = self._ids
-            sid = np.repeat(
-                np.fromiter((new.get(s.key) or ids[s.key] for s in parts), np.int64, len(parts)),
-                [len(s) for s in parts],
-            )
-            ts = np.concatenate([s.timestamps for s in parts]).astype(np.int64, copy=False)
-            values = np.concatenate([s.values for s in parts]).astype(np.float64, copy=False)
-            sid, ts, values = _last_wins(sid, ts, values)
-            self._flavor.insert_samples(conn.connection.dbapi_connection, sid, ts, values)
-        # Only after the commit: ids from a rolled-back transaction must not be remembered.
+            ids = [new.get(s.key) or self._ids[s.key] for s in parts]
+            heads = self._writesegments(conn, segments(ids, parts))
+        # Only after the commit: state from a rolled-back transaction must not be remembered.
         self._ids.update(new)
+        for series_id, rows in heads.items():
+            if rows:
+                self._head_rows[series_id] = self._head_rows.get(series_id, 0) + rows
+            else:
+                self._head_rows.pop(series_id, None)
+
+    def _writesegments(self, conn: sa.Connection, segments: list[Segment]) -> dict[int, int]:
+        """Place each series' sorted unique samples; returns head rows added per series id."""
+        newest = self._blocks.newest_ends(conn, [seg[0] for seg in segments])
+        to_head: list[Segment] = []
+        to_blocks: list[Segment] = []
+        for seg in segments:
+            series_id, ts = seg[0], seg[1]
+            end = newest.get(series_id)
+            held = self._head_rows.get(series_id, 0)
+            if held + ts.size < SEAL_ROWS and (end is None or ts[0] > end):
+                to_head.append(seg)
+            else:
+                to_blocks.append(seg)
+        heads: dict[int, int] = {}
+        if to_head:
+            to_head, odd = split_odd(to_head)
+            to_blocks.extend(odd)
+        if to_head:
+            sizes = [seg[1].size for seg in to_head]
+            sid = np.repeat(np.array([seg[0] for seg in to_head], dtype=np.int64), sizes)
+            ts = np.concatenate([seg[1] for seg in to_head])
+            values = np.concatenate([seg[2] for seg in to_head])
+            dbapi = conn.connection.dbapi_connection
+            self._flavor.insert_samples(dbapi, sid, ts, values)
+            heads.update((seg[0], seg[1].size) for seg in to_head)
+        pending = Pending()
+        for series_id, ts, values in to_blocks:
+            self._blocks.merge(conn, series_id, (ts, values), newest.get(series_id), pending)
+            heads[series_id] = 0
+        self._blocks.apply(conn, pending)
+        return heads
+
+    def compact(self) -> None:
+        """Seal every head row into blocks (run after upgrading a version-1 store)."""
+        h = self._tables.samples
+        with self._transaction("compact") as conn:
+            ids = [int(i) for i in conn.execute(sa.select(h.c.series_id).distinct()).scalars()]
+        for chunk in _chunks(ids):
+            with self._write_lock, self._transaction("compact", write=True) as conn:
+                self._check_generation(conn)
+                newest = self._blocks.newest_ends(conn, chunk)
+                pending = Pending()
+                empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
+                for series_id in chunk:
+                    self._blocks.merge(conn, series_id, empty, newest.get(series_id), pending)
+                self._blocks.apply(conn, pending)
+            for series_id in chunk:
+                self._head_rows.pop(series_id, None)
 
     def delete_before(self, cutoff_ns: int, selector: Selector | None = None) -> int:
-        """Delete older samples of the selected series; drop series left empty."""
-        samples, series = self._tables.samples, self._tables.series
+        """Delete older samples of the selected series; drop series left empty.
+
+        Blocks wholly older than the cutoff are dropped, a block it cuts through is
+        rewritten with its newer samples.
+        """
+        samples, series, blocks = self._tables.samples, self._tables.series, self._tables.blocks
+        everything = cutoff_ns >= MAX_NS
         removed = gone = 0
         with self._write_lock, self._transaction("delete", write=True) as conn:
-            self._check_generation(conn, exclusive=True)
-            old = samples.c.ts < cutoff_ns if cutoff_ns < MAX_NS else sa.true()
-            empty = ~sa.exists().where(samples.c.series_id == series.c.id)
+            self._check_generation(conn)
+            old = sa.true() if everything else samples.c.ts < cutoff_ns
+            empty = ~sa.exists().where(samples.c.series_id == series.c.id) & ~sa.exists().where(
+                blocks.c.series_id == series.c.id
+            )
+            cut = None if everything else cutoff_ns
             if selector is None:
                 removed = conn.execute(sa.delete(samples).where(old)).rowcount
+                removed += self._blocks.trim_before(conn, cut, None)
                 gone = conn.execute(sa.delete(series).where(empty)).rowcount
             else:
                 ids = [series_id for series_id, _ in self._matching(conn, selector)]
+                removed += self._blocks.trim_before(conn, cut, ids)
                 for chunk in _chunks(ids):
                     where = samples.c.series_id.in_(chunk)
                     removed += conn.execute(sa.delete(samples).where(where, old)).rowcount
@@ -312,46 +364,52 @@ class SQLBackend(StorageBackend):
                     sa.update(meta).where(meta.c.key == _GENERATION).values(value=meta.c.value + 1)
                 )
                 self._ids.clear()
+                self._head_rows.clear()
                 self._generation = None
         return int(removed)
 
     # -- reading ------------------------------------------------------------------------
 
+    def _fetch(self, compiled: Compiled, what: str, **params: Any) -> list[Any]:
+        with self._cursor(what) as cur:
+            return execute(cur, compiled, **params)
+
     def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
-        """One indexed range scan, converted column-wise to numpy."""
+        """One statement for the overlapping blocks and head rows; decodes only those."""
         if start_ns >= end_ns:
             return Series.empty(key)
-        with self._cursor("read") as cur:
-            cur.execute(self._sql_read, (_hash_of(key), start_ns, end_ns))
-            rows = cur.fetchall()
-        if not rows:
+        rows = self._fetch(self._reads.read, "read", h=_hash_of(key), start=start_ns, end=end_ns)
+        ts, values = assemble(rows, start_ns, end_ns)
+        if not ts.size:
             return Series.empty(key)
-        ts, values = _columns(rows, 1)
         return Series(key, ts, values)
 
-    def count(self, key: SeriesKey, start_ns: int = -(2**63), end_ns: int = MAX_NS) -> int:
-        """``COUNT(*)`` of the key's samples in ``[start_ns, end_ns)``."""
+    def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
+        """The newest sample in range: the newest head row, else one block is decoded."""
         if start_ns >= end_ns:
-            return 0
-        with self._cursor("count") as cur:
-            cur.execute(self._sql_count, (_hash_of(key), start_ns, end_ns))
-            return int(cur.fetchone()[0])
+            return None
+        rows = self._fetch(self._reads.last, "last", h=_hash_of(key), start=start_ns, end=end_ns)
+        for _, kind, ts, value, _ in rows:
+            if kind == ROW_KIND:
+                return int(ts), float("nan") if value is None else float(value)
+        for _, _, _, _, data in rows:
+            block_ts, block_values = decode_block(data)
+            at = int(np.searchsorted(block_ts, end_ns, side="left")) - 1
+            if at >= 0 and block_ts[at] >= start_ns:
+                return int(block_ts[at]), float(block_values[at])
+        return None
 
     def _matching(self, conn: sa.Connection, selector: Selector) -> list[tuple[int, SeriesKey]]:
         """(id, key) of the series ``selector`` matches, filtered in SQL then checked exactly."""
-        series = self._tables.series
-        stmt = sa.select(series.c.id, series.c.name, series.c.tags)
-        if selector.name is not None:
-            stmt = stmt.where(series.c.name == selector.name)
-        if selector.exact:
-            stmt = stmt.where(series.c.tags == encode_tags(selector.tags))
-        else:
-            for tag, value in selector.tags.items_tuple:
-                fragment = encode_tag_filter(tag, value)
-                stmt = stmt.where(series.c.tags.contains(fragment, autoescape=True))
+        compiled, params = self._reads.match(selector)
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            rows = execute(cur, compiled, **params)
+        finally:
+            cur.close()
         found = []
-        for series_id, name, tags in conn.execute(stmt):
-            key = decode_key(name, tags)
+        for series_id, name, encoded in rows:
+            key = decode_key(name, encoded)
             if selector.matches(key):
                 found.append((int(series_id), key))
         return found
@@ -370,42 +428,62 @@ class SQLBackend(StorageBackend):
         """The selected non-empty series in key order, fetched 500 series per statement."""
         if start_ns >= end_ns:
             return
-        samples = self._tables.samples
+        few: list[tuple[SeriesKey, list[Any]]] = []
         with self._transaction("query") as conn:
             matched = sorted(self._matching(conn, selector), key=lambda row: row[1])
+            if len(matched) <= _FEW:
+                # The common case (one series): a precompiled statement on the raw cursor,
+                # in the same transaction as the match.
+                cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    for series_id, key in matched:
+                        rows = execute(
+                            cur, self._reads.read_id, sid=series_id, start=start_ns, end=end_ns
+                        )
+                        few.append((key, rows))
+                finally:
+                    cur.close()
+        if len(matched) <= _FEW:
+            for key, rows in few:
+                ts, values = assemble(rows, start_ns, end_ns)
+                if ts.size:
+                    yield Series(key, ts, values)
+            return
         for chunk in _chunks(matched):
-            ids = [series_id for series_id, _ in chunk]
-            stmt = (
-                sa.select(samples.c.series_id, samples.c.ts, samples.c.value)
-                .where(
-                    samples.c.series_id.in_(ids), samples.c.ts >= start_ns, samples.c.ts < end_ns
-                )
-                .order_by(samples.c.series_id, samples.c.ts)
-            )
+            stmt = self._reads.many([series_id for series_id, _ in chunk])
             with self._transaction("query") as conn:
-                rows = conn.execute(stmt).all()
-            sid, ts, values = _columns(rows, 2)
-            starts = np.searchsorted(sid, ids, side="left")
-            ends = np.searchsorted(sid, ids, side="right")
-            for (_, key), lo, hi in zip(chunk, starts.tolist(), ends.tolist(), strict=True):
-                if hi > lo:
-                    yield Series(key, ts[lo:hi], values[lo:hi])
+                fetched = conn.execute(stmt, {"start": start_ns, "end": end_ns}).all()
+            by_series: dict[int, list[Any]] = {}
+            for row in fetched:
+                by_series.setdefault(row[0], []).append(row)
+            for series_id, key in chunk:
+                ts, values = assemble(by_series.get(series_id, []), start_ns, end_ns)
+                if ts.size:
+                    yield Series(key, ts, values)
 
     def stats(self) -> StorageStats:
-        """Samples and series by ``COUNT(*)``; bytes as the database reports them."""
+        """Samples and series by ``COUNT(*)`` and block sizes; bytes as the database says."""
         t = self._tables
         with self._transaction("stats") as conn:
-            samples = conn.execute(sa.select(sa.func.count()).select_from(t.samples)).scalar_one()
+            rows = conn.execute(sa.select(sa.func.count()).select_from(t.samples)).scalar_one()
+            in_blocks = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(t.blocks.c.n), 0))
+            ).scalar_one()
             series = conn.execute(sa.select(sa.func.count()).select_from(t.series)).scalar_one()
             used = self._flavor.bytes_used(conn)
-        return StorageStats(samples=int(samples), series=int(series), bytes=int(used))
+        return StorageStats(samples=int(rows) + int(in_blocks), series=int(series), bytes=int(used))
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Nothing to do: every ``write`` has committed before it returns."""
+        """Every ``write`` has committed before it returns; check the file is still there.
+
+        SQLite keeps writing to a deleted (unlinked) file without error, so a file that
+        is gone or replaced since the backend opened it raises instead of losing data.
+        """
         if self._closed:
             raise BackendError(f"flush on {self.url}: the backend is closed")
+        self._flavor.check_file(self.url)
 
     def close(self) -> None:
         """Close every pooled connection; the backend is unusable afterwards."""

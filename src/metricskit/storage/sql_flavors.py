@@ -83,6 +83,9 @@ class Flavor:
     def prepare(self, engine: sa.Engine) -> None:
         """Compile the hot-path statements (after the first connection, so versions are known)."""
 
+    def check_file(self, where: str) -> None:
+        """Raise if the store's file was deleted or replaced since it was opened."""
+
     def insert_samples(
         self, dbapi_conn: Any, sid: Int64Array, ts: Int64Array, values: Float64Array
     ) -> None:
@@ -109,6 +112,8 @@ class SQLiteFlavor(Flavor):
         self.path = url.database or ""
         self.memory = self.path in ("", ":memory:") or url.query.get("mode") == "memory"
         self._upsert = ""
+        self._identity: tuple[int, int] | None = None
+        self._file = ""
 
     def engine_options(self) -> dict[str, Any]:
         """A single shared connection for in-memory stores, the default pool for files."""
@@ -149,7 +154,11 @@ class SQLiteFlavor(Flavor):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def prepare(self, engine: sa.Engine) -> None:
-        """Compile ``INSERT ... ON CONFLICT (series_id, ts) DO UPDATE``."""
+        """Compile ``INSERT ... ON CONFLICT (series_id, ts) DO UPDATE``; note the file identity."""
+        if not self.memory:
+            # The driver opened the path made absolute then; a later chdir must not matter.
+            self._file = os.path.abspath(self.path)
+            self._identity = self._stat()
         samples = self.tables.samples
         stmt = sqlite.insert(samples).values(
             series_id=sa.bindparam("sid"), ts=sa.bindparam("ts"), value=sa.bindparam("v")
@@ -158,6 +167,21 @@ class SQLiteFlavor(Flavor):
             index_elements=["series_id", "ts"], set_={"value": stmt.excluded.value}
         )
         self._upsert = self.compile(engine, stmt)
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self._file)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check_file(self, where: str) -> None:
+        """SQLite writes on into an unlinked file without error: compare device and inode."""
+        if self._identity is not None and self._stat() != self._identity:
+            raise BackendError(
+                f"{where}: the database file {self._file} was deleted or replaced after it "
+                "was opened; writes would be lost, so they are refused (reopen the store)"
+            )
 
     def insert_samples(
         self, dbapi_conn: Any, sid: Int64Array, ts: Int64Array, values: Float64Array
@@ -260,9 +284,9 @@ class PostgresFlavor(Flavor):
             cur.execute(self._merge)
 
     def bytes_used(self, conn: sa.Connection) -> int:
-        """``pg_total_relation_size`` of the three tables (with indexes and TOAST)."""
+        """``pg_total_relation_size`` of the store's tables (with indexes and TOAST)."""
         total = 0
-        for table in (self.tables.series, self.tables.samples, self.tables.meta):
+        for table in self.tables.metadata.sorted_tables:
             rel = sa.func.pg_total_relation_size(
                 sa.cast(sa.literal(table.name), postgresql.REGCLASS)
             )
@@ -307,7 +331,7 @@ class MySQLFlavor(Flavor):
         t = sa.table("tables", sa.column("table_schema"), sa.column("table_name"),
                      sa.column("data_length"), sa.column("index_length"),
                      schema="information_schema")  # fmt: skip
-        names = [self.tables.series.name, self.tables.samples.name, self.tables.meta.name]
+        names = [table.name for table in self.tables.metadata.sorted_tables]
         stmt = sa.select(
             sa.func.coalesce(sa.func.sum(t.c.data_length + t.c.index_length), 0)
         ).where(t.c.table_schema == sa.func.database(), t.c.table_name.in_(names))

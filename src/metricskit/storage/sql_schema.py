@@ -1,19 +1,32 @@
 """Tables and key encoding of the SQL backend (see :mod:`metricskit.storage.sql`).
 
-Three tables, all named with a configurable prefix (default ``metricskit_``):
+Four tables, all named with a configurable prefix (default ``metricskit_``):
 
 - ``<prefix>series``: one row per series: ``id``, ``name``, ``tags`` (canonical JSON:
   sorted keys, no spaces, UTF-8), and ``key_hash``, the SHA-256 of ``name`` and ``tags``,
   which carries the uniqueness of (name, tags). A hash rather than a composite unique index
   because MariaDB cannot index a long ``TEXT`` column and PostgreSQL's B-tree rejects
   entries over ~2.7 kB, while tag values may be 1,024 characters each.
-- ``<prefix>samples``: ``(series_id, ts, value)`` with primary key ``(series_id, ts)``;
-  a ``WITHOUT ROWID`` table on SQLite (and clustered by that key on InnoDB) so a series'
-  samples sit together in time order. ``ts`` is int64 ns, ``value`` a double; NaN is
-  stored as ``NULL`` because SQLite turns NaN into ``NULL`` anyway and MariaDB's DOUBLE
-  rejects NaN, and it is read back as NaN.
-- ``<prefix>meta``: ``schema_version`` for future migrations and ``generation``, bumped by
-  every delete that removes series rows so other processes know to drop cached series ids.
+- ``<prefix>blocks``: most samples, in compressed blocks: one row per series per block of
+  up to :data:`BLOCK_SAMPLES` samples, ``(id, series_id, start_ts, end_ts, n, data)``;
+  ``data`` is :func:`metricskit.storage.chunk_codec.encode_block` of the block's sorted
+  unique samples, ``start_ts``/``end_ts`` its first and last timestamp. The blocks of one
+  series never overlap. A plain rowid table on SQLite so that a blob larger than a page
+  fills whole overflow pages; an index on ``(series_id, end_ts)`` finds a range's blocks.
+- ``<prefix>samples``: the open head: recent samples of small writes, one row each,
+  ``(series_id, ts, value)`` with primary key ``(series_id, ts)`` (``WITHOUT ROWID`` on
+  SQLite, clustered on InnoDB). Invariant: every head row of a series is newer than the
+  series' newest block, so a sample lives in exactly one place. Once a series holds
+  :data:`SEAL_ROWS` head rows, they are sealed into a block. ``ts`` is int64 ns, ``value``
+  a double; NaN is stored as ``NULL`` (SQLite turns NaN into ``NULL`` anyway and MariaDB's
+  DOUBLE rejects NaN) and read back as NaN.
+- ``<prefix>meta``: ``schema_version`` and ``generation``, bumped by every delete that
+  removes series rows so other processes know to drop cached series ids.
+
+Schema versions: 1 (metricskit 0.1) had only the row-per-sample ``samples`` table; a
+version-1 store is valid version 2 with every sample in the head, so opening one adds the
+``blocks`` table, sets version 2 and seals the rows into blocks
+(:meth:`metricskit.storage.sql.SQLBackend.compact`).
 """
 
 from __future__ import annotations
@@ -29,8 +42,10 @@ from metricskit.errors import BackendError
 from metricskit.model import SeriesKey, Tags
 
 __all__ = [
+    "BLOCK_SAMPLES",
     "DEFAULT_PREFIX",
     "SCHEMA_VERSION",
+    "SEAL_ROWS",
     "Tables",
     "decode_key",
     "encode_tag_filter",
@@ -38,17 +53,22 @@ __all__ = [
     "key_hash",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The layout this module creates; a store with a higher version is refused."""
+BLOCK_SAMPLES = 4096
+"""Samples per block at most: compresses within ~1% of larger blocks, decodes in ~0.1 ms."""
+SEAL_ROWS = 512
+"""Head rows of one series that trigger sealing them into a block."""
 DEFAULT_PREFIX = "metricskit_"
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid alias
 _TAGS_TEXT = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+_BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 
 class Tables:
-    """The three tables of one store, under one prefix."""
+    """The four tables of one store, under one prefix."""
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         # The prefix becomes part of identifiers, which cannot be bound parameters, so it
@@ -77,6 +97,17 @@ class Tables:
             sa.Column("ts", sa.BigInteger(), primary_key=True, autoincrement=False),
             sa.Column("value", sa.Double(), nullable=True),
             sqlite_with_rowid=False,
+        )
+        self.blocks = sa.Table(
+            f"{prefix}blocks",
+            self.metadata,
+            sa.Column("id", _ID, primary_key=True, autoincrement=True),
+            sa.Column("series_id", _ID, nullable=False),
+            sa.Column("start_ts", sa.BigInteger(), nullable=False),
+            sa.Column("end_ts", sa.BigInteger(), nullable=False),
+            sa.Column("n", sa.Integer(), nullable=False),
+            sa.Column("data", _BLOB, nullable=False),
+            sa.Index(f"ix_{prefix}blocks_series_end", "series_id", "end_ts"),
         )
         self.meta = sa.Table(
             f"{prefix}meta",

@@ -1,0 +1,69 @@
+"""The block codec alone: bit-exact round trips of any timestamps and any float64 bits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from metricskit.errors import CorruptDataError
+from metricskit.storage.chunk_codec import decode_block, encode_block, merge_last_wins
+
+
+def _round_trip(ts: np.ndarray, values: np.ndarray) -> int:
+    blob = encode_block(ts, values)
+    got_ts, got_values = decode_block(blob)
+    assert got_ts.dtype == np.int64 and got_values.dtype == np.float64
+    assert got_ts.tolist() == ts.tolist()
+    assert got_values.view(np.int64).tolist() == values.view(np.int64).tolist()
+    return len(blob)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sets(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=300),
+    st.data(),
+)
+def test_any_timestamps_and_any_bits(stamps: set[int], data: st.DataObject) -> None:
+    ts = np.array(sorted(stamps), dtype=np.int64)
+    bits = data.draw(hnp.arrays(np.int64, ts.size, elements=st.integers(-(2**63), 2**63 - 1)))
+    _round_trip(ts, bits.view(np.float64))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=300))
+def test_decimal_values_with_exceptions(raw: list[float]) -> None:
+    with np.errstate(over="ignore", invalid="ignore"):  # rounding 1e308 overflows to inf
+        values = np.round(np.array(raw, dtype=np.float64), 2)
+    _round_trip(np.arange(values.size, dtype=np.int64) * 10**9, values)
+
+
+def test_regular_gauges_and_counters_are_small() -> None:
+    ts = 1_795_046_400 * 10**9 + np.arange(4096, dtype=np.int64) * 10**10
+    rng = np.random.default_rng(1)
+    gauge = np.round(50 + np.cumsum(rng.normal(0, 0.5, 4096)), 2)
+    counter = np.cumsum(rng.integers(0, 200, 4096)).astype(np.float64)
+    assert _round_trip(ts, gauge) < 1.5 * 4096
+    assert _round_trip(ts, counter) < 1.5 * 4096
+    special = gauge.copy()
+    special[[0, 7, 4095]] = [np.nan, -0.0, np.inf]
+    assert _round_trip(ts, special) < 1.6 * 4096
+
+
+def test_damaged_block_is_reported() -> None:
+    blob = bytearray(encode_block(np.arange(100, dtype=np.int64), np.arange(100.0)))
+    with pytest.raises(CorruptDataError):
+        decode_block(bytes(blob[:-5]))
+    blob[0] = 99
+    with pytest.raises(CorruptDataError):
+        decode_block(bytes(blob))
+
+
+def test_merge_last_wins_prefers_new() -> None:
+    old = (np.array([1, 3, 5], dtype=np.int64), np.array([1.0, 3.0, 5.0]))
+    new = (np.array([3, 4], dtype=np.int64), np.array([30.0, 40.0]))
+    ts, values = merge_last_wins(old, new)
+    assert ts.tolist() == [1, 3, 4, 5]
+    assert values.tolist() == [1.0, 30.0, 40.0, 5.0]
