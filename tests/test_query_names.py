@@ -11,10 +11,11 @@ import re
 import numpy as np
 import pytest
 
-from metricskit import Series, SeriesKey, open_store
+from metricskit import Recorder, Series, SeriesKey, open_store
 from metricskit.exposition import generate
 from metricskit.grafana import panel_queries
 from metricskit.store import Store
+from metricskit.testing.clock import ManualClock
 
 S = 1_000_000_000
 T0 = 1_700_000_000
@@ -34,20 +35,17 @@ def store() -> Store:
     rng = np.random.default_rng(7)
     s = open_store("memory://")
     ts = T0 + np.sort(rng.uniform(0, 900, 400))
+    for batch in np.array_split(np.arange(ts.size), 4):  # four flushes: four samples per part
+        with Recorder(s, clock=ManualClock(float(ts[batch[-1]]))) as rec:
+            for i in batch:
+                for endpoint, status in (("/a", 200), ("/b", 500)):
+                    rec.record_request(
+                        endpoint, float(rng.exponential(0.3)), status, timestamp=ts[i]
+                    )
     ns = (ts * S).astype(np.int64)
-    for endpoint in ("/a", "/b"):
-        for status in ("200", "500"):
-            tags = {"endpoint": endpoint, "status": status}
-            s.write(
-                [
-                    Series(
-                        SeriesKey.of("http.request.duration_seconds", tags),
-                        ns,
-                        rng.exponential(0.3, ns.size),
-                    ),
-                    Series(SeriesKey.of("http.requests.total", tags), ns, np.arange(ns.size) * 1.0),
-                ]
-            )
+    s.write(
+        [Series(SeriesKey.of("http.requests.total", {"job": "x"}), ns, np.arange(ns.size) * 1.0)]
+    )
     for name in NAMES[2:]:
         s.write([Series(SeriesKey.of(name, {"host": "h1"}), ns, rng.uniform(1, 90, ns.size))])
     return s
@@ -68,7 +66,7 @@ def test_every_exposed_sample_is_what_a_query_returns(store: Store) -> None:
         assert len(frame) == 1, line
         assert frame["value"][0] == pytest.approx(float(value), rel=1e-12), line
         checked += 1
-    assert checked > 60
+    assert checked > 30
 
 
 def test_every_grafana_panel_query_evaluates(store: Store) -> None:
