@@ -19,12 +19,13 @@ the query needs from it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from metricskit.catalog import histogram_of
-from metricskit.exposition import exposed_name, format_value
+from metricskit.exposition import ExposedName, exposed_name, format_value
 from metricskit.model import Selector, SeriesKey
 from metricskit.query._plan import VectorSelector
 from metricskit.query._values import F64, I64, NAME, Labels
@@ -61,13 +62,19 @@ def _le(value: str, scale: float) -> str:
         return value
 
 
+@functools.lru_cache(maxsize=4096)
+def _exposed(name: str) -> ExposedName:
+    # names repeat across a metric's series; the catalog lookup and regexes run once
+    return exposed_name(name)
+
+
 def _candidate(key: SeriesKey) -> _Candidate:
     base = histogram_of(key.name)
     if base is None:
-        exposed = exposed_name(key.name)
+        exposed = _exposed(key.name)
         labels = tuple(sorted(((NAME, exposed.sample), *key.tags.items_tuple)))
         return _Candidate(key, labels, exposed.scale, True)
-    exposed = exposed_name(base)
+    exposed = _exposed(base)
     part = key.name.rpartition(":")[2]  # bucket, sum or count
     tags = [(k, _le(v, exposed.scale) if k == "le" else v) for k, v in key.tags.items_tuple]
     labels = tuple(sorted(((NAME, f"{exposed.family}_{part}"), *tags)))
@@ -96,7 +103,7 @@ def fetch(backend: StorageBackend, spans: dict[VectorSelector, tuple[int, int]])
     out = Fetched()
     if not spans:
         return out
-    candidates = [_candidate(key) for key in backend.select(Selector())]
+    candidates = [_candidate(key) for key in backend.select(Selector())]  # metadata only
     candidates.sort(key=lambda c: c.labels)
     wanted: dict[SeriesKey, tuple[int, int]] = {}
     matched: dict[VectorSelector, list[_Candidate]] = {}
