@@ -346,3 +346,19 @@ class Store:
     def stats(self) -> dict[str, int]:
         """``{"samples": ..., "series": ..., "bytes": ...}``."""
         return self.backend.stats().as_dict()
+
+    # -- PromQL (metricskit.query does the work) --------------------------------------
+
+    def promql(self, expr: str, time: TimeLike | None = None) -> pd.DataFrame:
+        """PromQL instant query at ``time`` (default now); see :mod:`metricskit.query`."""
+        from metricskit.query import instant_query
+
+        return instant_query(self, expr, time)
+
+    def promql_range(
+        self, expr: str, start: TimeLike, end: TimeLike, step: str | float
+    ) -> pd.DataFrame:
+        """PromQL range query every ``step`` from ``start`` to ``end`` (inclusive)."""
+        from metricskit.query import range_query
+
+        return range_query(self, expr, start, end, step)

@@ -1,0 +1,142 @@
+"""PromQL on every kind of store: SQLite files, a second process's writes, read-once.
+
+Queries hold no state of their own; what matters is that they see what the backend
+holds, across a reopen and from another process, and read each series once per query.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from metricskit import Series, SeriesKey, open_store
+from metricskit.model import Selector
+from metricskit.storage.base import StorageBackend
+from metricskit.storage.memory import MemoryBackend
+from metricskit.storage.sql_schema import Tables
+from metricskit.store import Store
+from tests.services import MARIADB_URL, POSTGRES_URL, require_database
+
+S = 1_000_000_000
+T0 = 1_700_000_000
+EXPR = "sum by (job) (rate(app_requests_total[2m]))"
+
+
+def _fill(store: Store) -> None:
+    ts = (T0 + np.arange(0, 600, 10)) * S
+    for job, per_s in (("a", 3.0), ("b", 0.5)):
+        values = per_s * (ts - ts[0]) / S
+        store.write([Series(SeriesKey.of("app.requests.total", {"job": job}), ts, values)])
+
+
+def _answer(store: Store) -> dict[str, float]:
+    frame = store.promql(EXPR, time=T0 + 300)
+    return {j: round(v, 9) for j, v in zip(frame["job"], frame["value"], strict=True)}
+
+
+def test_sqlite_store_after_reopen(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with open_store(url) as store:
+        _fill(store)
+        before = _answer(store)
+    with open_store(url) as store:
+        assert _answer(store) == before == {"a": 3.0, "b": 0.5}
+        ranged = store.promql_range(EXPR, T0 + 200, T0 + 400, "100s")
+        assert len(ranged) == 6
+
+
+def test_query_sees_another_process_writes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    code = textwrap.dedent(
+        f"""
+        import numpy as np
+        from metricskit import open_store
+        from tests.test_query_backends import _fill
+        with open_store({url!r}) as store:
+            _fill(store)
+        """
+    )
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=120)
+    with open_store(url) as store:
+        assert _answer(store) == {"a": 3.0, "b": 0.5}
+
+
+class CountingBackend(MemoryBackend):
+    """A memory backend that counts the samples read per series."""
+
+    reads: dict[SeriesKey, int]
+
+    def read(self, key: SeriesKey, start_ns: int, end_ns: int) -> Series:
+        self.reads[key] = self.reads.get(key, 0) + 1
+        return super().read(key, start_ns, end_ns)
+
+    def query(self, selector: Selector, start_ns: int, end_ns: int):  # type: ignore[no-untyped-def]
+        return StorageBackend.query(self, selector, start_ns, end_ns)
+
+
+def test_each_series_is_read_once_per_query() -> None:
+    backend = CountingBackend("memory://")
+    backend.reads = {}
+    store = Store(backend)
+    _fill(store)
+    other = SeriesKey.of("other.metric", {"job": "a"})
+    store.write([Series(other, np.array([T0 * S]), np.ones(1))])
+    expr = (
+        "rate(app_requests_total[1m]) / on (job) group_left sum by (job) "
+        "(app_requests_total offset 1m) + max_over_time(app_requests_total[5m:30s])"
+    )
+    store.promql_range(expr, T0 + 100, T0 + 500, "50s")
+    assert sorted(k.tags["job"] for k in backend.reads) == ["a", "b"]  # not other.metric
+    assert set(backend.reads.values()) == {1}
+
+
+KINDS = ["memory", "sqlite", "parquet", "postgresql", "mariadb"]
+EXPRESSIONS = [
+    EXPR,
+    'max by (job) (app_requests_total{job=~"a|b"} offset 1m) / on () '
+    "group_left count(app_requests_total)",
+    "avg_over_time(deriv(app_requests_total[1m])[3m:30s])",
+]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
+    prefix = f"mkq{uuid.uuid4().hex[:8]}_"
+    urls = {
+        "memory": "memory://",
+        "sqlite": f"sqlite:///{tmp_path / 'm.db'}",
+        "parquet": f"parquet:///{tmp_path / 'pq'}",
+    }
+    options: dict[str, str] = {}
+    if kind in ("postgresql", "mariadb"):
+        urls[kind] = require_database(POSTGRES_URL if kind == "postgresql" else MARIADB_URL)
+        options = {"table_prefix": prefix}
+    reference = open_store("memory://")
+    _fill(reference)
+    store = open_store(urls[kind], **options)
+    try:
+        _fill(store)
+        store.flush()
+        for expr in EXPRESSIONS:
+            want = reference.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            got = store.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            assert not want.empty, expr
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+    finally:
+        store.close()
+        if options:
+            engine = sa.create_engine(urls[kind])
+            try:
+                Tables(prefix).metadata.drop_all(engine)
+            finally:
+                engine.dispose()
