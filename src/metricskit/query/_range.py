@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metricskit.aggregate import Windows, _contiguous, _reduce, window_quantiles, window_stats
+from metricskit._windows import Windows, contiguous, reduce_segments
+from metricskit.aggregate import window_quantiles, window_stats
 from metricskit.promql import RANGE_FUNCTIONS, range_function_many, sliding_windows
 from metricskit.query._values import BOOL, F64, I64, RangeVector, Vector, drop_name
 
@@ -53,21 +54,21 @@ def _count_pairs(vals: F64, starts: I64, ends: I64, resets: bool) -> F64:
 
 
 def _predict(ts: I64, vals: F64, starts: I64, ends: I64, at: I64, horizon: F64) -> F64:
-    flat_v, offsets = _contiguous(vals, starts, ends)
-    flat_t, _ = _contiguous(ts, starts, ends)
+    flat_v, offsets = contiguous(vals, starts, ends)
+    flat_t, _ = contiguous(ts, starts, ends)
     counts = np.diff(offsets)
     owner = np.repeat(np.arange(counts.shape[0]), counts)
     x = (flat_t - at[owner]) / _NS_PER_S  # seconds relative to the evaluation time
     safe = np.where(counts > 0, counts, 1)
-    mx = _reduce(np.add, x, offsets) / safe
-    my = _reduce(np.add, flat_v, offsets) / safe
+    mx = reduce_segments(np.add, x, offsets) / safe
+    my = reduce_segments(np.add, flat_v, offsets) / safe
     dx = x - mx[owner]
     with np.errstate(all="ignore"):
-        slope = _reduce(np.add, dx * (flat_v - my[owner]), offsets) / _reduce(
+        slope = reduce_segments(np.add, dx * (flat_v - my[owner]), offsets) / reduce_segments(
             np.add, dx * dx, offsets
         )
-        lowest = _reduce(np.minimum, flat_v, offsets)
-        constant = lowest == _reduce(np.maximum, flat_v, offsets)
+        lowest = reduce_segments(np.minimum, flat_v, offsets)
+        constant = lowest == reduce_segments(np.maximum, flat_v, offsets)
         slope = np.where(constant, 0.0, slope)
         intercept = np.where(constant, lowest, my - slope * mx)
         result: F64 = intercept + slope * horizon
