@@ -12,13 +12,28 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+import metricskit as mk
 from metricskit import _cli_render as render
 from metricskit.recorder import Recorder
 from metricskit.report import Reporter, ReportSettings
 from metricskit.report_html import render_dashboard
-from tests.test_report import T0, put, seed_data, setup  # noqa: F401  (fixture)
+from metricskit.rules import RuleEngine
+from metricskit.testing import ManualClock
+from tests.test_report import RULES, T0, put, seed_data
 
 GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.fixture
+def env(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = mk.open_store("memory://")
+    clock = ManualClock(T0 + 3600)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES % (tmp_path / "alerts.log"))
+    engine = RuleEngine.from_yaml(str(rules), store, clock=clock)
+    yield store, clock, engine
+    if engine.notifier is not None:
+        engine.notifier.close()
 
 
 def _check(name: str, text: str) -> None:
@@ -50,21 +65,21 @@ def _realistic_reporter(store, clock, engine) -> Reporter:  # type: ignore[no-un
     return Reporter(store, engine=engine, clock=clock, settings=ReportSettings(dashboard_points=12))
 
 
-def test_health_report_json_is_pinned(setup) -> None:  # type: ignore[no-untyped-def]
-    reporter = _realistic_reporter(*setup)
+def test_health_report_json_is_pinned(env) -> None:  # type: ignore[no-untyped-def]
+    reporter = _realistic_reporter(*env)
     report = reporter.health_report()
     data = report.to_dict() if hasattr(report, "to_dict") else report
     assert data["overall_status"] == "warning" and data["active_alerts"]
     _check("health_report.json", json.dumps(data, indent=2) + "\n")
 
 
-def test_dashboard_json_is_pinned(setup) -> None:  # type: ignore[no-untyped-def]
-    reporter = _realistic_reporter(*setup)
+def test_dashboard_json_is_pinned(env) -> None:  # type: ignore[no-untyped-def]
+    reporter = _realistic_reporter(*env)
     _check("dashboard.json", reporter.dashboard_json() + "\n")
 
 
-def test_cli_health_screen_is_pinned(setup) -> None:  # type: ignore[no-untyped-def]
-    reporter = _realistic_reporter(*setup)
+def test_cli_health_screen_is_pinned(env) -> None:  # type: ignore[no-untyped-def]
+    reporter = _realistic_reporter(*env)
     out = io.StringIO()
     Console(file=out, width=120, color_system=None, force_terminal=False).print(
         render.health_view(reporter.health_report())
@@ -72,17 +87,17 @@ def test_cli_health_screen_is_pinned(setup) -> None:  # type: ignore[no-untyped-
     _check("health_screen.txt", out.getvalue())
 
 
-def test_html_page_is_pinned(setup) -> None:  # type: ignore[no-untyped-def]
-    reporter = _realistic_reporter(*setup)
+def test_html_page_is_pinned(env) -> None:  # type: ignore[no-untyped-def]
+    reporter = _realistic_reporter(*env)
     page = render_dashboard(
         reporter.health_report(), reporter.dashboard(), metrics=reporter.settings.sections
     )
     _check("dashboard.html", page)
 
 
-def test_html_from_a_saved_report_matches(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_html_from_a_saved_report_matches(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """docs/dashboard.md: a report loaded from ``health --save`` JSON renders the same page."""
-    reporter = _realistic_reporter(*setup)
+    reporter = _realistic_reporter(*env)
     report = reporter.health_report()
     data = report.to_dict() if hasattr(report, "to_dict") else report
     loaded = json.loads(json.dumps(data))
@@ -91,8 +106,8 @@ def test_html_from_a_saved_report_matches(setup, tmp_path: Path) -> None:  # typ
 
 
 @pytest.mark.parametrize("part", ["system", "components", "active_alerts", "trends"])
-def test_html_from_a_partial_report(setup, part: str) -> None:  # type: ignore[no-untyped-def]
-    reporter = _realistic_reporter(*setup)
+def test_html_from_a_partial_report(env, part: str) -> None:  # type: ignore[no-untyped-def]
+    reporter = _realistic_reporter(*env)
     report = reporter.health_report()
     data = report.to_dict() if hasattr(report, "to_dict") else report
     page = render_dashboard({part: data[part], "overall_status": "warning"}, {})
