@@ -233,3 +233,27 @@ def test_status_matches_the_worst_recommendation(setup) -> None:  # type: ignore
     report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     failing = next(r for r in report["recommendations"] if r["topic"] == "health_check_failing")
     assert failing["severity"] == "warning" == report["overall_status"]
+
+
+def test_a_check_running_in_this_process_gives_the_reason_it_is_down(setup) -> None:  # type: ignore[no-untyped-def]
+    """The Reporter finds check sources through the CheckSource protocol: a database check
+    on a closed port says why it is down instead of ``db.status = 0``."""
+    from metricskit.collector import Collector
+    from metricskit.report_types import CheckSource
+    from metricskit.sources.database import DatabaseCheck
+    from tests.services import free_port
+
+    store, _clock, engine = setup
+    check = DatabaseCheck(f"postgresql://postgres@127.0.0.1:{free_port()}/test", name="orders")
+    assert isinstance(check, CheckSource)
+    rec = Recorder(store, flush_interval=3600)
+    collector = Collector(rec, self_metrics=False)
+    collector.add(check, "60s")
+    collector.add(lambda: [], "60s", name="plain callable")  # not a check: skipped
+    collector.collect_once()
+    rec.flush()
+    (orders,) = Reporter(store, engine=engine, collector=collector).components()
+    assert orders.name == "orders" and orders.status == "down"
+    assert check.last_result is not None and orders.reason == check.last_result.reason
+    assert "OperationalError" in orders.reason and "db.status" not in orders.reason
+    rec.close()
