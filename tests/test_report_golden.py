@@ -68,7 +68,7 @@ def _realistic_reporter(store, clock, engine) -> Reporter:  # type: ignore[no-un
 def test_health_report_json_is_pinned(env) -> None:  # type: ignore[no-untyped-def]
     reporter = _realistic_reporter(*env)
     report = reporter.health_report()
-    data = report.to_dict() if hasattr(report, "to_dict") else report
+    data = report.to_dict()
     assert data["overall_status"] == "warning" and data["active_alerts"]
     _check("health_report.json", json.dumps(data, indent=2) + "\n")
 
@@ -99,7 +99,7 @@ def test_html_from_a_saved_report_matches(env, tmp_path: Path) -> None:  # type:
     """docs/dashboard.md: a report loaded from ``health --save`` JSON renders the same page."""
     reporter = _realistic_reporter(*env)
     report = reporter.health_report()
-    data = report.to_dict() if hasattr(report, "to_dict") else report
+    data = report.to_dict()
     loaded = json.loads(json.dumps(data))
     frames = reporter.dashboard()
     assert render_dashboard(loaded, frames) == render_dashboard(report, frames)
@@ -109,6 +109,15 @@ def test_html_from_a_saved_report_matches(env, tmp_path: Path) -> None:  # type:
 def test_html_from_a_partial_report(env, part: str) -> None:  # type: ignore[no-untyped-def]
     reporter = _realistic_reporter(*env)
     report = reporter.health_report()
-    data = report.to_dict() if hasattr(report, "to_dict") else report
+    data = report.to_dict()
     page = render_dashboard({part: data[part], "overall_status": "warning"}, {})
     assert "WARNING" in page
+
+
+def test_a_saved_report_reads_back_to_the_same_json(env) -> None:  # type: ignore[no-untyped-def]
+    from metricskit.report_types import HealthReport
+
+    report = _realistic_reporter(*env).health_report()
+    data = json.loads(json.dumps(report.to_dict()))
+    assert HealthReport.from_dict(data).to_dict() == data
+    assert HealthReport.from_dict({}).to_dict()["overall_status"] == "unknown"
