@@ -300,7 +300,8 @@ def test_user_guide_python_blocks_run_in_order(
     for number, block in enumerate(blocks):
         exec(compile(block, f"docs/user-guide.md python block {number}", "exec"), namespace)
     # what the guide's prose says happens
-    assert namespace["report"]["overall_status"] == "critical"
+    assert namespace["report"].overall_status == "critical"
+    assert namespace["data"]["overall_status"] == "critical"
     assert "[FIRING critical] rule=system.high_cpu" in (tmp_path / "alerts.log").read_text()
     assert (tmp_path / "dashboard.html").stat().st_size > 0
     assert "pending" in capsys.readouterr().out

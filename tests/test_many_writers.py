@@ -68,7 +68,7 @@ def test_hosts_share_one_store(shared_store) -> None:  # type: ignore[no-untyped
             key.tags["host"]: value for key, _ts, value in store.latest("system.cpu.usage_percent")
         }
         assert cpu == {"web-1": 10.0, "web-2": 20.0, "web-3": 30.0}
-        report = Reporter(store, clock=ManualClock(now + 1)).health_report()
+        report = Reporter(store, clock=ManualClock(now + 1)).health_report().to_dict()
         assert report["system"]["system.cpu.usage_percent"] == cpu
         chat = report["performance"]["endpoints"]["/api/chat"]
         assert chat["count"] == len(HOSTS) * REQUESTS_PER_HOST

@@ -68,7 +68,7 @@ def test_healthy_report(setup) -> None:  # type: ignore[no-untyped-def]
     store, clock, engine = setup
     seed_data(store)
     engine.evaluate()
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     json.dumps(report)
     assert report["overall_status"] == "healthy"
     assert report["system"]["system.cpu.usage_percent"] == 30.0
@@ -87,7 +87,7 @@ def test_alerts_drive_status_and_recommendations(setup, tmp_path: Path) -> None:
     seed_data(store)
     put(store, "system.cpu.usage_percent", {}, np.array([T0 + 3600]), 93.0)
     engine.evaluate()
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["overall_status"] == "warning"
     assert report["active_alerts"][0]["rule"] == "system.high_cpu"
     assert "high_cpu" in [r["topic"] for r in report["recommendations"]]
@@ -96,7 +96,7 @@ def test_alerts_drive_status_and_recommendations(setup, tmp_path: Path) -> None:
         put(store, "system.memory.usage_percent", {}, np.array([T0 + 3600 + dt]), 97.0)
         clock.set(T0 + 3600 + dt)
         engine.evaluate()
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["overall_status"] == "critical"
     memory = next(r for r in report["recommendations"] if r["topic"] == "high_memory")
     assert memory["severity"] == "critical"
@@ -107,7 +107,7 @@ def test_failing_check_without_alert_is_warning_with_reason(setup) -> None:  # t
     store, clock, engine = setup
     seed_data(store)
     put(store, "app.health.status", {"check": "/api/health"}, np.array([T0 + 3600]), 0.0)
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["overall_status"] == "warning"
     down = next(c for c in report["components"] if c["status"] == "down")
     assert down["name"] == "/api/health" and "app.health.status = 0" in down["reason"]
@@ -121,7 +121,7 @@ def test_slow_requests_recommend_the_seeds_actions(setup) -> None:  # type: igno
     for i in range(50):
         rec.record_request("/api/chat", 3.5, 200, method="POST", timestamp=T0 + 3400 + i)
     rec.flush()
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["performance"]["endpoints"]["/api/chat"]["count"] == 50
     slow = next(r for r in report["recommendations"] if r["topic"] == "slow_responses")
     assert slow["actions"] == [
@@ -179,7 +179,7 @@ def test_a_minute_of_data_forecasts_nothing_and_says_so(setup) -> None:  # type:
     put(store, "system.memory.usage_percent", {}, t, 60 + (t - t[0]) / 60 * 20)
     put(store, "system.cpu.usage_percent", {}, t, 20.0)
     engine.evaluate()
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["overall_status"] == "healthy"
     assert {t["metric"] for t in report["trends"]} == {
         "system.disk.usage_percent",
@@ -208,13 +208,13 @@ def test_recommendations_and_status_use_the_same_thresholds(setup, tmp_path: Pat
     )
     engine = RuleEngine.from_yaml(str(rules), store, clock=clock)
     engine.evaluate()
-    assert [a["state"] for a in Reporter(store, engine=engine).active_alerts()] == ["pending"]
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    assert [a.state for a in Reporter(store, engine=engine).active_alerts()] == ["pending"]
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["overall_status"] == "healthy"
     assert "high_cpu" not in [r["topic"] for r in report["recommendations"]]
     assert _worst_recommendation(report) == report["overall_status"]
 
-    unruled = Reporter(store, clock=clock).health_report()
+    unruled = Reporter(store, clock=clock).health_report().to_dict()
     cpu = next(r for r in unruled["recommendations"] if r["topic"] == "high_cpu")
     assert cpu["severity"] == "info" and "system.cpu.usage_percent = 97.0%" in cpu["evidence"]
     assert unruled["overall_status"] == "healthy"
@@ -227,9 +227,33 @@ def test_status_matches_the_worst_recommendation(setup) -> None:  # type: ignore
     for i in range(50):
         rec.record_request("/api/chat", 3.5, 200, method="POST", timestamp=T0 + 3400 + i)
     rec.close()
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     assert report["overall_status"] == "warning" == _worst_recommendation(report)
     put(store, "app.health.status", {"check": "/api/health"}, np.array([T0 + 3600]), 0.0)
-    report = Reporter(store, engine=engine, clock=clock).health_report()
+    report = Reporter(store, engine=engine, clock=clock).health_report().to_dict()
     failing = next(r for r in report["recommendations"] if r["topic"] == "health_check_failing")
     assert failing["severity"] == "warning" == report["overall_status"]
+
+
+def test_a_check_running_in_this_process_gives_the_reason_it_is_down(setup) -> None:  # type: ignore[no-untyped-def]
+    """The Reporter finds check sources through the CheckSource protocol: a database check
+    on a closed port says why it is down instead of ``db.status = 0``."""
+    from metricskit.collector import Collector
+    from metricskit.report_types import CheckSource
+    from metricskit.sources.database import DatabaseCheck
+    from tests.services import free_port
+
+    store, _clock, engine = setup
+    check = DatabaseCheck(f"postgresql://postgres@127.0.0.1:{free_port()}/test", name="orders")
+    assert isinstance(check, CheckSource)
+    rec = Recorder(store, flush_interval=3600)
+    collector = Collector(rec, self_metrics=False)
+    collector.add(check, "60s")
+    collector.add(lambda: [], "60s", name="plain callable")  # not a check: skipped
+    collector.collect_once()
+    rec.flush()
+    (orders,) = Reporter(store, engine=engine, collector=collector).components()
+    assert orders.name == "orders" and orders.status == "down"
+    assert check.last_result is not None and orders.reason == check.last_result.reason
+    assert "OperationalError" in orders.reason and "db.status" not in orders.reason
+    rec.close()

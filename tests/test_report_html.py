@@ -95,7 +95,7 @@ def busy_world(store: mk.Store, clock: ManualClock, engine: RuleEngine) -> Repor
 
 def test_every_part_of_the_report_is_on_the_page(world) -> None:  # type: ignore[no-untyped-def]
     reporter = busy_world(*world)
-    report = reporter.health_report()
+    report = reporter.health_report().to_dict()
     page = Page(reporter.to_html())
     text = page.plain
     assert report["overall_status"] == "warning"
@@ -148,7 +148,7 @@ def test_every_string_from_data_is_escaped(world) -> None:  # type: ignore[no-un
     assert "<b>health" not in html
     page = Page(html)
     assert f"host={EVIL}" in page.plain  # the browser shows the text as it was tagged
-    report = reporter.health_report()
+    report = reporter.health_report().to_dict()
     report["overall_status"] = '"><img src=x onerror=alert(1)>'
     hostile = render_dashboard(report, {f"<i>{EVIL}": reporter.dashboard()["system_overview"]})
     assert "<img" not in hostile and "<i>" not in hostile

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from metricskit._time import NS_PER_S, TimeLike
-from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
+from metricskit.events import AlertEvent, AlertState, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags, validate_tags
 from metricskit.rules_model import OPERATOR_SYMBOLS, AlertRule
 from metricskit.store import Store
@@ -161,22 +161,9 @@ class Silence:
         return all(tags.get(k) == v for k, v in self.tags.items_tuple)
 
 
-@dataclass(frozen=True)
-class ActiveAlert:
-    """A pending or firing alert as of the last evaluation."""
-
-    rule: str
-    metric: str
-    tags: Tags
-    state: AlertState
-    severity: Severity
-    value: float
-    threshold: float
-    since_ns: int
-    fired_at_ns: int | None
-    silenced: bool
-    fingerprint: str
-    summary: str
+ActiveAlert = AlertEvent
+"""A pending or firing alert as of the last evaluation: the same type the channels get,
+with ``silenced`` set and ``at_ns`` the time of the query."""
 
 
 class _TemplateTags(dict[str, str]):
@@ -213,7 +200,9 @@ def render(template: str | None, rule: AlertRule, alert: Alert, state: AlertStat
         return template  # e.g. {tags[host]} on a series without that tag
 
 
-def event_of(rule: AlertRule, a: Alert, state: AlertState, t: int) -> AlertEvent:
+def event_of(
+    rule: AlertRule, a: Alert, state: AlertState, t: int, *, silenced: bool = False
+) -> AlertEvent:
     """The event announcing that ``a`` (of ``rule``) is in ``state`` at ``t``."""
     return AlertEvent(
         rule=rule.name,
@@ -232,6 +221,7 @@ def event_of(rule: AlertRule, a: Alert, state: AlertState, t: int) -> AlertEvent
         description=render(rule.description, rule, a, state) if rule.description else "",
         channels=rule.channels,
         fingerprint=a.fingerprint,
+        silenced=silenced,
     )
 
 

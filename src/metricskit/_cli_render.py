@@ -14,6 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from metricskit.report_types import AlertView, HealthReport, finite
+
 __all__ = [
     "STATUS_STYLE",
     "alerts_table",
@@ -45,84 +47,78 @@ def metrics_table(groups: Mapping[str, Mapping[str, Any]]) -> Table:
     return table
 
 
-def alerts_table(alerts: Sequence[Mapping[str, Any]], title: str = "active alerts") -> Table:
+def alerts_table(alerts: Sequence[AlertView], title: str = "active alerts") -> Table:
     """Pending and firing alerts."""
     table = Table(title=title)
     for column in ("severity", "state", "rule", "series", "value", "threshold", "since"):
         table.add_column(column)
     for a in alerts:
-        tags = ",".join(f"{k}={v}" for k, v in a["tags"].items())
-        style = STATUS_STYLE.get(a["severity"], "") if a["state"] == "firing" else "dim"
+        tags = ",".join(f"{k}={v}" for k, v in a.tags.items())
+        style = STATUS_STYLE.get(a.severity, "") if a.state == "firing" else "dim"
         table.add_row(
-            Text(a["severity"], style=style),
-            a["state"],
-            a["rule"],
-            f"{a['metric']}{{{tags}}}" if tags else a["metric"],
-            _num(a["value"]),
-            _num(a["threshold"]),
-            a.get("since") or "-",
+            Text(a.severity, style=style),
+            a.state,
+            a.rule,
+            f"{a.metric}{{{tags}}}" if tags else a.metric,
+            _num(a.value),
+            _num(a.threshold),
+            a.since or "-",
         )
     return table
 
 
-def health_view(report: Mapping[str, Any]) -> Group:
+def health_view(report: HealthReport) -> Group:
     """The health report for a terminal: status, components, alerts, issues, advice."""
-    status = report["overall_status"]
+    status = report.overall_status
     parts: list[Any] = [
         Panel(
             Text(f"overall status: {status.upper()}", style=STATUS_STYLE.get(status, "")),
             expand=False,
         )
     ]
-    if report["system"]:
+    if report.system:
         system = Table(title="system resources")
         system.add_column("metric")
         system.add_column("value", justify="right")
-        for name, value in report["system"].items():
+        for name, value in report.system.items():
             shown = (
                 value
-                if not isinstance(value, dict)
+                if not isinstance(value, Mapping)
                 else ", ".join(f"{h}: {_num(v)}" for h, v in value.items())
             )
             system.add_row(name, _num(shown))
         parts.append(system)
-    if report["components"]:
+    if report.components:
         components = Table(title="components")
         for column in ("name", "kind", "status", "response ms", "reason"):
             components.add_column(column)
-        for c in report["components"]:
-            style = "green" if c["status"] == "up" else "bold red"
+        for c in report.components:
+            style = "green" if c.status == "up" else "bold red"
             components.add_row(
-                c["name"],
-                c["kind"],
-                Text(c["status"], style=style),
-                _num(c["response_time_ms"]),
-                c["reason"],
+                c.name, c.kind, Text(c.status, style=style), _num(c.response_time_ms), c.reason
             )
         parts.append(components)
-    if report["active_alerts"]:
-        parts.append(alerts_table(report["active_alerts"]))
-    perf = report["performance"]["overall"]
-    if perf["count"]:
+    if report.active_alerts:
+        parts.append(alerts_table(report.active_alerts))
+    perf = report.performance.overall if report.performance is not None else None
+    if perf is not None and perf.count:
         parts.append(
             Text(
-                f"requests: {perf['count']} ({_num(perf['throughput_rps'])}/s), mean "
-                f"{_num(perf['mean_seconds'])} s, "
-                f"p95 {_num(perf['percentiles_seconds'].get('p95'))} s, "
-                f"errors {_num((perf['error_rate'] or 0) * 100)} %"
+                f"requests: {perf.count} ({_num(finite(perf.throughput_rps))}/s), mean "
+                f"{_num(finite(perf.mean_seconds))} s, "
+                f"p95 {_num(finite(perf.percentiles_seconds.get('p95')))} s, "
+                f"errors {_num((finite(perf.error_rate) or 0) * 100)} %"
             )
         )
-    for issue in report["performance_issues"]:
-        parts.append(Text(f"! {issue['message']}", style="yellow"))
-    for rec in report["recommendations"]:
-        body = "\n".join(
-            [*(f"- {e}" for e in rec["evidence"]), *(f"> {a}" for a in rec["actions"])]
-        )
+    for issue in report.performance_issues:
+        parts.append(Text(f"! {issue.message}", style="yellow"))
+    for rec in report.recommendations:
+        body = "\n".join([*(f"- {e}" for e in rec.evidence), *(f"> {a}" for a in rec.actions)])
         parts.append(
             Panel(
                 body,
-                title=f"{rec['severity']}: {rec['title']}",
-                border_style=STATUS_STYLE.get(rec["severity"], ""),
+                title=f"{rec.severity}: {rec.title}",
+                border_style=STATUS_STYLE.get(rec.severity, ""),
                 expand=False,
             )
         )
@@ -153,6 +149,5 @@ def status_view(status: Mapping[str, Any], latest: Mapping[str, Mapping[str, Any
             _num(stats.get("skipped")),
             str(stats.get("last_error") or "ok"),
         )
-    return Group(
-        head, sources, alerts_table(status.get("active_alerts", [])), metrics_table(latest)
-    )
+    alerts = [AlertView.from_dict(a) for a in status.get("active_alerts", [])]
+    return Group(head, sources, alerts_table(alerts), metrics_table(latest))

@@ -48,6 +48,7 @@ from metricskit._pidlock import (
 )
 from metricskit.catalog import histogram_of
 from metricskit.errors import MetricsKitError
+from metricskit.report_types import AlertView
 
 __all__ = ["cli", "main"]
 
@@ -228,7 +229,7 @@ def status(config_path: str | None, output: str) -> None:
         f"samples: {storage['samples']:,}  series: {storage['series']:,}  "
         f"bytes: {storage['bytes']:,}"
     )
-    console().print(render.alerts_table(data["active_alerts"]))
+    console().print(render.alerts_table([AlertView.from_dict(a) for a in data["active_alerts"]]))
 
 
 @cli.command()
@@ -266,7 +267,7 @@ def alerts_list(config_path: str | None, output: str) -> None:
     finally:
         service.close()
     if output == "json":
-        print_json(active)
+        print_json([a.to_dict() for a in active])
     else:
         console().print(render.alerts_table(active))
 
@@ -302,19 +303,19 @@ def health(config_path: str | None, output: str, save: str | None) -> None:
     """The health report; exits 0 healthy, 1 warning, 2 critical."""
     service = open_service(config_path)
     try:
-        report = service.generate_health_report()
+        report = service.health_report()
         if save is not None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path(save) if save else service.config.log_dir / f"health_report_{stamp}.json"
-            atomic_write(path, json_text(report))
+            atomic_write(path, json_text(report.to_dict()))
             click.echo(f"saved: {path}", err=True)
     finally:
         service.close()
     if output == "json":
-        print_json(report)
+        print_json(report.to_dict())
     else:
         console().print(render.health_view(report))
-    sys.exit(HEALTH_EXIT.get(report["overall_status"], EXIT_ERROR))
+    sys.exit(HEALTH_EXIT.get(report.overall_status, EXIT_ERROR))
 
 
 @cli.command()

@@ -100,7 +100,9 @@ def _json_float(value: float | None) -> float | str | None:
 
 @dataclass(frozen=True)
 class AlertEvent:
-    """One series' alert state at one evaluation, as handed to the notification channels."""
+    """One series' alert state at one evaluation: as handed to the notification channels,
+    and as :meth:`RuleEngine.active_alerts <metricskit.rules.RuleEngine.active_alerts>`
+    lists pending and firing alerts (:data:`metricskit.rules.ActiveAlert` is this type)."""
 
     rule: str
     metric: str
@@ -119,6 +121,17 @@ class AlertEvent:
     channels: tuple[str, ...]
     fingerprint: str
     is_test: bool = False
+    silenced: bool = False
+    """Whether a silence mutes this alert; set by
+    :meth:`RuleEngine.active_alerts <metricskit.rules.RuleEngine.active_alerts>`. Channels
+    are never handed a muted event, so :meth:`to_dict` (their payload) leaves it out."""
+
+    @property
+    def since_ns(self) -> int | None:
+        """When the alert became active (pending); :attr:`active_since_ns` by its name as
+        :meth:`RuleEngine.active_alerts <metricskit.rules.RuleEngine.active_alerts>` has
+        always called it."""
+        return self.active_since_ns
 
     @property
     def duration_fired_s(self) -> float | None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metricskit.performance import PerformanceIssue
+
+if TYPE_CHECKING:
+    from metricskit.report_types import AlertView, Component, SystemValue, TrendRow
 
 __all__ = ["PLAYBOOK", "Finding", "Recommendation", "overall_status", "recommend"]
 
@@ -150,11 +153,11 @@ class Finding:
     @classmethod
     def collect(
         cls,
-        system: Mapping[str, Any],
-        components: Sequence[Mapping[str, Any]],
-        alerts: Sequence[Mapping[str, Any]],
+        system: Mapping[str, SystemValue],
+        components: Sequence[Component],
+        alerts: Sequence[AlertView],
         issues: Sequence[PerformanceIssue],
-        trend_rows: Sequence[Mapping[str, Any]],
+        trend_rows: Sequence[TrendRow],
         watched: Collection[str] = (),
     ) -> list[Finding]:
         """Turn a report's parts into findings.
@@ -171,20 +174,20 @@ class Finding:
                 if value is not None and value > limit:
                     found.append(cls(topic, "info", f"{metric} = {value:.1f}%{where}"))
         for c in components:
-            if c["status"] == "down":
-                topic = "health_check_failing" if c["kind"] == "http" else "database_down"
+            if c.status == "down":
+                topic = "health_check_failing" if c.kind == "http" else "database_down"
                 # a check down with no alert firing for it is a warning; an alert on it
                 # (below) carries its own severity
-                found.append(cls(topic, "warning", f"{c['kind']} check {c['name']}: {c['reason']}"))
+                found.append(cls(topic, "warning", f"{c.kind} check {c.name}: {c.reason}"))
         for a in alerts:
-            if a["state"] != "firing":
+            if a.state != "firing":
                 continue
-            topic = _ALERT_TOPICS.get(a["metric"], "alert_firing")
+            topic = _ALERT_TOPICS.get(a.metric, "alert_firing")
             found.append(
                 cls(
                     topic,
-                    a["severity"],
-                    f"alert {a['rule']}: {a['metric']} = {a['value']} (threshold {a['threshold']})",
+                    a.severity,
+                    f"alert {a.rule}: {a.metric} = {a.value} (threshold {a.threshold})",
                 )
             )
         for issue in issues:
@@ -192,9 +195,9 @@ class Finding:
                 cls(_ISSUE_TOPICS.get(issue.figure, "slow_responses"), "warning", issue.message)
             )
         for row in trend_rows:
-            hours = row.get("hours_to_threshold")
+            hours = row.hours_to_threshold
             if (
-                row["metric"] == "system.disk.usage_percent"
+                row.metric == "system.disk.usage_percent"
                 and hours is not None
                 and (hours <= _DISK_FULL_SOON_HOURS)
             ):
@@ -203,7 +206,7 @@ class Finding:
                     cls(
                         "disk_filling",
                         "info",
-                        f"disk forecast to be full in {hours:.1f} h ({row['crossing_at']})",
+                        f"disk forecast to be full in {hours:.1f} h ({row.crossing_at})",
                     )
                 )
         return found
@@ -221,7 +224,7 @@ def overall_status(findings: Iterable[Finding]) -> str:
     return "warning" if "warning" in severities else "healthy"
 
 
-def _per_host(value: Any) -> Iterable[tuple[str, float | None]]:
+def _per_host(value: SystemValue) -> Iterable[tuple[str, float | None]]:
     if isinstance(value, Mapping):
         return ((f" on {host}", v) for host, v in value.items())
     return (("", value),)

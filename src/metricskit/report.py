@@ -17,9 +17,7 @@ watches, a current value past a built-in limit (memory and disk 90 %, CPU 80 %).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +28,18 @@ from metricskit import performance, trends
 from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS, SYSTEM_METRICS, MetricKind, describe
 from metricskit.recommendations import Finding, overall_status, recommend
+from metricskit.report_types import (
+    AlertView,
+    CheckSource,
+    Component,
+    DashboardData,
+    DashboardPoint,
+    HealthReport,
+    SystemValue,
+    TrendRow,
+    finite,
+    iso,
+)
 from metricskit.store import Store
 
 if TYPE_CHECKING:
@@ -38,7 +48,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from metricskit.collector import Collector
-    from metricskit.rules import ActiveAlert, RuleEngine
+    from metricskit.rules import RuleEngine
 
 __all__ = ["ReportSettings", "Reporter"]
 
@@ -72,16 +82,6 @@ class ReportSettings:
     dashboard_points: int = 120
 
 
-def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    return dt.datetime.fromtimestamp(ns / NS_PER_S, tz=dt.timezone.utc).isoformat()
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
 class Reporter:
     """Health report and dashboard data for a store.
 
@@ -106,8 +106,8 @@ class Reporter:
 
     # -- health report ------------------------------------------------------------------
 
-    def health_report(self) -> dict[str, Any]:
-        """The health report as a JSON-serialisable dict (see the module docstring)."""
+    def health_report(self) -> HealthReport:
+        """The health report (see the module docstring); ``to_dict()`` gives its JSON."""
         now_ns = self.clock.now_ns()
         alerts = self.active_alerts()
         components = self.components(now_ns)
@@ -127,78 +127,63 @@ class Reporter:
         trend_rows = self.trends(now_ns)
         watched = {rule.metric for rule in self.engine.rules} if self.engine is not None else ()
         findings = Finding.collect(system, components, alerts, issues, trend_rows, watched)
-        return {
-            "generated_at": _iso(now_ns),
-            "overall_status": overall_status(findings),
-            "system": system,
-            "components": components,
-            "active_alerts": alerts,
-            "performance": summary.to_dict(),
-            "performance_issues": [i.to_dict() for i in issues],
-            "trends": trend_rows,
-            "recommendations": [r.to_dict() for r in recommend(findings)],
-        }
+        return HealthReport(
+            generated_at=iso(now_ns),
+            overall_status=overall_status(findings),
+            system=system,
+            components=tuple(components),
+            active_alerts=tuple(alerts),
+            performance=summary,
+            performance_issues=tuple(issues),
+            trends=tuple(trend_rows),
+            recommendations=tuple(recommend(findings)),
+        )
 
-    def active_alerts(self) -> list[dict[str, Any]]:
-        """Pending and firing alerts (from the engine's persisted state) as dicts."""
+    def active_alerts(self) -> list[AlertView]:
+        """Pending and firing alerts (from the engine's persisted state)."""
         if self.engine is None:
             return []
-        return [self._alert_dict(a) for a in self.engine.active_alerts()]
+        return [AlertView.of(a) for a in self.engine.active_alerts()]
 
-    @staticmethod
-    def _alert_dict(alert: ActiveAlert) -> dict[str, Any]:
-        return {
-            "rule": alert.rule,
-            "metric": alert.metric,
-            "tags": dict(alert.tags),
-            "state": alert.state.value,
-            "severity": alert.severity.value,
-            "value": _finite(alert.value),
-            "threshold": alert.threshold,
-            "since": _iso(alert.since_ns),
-            "fired_at": _iso(alert.fired_at_ns),
-            "silenced": alert.silenced,
-            "summary": alert.summary,
-        }
-
-    def system_resources(self, now_ns: int | None = None) -> dict[str, Any]:
+    def system_resources(self, now_ns: int | None = None) -> dict[str, SystemValue]:
         """Latest system figures: ``{metric: value}`` (one host), or per host when tagged."""
         at = np.datetime64(now_ns or self.clock.now_ns(), "ns")
-        out: dict[str, Any] = {}
+        out: dict[str, SystemValue] = {}
         for name in SYSTEM_METRICS:
             if describe(name).kind is MetricKind.COUNTER:
                 continue  # cumulative network counters say nothing about current load
+            per_host: dict[str, float | None] = {}
             for key, _ts, value in self.store.latest(name, at=at, lookback=self.settings.lookback):
                 host = key.tags.get("host")
                 if host is None:
-                    out[name] = _finite(value)
-                else:
-                    out.setdefault(name, {})
-                    if isinstance(out[name], dict):
-                        out[name][host] = _finite(value)
+                    out[name] = finite(value)
+                elif name not in out or out[name] is per_host:
+                    # once a series without a host tag is seen it is the value; host-tagged ones
+                    # after it are ignored (mixed tagging is a config mistake)
+                    out[name] = per_host
+                    per_host[host] = finite(value)
         return out
 
-    def _live_results(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Check results a collector in this process holds, by (kind, name)."""
-        results: dict[tuple[str, str], dict[str, Any]] = {}
+    def _live_reasons(self) -> dict[tuple[str, str], str]:
+        """Why each check a collector in this process holds last failed, by (kind, name)."""
+        reasons: dict[tuple[str, str], str] = {}
         if self.collector is None:
-            return results
+            return reasons
         for scheduled in self.collector.sources:
             source = scheduled.source
-            result = getattr(source, "last_result", None)
-            tags = getattr(source, "tags", {})
-            if result is None:
+            if not isinstance(source, CheckSource) or source.last_result is None:
                 continue
+            tags, reason = source.tags, source.last_result.reason
             if "check" in tags:
-                results[("http", tags["check"])] = result.to_dict()
+                reasons[("http", tags["check"])] = reason
             elif "database" in tags:
-                results[("database", tags["database"])] = result.to_dict()
-        return results
+                reasons[("database", tags["database"])] = reason
+        return reasons
 
-    def components(self, now_ns: int | None = None) -> list[dict[str, Any]]:
+    def components(self, now_ns: int | None = None) -> list[Component]:
         """Each health check and database: up/down, response time and, when known, why."""
         at_ns = now_ns or self.clock.now_ns()
-        live = self._live_results()
+        live = self._live_reasons()
         out = []
         for metric, (kind, tag) in _COMPONENT_METRICS.items():
             timing = "app.health.response_time_ms" if kind == "http" else "db.connection_time_ms"
@@ -213,22 +198,21 @@ class Reporter:
             )
             for key, ts, value in latest:
                 name = key.tags.get(tag, str(key))
-                result = live.get((kind, name), {})
                 up = value >= 0.5
                 out.append(
-                    {
-                        "name": name,
-                        "kind": kind,
-                        "status": "up" if up else "down",
-                        "reason": result.get("reason") or ("ok" if up else f"{metric} = {value:g}"),
-                        "response_time_ms": _finite(times.get(key.tags)),
-                        "checked_at": _iso(ts),
-                        "tags": dict(key.tags),
-                    }
+                    Component(
+                        name=name,
+                        kind=kind,
+                        status="up" if up else "down",
+                        reason=live.get((kind, name)) or ("ok" if up else f"{metric} = {value:g}"),
+                        response_time_ms=finite(times.get(key.tags)),
+                        checked_at=iso(ts),
+                        tags=dict(key.tags),
+                    )
                 )
         return out
 
-    def trends(self, now_ns: int | None = None) -> list[dict[str, Any]]:
+    def trends(self, now_ns: int | None = None) -> list[TrendRow]:
         """Slopes and forecasts of disk and memory usage; ``crossing_at`` is when one
         reaches 100 %. Forecasts are clamped to 0..100 % (CPU is too noisy to forecast).
 
@@ -237,7 +221,7 @@ class Reporter:
         """
         settings = self.settings
         at = np.datetime64(now_ns or self.clock.now_ns(), "ns")
-        rows: list[dict[str, Any]] = []
+        rows: list[TrendRow] = []
         for name in ("system.disk.usage_percent", "system.memory.usage_percent"):
             frame = trends.linear_trends(
                 self.store,
@@ -258,25 +242,25 @@ class Reporter:
                         f" over {settings.trend_min_span})"
                     )
                 rows.append(
-                    {
-                        "metric": name,
-                        "tags": {
-                            k: v
+                    TrendRow(
+                        metric=name,
+                        tags={
+                            str(k): v
                             for k, v in row.items()
                             if k not in _TREND_COLUMNS and isinstance(v, str)
                         },
-                        "samples": int(row["samples"]),
-                        "span_hours": _finite(row["span_hours"]),
-                        "note": note,
-                        "last_value": _finite(row["last_value"]),
-                        "slope_per_hour": _finite(row["slope_per_hour"]),
-                        "predicted": _finite(float(np.clip(row["predicted"], 0.0, 100.0))),
-                        "horizon": self.settings.forecast_horizon,
-                        "crossing_at": None
+                        samples=int(row["samples"]),
+                        span_hours=finite(row["span_hours"]),
+                        note=note,
+                        last_value=finite(row["last_value"]),
+                        slope_per_hour=finite(row["slope_per_hour"]),
+                        predicted=finite(float(np.clip(row["predicted"], 0.0, 100.0))),
+                        horizon=self.settings.forecast_horizon,
+                        crossing_at=None
                         if _nat(row["crossing_at"])
                         else row["crossing_at"].isoformat(),
-                        "hours_to_threshold": _finite(row["hours_to_threshold"]),
-                    }
+                        hours_to_threshold=finite(row["hours_to_threshold"]),
+                    )
                 )
         return rows
 
@@ -398,28 +382,31 @@ class Reporter:
             write_dashboard(page, path)
         return page
 
-    def dashboard_json(self, window: str | None = None) -> str:
-        """:meth:`dashboard` as JSON: ``{"generated_at", "sections": {name: [{...}, ...]},
-        "titles": {name: title}}`` (titles only for sections the config titles)."""
-        sections = {}
-        for section, frame in self.dashboard(window).items():
-            records = []
-            for row in frame.to_dict("records"):
-                records.append(
-                    {
-                        "timestamp": row["timestamp"].isoformat(),
-                        "metric": row["metric"],
-                        "series": row["series"],
-                        "value": _finite(float(row["value"])),
-                    }
+    def dashboard_data(self, window: str | None = None) -> DashboardData:
+        """:meth:`dashboard` as points per section, with the sections' configured titles
+        (only for sections the config titles)."""
+        sections = {
+            section: tuple(
+                DashboardPoint(
+                    timestamp=row["timestamp"].isoformat(),
+                    metric=row["metric"],
+                    series=row["series"],
+                    value=finite(float(row["value"])),
                 )
-            sections[section] = records
-        payload = {
-            "generated_at": _iso(self.clock.now_ns()),
-            "sections": sections,
-            "titles": {k: v for k, v in self.settings.section_titles.items() if k in sections},
+                for row in frame.to_dict("records")
+            )
+            for section, frame in self.dashboard(window).items()
         }
-        return json.dumps(payload, indent=2)
+        return DashboardData(
+            generated_at=iso(self.clock.now_ns()),
+            sections=sections,
+            titles={k: v for k, v in self.settings.section_titles.items() if k in sections},
+        )
+
+    def dashboard_json(self, window: str | None = None) -> str:
+        """:meth:`dashboard_data` as JSON: ``{"generated_at", "sections": {name: [{...},
+        ...]}, "titles": {name: title}}``."""
+        return json.dumps(self.dashboard_data(window).to_dict(), indent=2)
 
 
 _TREND_COLUMNS = {

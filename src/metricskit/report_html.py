@@ -1,7 +1,8 @@
 """The health report and dashboard frames as one self-contained HTML page.
 
 :func:`render_dashboard` turns :meth:`Reporter.health_report
-<metricskit.report.Reporter.health_report>` and :meth:`Reporter.dashboard
+<metricskit.report.Reporter.health_report>` (a typed
+:class:`~metricskit.report_types.HealthReport`) and :meth:`Reporter.dashboard
 <metricskit.report.Reporter.dashboard>` into a single file that works offline: inline CSS,
 charts drawn here as inline SVG, no script, no font, no image from anywhere. A
 Content-Security-Policy of ``default-src 'none'`` makes the browser refuse any fetch, so
@@ -29,7 +30,11 @@ import numpy as np
 
 from metricskit._files import atomic_write
 from metricskit._svg_chart import Line, render_chart
+from metricskit._time import NS_PER_S
 from metricskit.catalog import MetricKind, describe
+from metricskit.performance import EndpointPerformance, PerformanceIssue, PerformanceSummary
+from metricskit.recommendations import Recommendation
+from metricskit.report_types import AlertView, Component, HealthReport, SystemValue, TrendRow
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -150,8 +155,8 @@ def _section(anchor: str, title: str, body: str, extra: str = "") -> str:
 # -- report parts ----------------------------------------------------------------------
 
 
-def _system(system: Mapping[str, Any]) -> str:
-    per_host: dict[str, dict[str, Any]] = {}
+def _system(system: Mapping[str, SystemValue]) -> str:
+    per_host: dict[str, dict[str, float | None]] = {}
     for name, value in system.items():
         per_host[name] = dict(value) if isinstance(value, Mapping) else {"": value}
     hosts = list(dict.fromkeys(h for values in per_host.values() for h in values))
@@ -175,15 +180,15 @@ def _bar(name: str, value: Any) -> str:
     return f'<span class="bar"><span class="{level}" style="width:{width:.1f}%"></span></span>'
 
 
-def _components(components: Sequence[Mapping[str, Any]]) -> str:
+def _components(components: Sequence[Component]) -> str:
     rows = [
         [
-            c.get("name"),
-            c.get("kind"),
-            _badge(c.get("status")),
-            _Html(_num(c.get("response_time_ms"), "ms")),
-            c.get("reason"),
-            _Html(_when(c.get("checked_at"))),
+            c.name,
+            c.kind,
+            _badge(c.status),
+            _Html(_num(c.response_time_ms, "ms")),
+            c.reason,
+            _Html(_when(c.checked_at)),
         ]
         for c in components
     ]
@@ -191,18 +196,18 @@ def _components(components: Sequence[Mapping[str, Any]]) -> str:
     return _table(headers, rows, "No health or database checks recorded.")
 
 
-def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
+def _alerts(alerts: Sequence[AlertView]) -> str:
     rows = [
         [
-            _badge(a.get("severity")),
-            a.get("rule"),
-            f"{a.get('state')}{' (silenced)' if a.get('silenced') else ''}",
-            a.get("metric"),
-            _Html(_tags(a.get("tags"))),
-            _Html(_num(a.get("value"))),
-            _Html(_num(a.get("threshold"))),
-            _Html(_when(a.get("since"))),
-            a.get("summary") or "",
+            _badge(a.severity),
+            a.rule,
+            f"{a.state}{' (silenced)' if a.silenced else ''}",
+            a.metric,
+            _Html(_tags(a.tags)),
+            _Html(_num(a.value)),
+            _Html(_num(a.threshold)),
+            _Html(_when(a.since)),
+            a.summary,
         ]
         for a in alerts
     ]
@@ -210,74 +215,75 @@ def _alerts(alerts: Sequence[Mapping[str, Any]]) -> str:
     return _table([*headers, "Summary"], rows, "No active alerts.")
 
 
-def _performance(perf: Mapping[str, Any]) -> str:
-    entries = []
-    if isinstance(perf.get("overall"), Mapping):
-        entries.append(("All endpoints", perf["overall"]))
-    entries += [(name, p) for name, p in (perf.get("endpoints") or {}).items()]
+def _performance(perf: PerformanceSummary | None) -> str:
+    entries: list[tuple[str, EndpointPerformance]] = []
+    if perf is not None:
+        entries.append(("All endpoints", perf.overall))
+        entries += sorted(perf.endpoints.items())
     rows = []
     for label, p in entries:
-        pct = p.get("percentiles_seconds") or {}
+        pct = p.percentiles_seconds
         rows.append(
             [
                 label,
-                _Html(_count(p.get("count"))),
-                _Html(_num(p.get("throughput_rps"), "req/s")),
+                _Html(_count(p.count)),
+                _Html(_num(p.throughput_rps, "req/s")),
                 *(
                     _Html(_num(v, "ms", 1000.0))
-                    for v in (p.get("mean_seconds"), pct.get("p50"), pct.get("p95"), pct.get("p99"))
+                    for v in (p.mean_seconds, pct.get("p50"), pct.get("p95"), pct.get("p99"))
                 ),
-                _Html(_num(p.get("error_rate"), "%", 100.0)),
-                _Html(_count(p.get("slow_requests"))),
+                _Html(_num(p.error_rate, "%", 100.0)),
+                _Html(_count(p.slow_requests)),
             ]
         )
-    if not any(isinstance(p.get("count"), (int, float)) and p["count"] > 0 for _, p in entries):
+    if not any(p.count > 0 for _, p in entries):
         rows = []
-    window = perf.get("window_seconds")
-    note = f'<p class="note">Window: {_num(window, "s")}</p>' if window is not None else ""
+    note = (
+        f'<p class="note">Window: {_num((perf.end_ns - perf.start_ns) / NS_PER_S, "s")}</p>'
+        if perf is not None
+        else ""
+    )
     headers = ["Endpoint", "Requests", "Throughput", "Mean", "p50", "p95", "p99", "Errors", "Slow"]
     return note + _table(headers, rows, "No requests in the window.")
 
 
-def _issues(issues: Sequence[Mapping[str, Any]]) -> str:
+def _issues(issues: Sequence[PerformanceIssue]) -> str:
     rows = [
-        [i.get("endpoint"), i.get("figure"), _Html(_num(i.get("value"))),
-         _Html(_num(i.get("threshold"))), i.get("message")]
+        [i.endpoint, i.figure, _Html(_num(i.value)), _Html(_num(i.threshold)), i.message]
         for i in issues
-    ]  # fmt: skip
+    ]
     headers = ["Endpoint", "Figure", "Value", "Threshold", "Issue"]
     return _table(headers, rows, "No performance issues detected.")
 
 
-def _trends(rows_in: Sequence[Mapping[str, Any]]) -> str:
+def _trends(rows_in: Sequence[TrendRow]) -> str:
     rows = []
     for t in rows_in:
-        unit = _unit(str(t.get("metric", "")))
-        hours = t.get("hours_to_threshold")
-        if t.get("note"):  # too little history: say so instead of forecasting
+        unit = _unit(t.metric)
+        if t.note:  # too little history: say so instead of forecasting
             rows.append(
                 [
-                    t.get("metric"),
-                    _Html(_tags(t.get("tags"))),
-                    _Html(_num(t.get("last_value"), unit)),
+                    t.metric,
+                    _Html(_tags(t.tags)),
+                    _Html(_num(t.last_value, unit)),
                     "—",
-                    _Html(f'<span class="note">{_esc(t.get("note"))}</span>'),
+                    _Html(f'<span class="note">{_esc(t.note)}</span>'),
                     "—",
                 ]
             )
             continue
         rows.append(
             [
-                t.get("metric"),
-                _Html(_tags(t.get("tags"))),
-                _Html(_num(t.get("last_value"), unit)),
-                _Html(_num(t.get("slope_per_hour"), f"{unit}/h")),
-                _Html(f"{_num(t.get('predicted'), unit)} in {_esc(t.get('horizon'))}"),
+                t.metric,
+                _Html(_tags(t.tags)),
+                _Html(_num(t.last_value, unit)),
+                _Html(_num(t.slope_per_hour, f"{unit}/h")),
+                _Html(f"{_num(t.predicted, unit)} in {_esc(t.horizon)}"),
                 _Html(
                     "—"
-                    if t.get("crossing_at") is None
-                    else f'<span class="hot">{_when(t.get("crossing_at"))}</span>'
-                    f" ({_num(hours, 'h')})"
+                    if t.crossing_at is None
+                    else f'<span class="hot">{_when(t.crossing_at)}</span>'
+                    f" ({_num(t.hours_to_threshold, 'h')})"
                 ),
             ]
         )
@@ -285,15 +291,15 @@ def _trends(rows_in: Sequence[Mapping[str, Any]]) -> str:
     return _table(headers, rows, "Not enough history for trends.")
 
 
-def _recommendations(recs: Sequence[Mapping[str, Any]]) -> str:
+def _recommendations(recs: Sequence[Recommendation]) -> str:
     if not recs:
         return '<p class="empty">No recommendations: nothing needs attention.</p>'
     items = []
     for r in recs:
-        evidence = "".join(f"<li>{_esc(e)}</li>" for e in r.get("evidence") or ())
-        actions = "".join(f"<li>{_esc(a)}</li>" for a in r.get("actions") or ())
+        evidence = "".join(f"<li>{_esc(e)}</li>" for e in r.evidence)
+        actions = "".join(f"<li>{_esc(a)}</li>" for a in r.actions)
         items.append(
-            f'<div class="rec">{_badge(r.get("severity"))} <strong>{_esc(r.get("title"))}</strong>'
+            f'<div class="rec">{_badge(r.severity)} <strong>{_esc(r.title)}</strong>'
             f'<ul class="evidence">{evidence}</ul><ol class="actions">{actions}</ol></div>'
         )
     return "".join(items)
@@ -400,7 +406,7 @@ def _chart_sections(
 
 
 def render_dashboard(
-    report: Mapping[str, Any],
+    report: HealthReport | Mapping[str, Any],
     sections: Mapping[str, pd.DataFrame],
     *,
     title: str = "metricskit",
@@ -409,7 +415,8 @@ def render_dashboard(
 ) -> str:
     """The whole dashboard as one HTML document (a ``str``), needing no network to display.
 
-    ``report`` is a health report dict, ``sections`` the ``{section: DataFrame}`` of
+    ``report`` is a :class:`~metricskit.report_types.HealthReport` or its JSON as a dict
+    (a saved report; missing parts render as empty), ``sections`` the ``{section: DataFrame}`` of
     dashboard frames (columns timestamp, metric, series, value). ``metrics`` lists each
     section's configured metrics, so one with no samples still gets its chart showing
     "no data"; without it the charts are the metrics found in the frames.
@@ -417,22 +424,18 @@ def render_dashboard(
     one the title is made from its key (``system_overview`` -> "System Overview").
     """
     titles = section_titles or {}
-    status = str(report.get("overall_status") or "unknown")
-    perf = report.get("performance") if isinstance(report.get("performance"), Mapping) else {}
+    if not isinstance(report, HealthReport):
+        report = HealthReport.from_dict(report)
+    status = report.overall_status or "unknown"
     parts = [
-        _section("system", "System resources", _system(report.get("system") or {})),
-        _section("components", "Components", _components(report.get("components") or [])),
-        _section("alerts", "Active alerts", _alerts(report.get("active_alerts") or []), "wide"),
-        _section("performance", "Request performance", _performance(perf or {}), "wide"),
+        _section("system", "System resources", _system(report.system)),
+        _section("components", "Components", _components(report.components)),
+        _section("alerts", "Active alerts", _alerts(report.active_alerts), "wide"),
+        _section("performance", "Request performance", _performance(report.performance), "wide"),
+        _section("issues", "Performance issues", _issues(report.performance_issues), "wide"),
+        _section("trends", "Trends and forecasts", _trends(report.trends), "wide"),
         _section(
-            "issues", "Performance issues", _issues(report.get("performance_issues") or []), "wide"
-        ),
-        _section("trends", "Trends and forecasts", _trends(report.get("trends") or []), "wide"),
-        _section(
-            "recommendations",
-            "Recommendations",
-            _recommendations(report.get("recommendations") or []),
-            "wide",
+            "recommendations", "Recommendations", _recommendations(report.recommendations), "wide"
         ),
         _chart_sections(sections, metrics, titles),
     ]
@@ -454,7 +457,7 @@ def render_dashboard(
         f"<title>{_esc(title)} — {_esc(status)}</title><style>{_CSS}</style></head><body>"
         f'<header class="banner {_STATUS_CLASS.get(status, "info")}"><h1>{_esc(title)}</h1>'
         f'<div class="status">{_esc(status.upper())}</div>'
-        f'<div class="generated">Generated {_when(report.get("generated_at"))}</div></header>'
+        f'<div class="generated">Generated {_when(report.generated_at)}</div></header>'
         f"<nav>{nav}</nav><main>{''.join(parts)}</main></body></html>\n"
     )
 

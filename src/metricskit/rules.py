@@ -44,7 +44,6 @@ from metricskit._alerts import (
     event_of,
     persist_alerts,
     read_history,
-    render,
     restore_alerts,
 )
 from metricskit._rules_data import MetricData, read_metrics
@@ -423,22 +422,8 @@ class RuleEngine:
             for rs in self._states.values():
                 rule = rs.rule
                 for a in rs.alerts.values():
-                    out.append(
-                        ActiveAlert(
-                            rule=rule.name,
-                            metric=rule.metric,
-                            tags=a.key.tags,
-                            state=a.state,
-                            severity=rule.severity,
-                            value=a.value,
-                            threshold=rule.threshold,
-                            since_ns=a.since_ns,
-                            fired_at_ns=a.fired_at_ns,
-                            silenced=self._silenced(rule.name, a.key.tags, now),
-                            fingerprint=a.fingerprint,
-                            summary=render(rule.summary, rule, a, a.state),
-                        )
-                    )
+                    silenced = self._silenced(rule.name, a.key.tags, now)
+                    out.append(event_of(rule, a, a.state, now, silenced=silenced))
         out.sort(key=lambda x: (-x.severity.rank, x.rule, x.tags))
         return out
 

@@ -49,6 +49,8 @@ from metricskit.store import Store, open_store
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from metricskit.report_types import HealthReport
+
 __all__ = ["CONFIG_CANDIDATES", "MonitoringService", "find_config"]
 
 log = logging.getLogger("metricskit.service")
@@ -356,9 +358,9 @@ class MonitoringService:
         return Response(html.encode(), "text/html; charset=utf-8")
 
     def _health_route(self, headers: Mapping[str, str]) -> Response:
-        report = self.generate_health_report()
-        status = 503 if report["overall_status"] == "critical" else 200
-        return Response(json.dumps(report).encode(), "application/json", status)
+        report = self.health_report()
+        status = 503 if report.overall_status == "critical" else 200
+        return Response(json.dumps(report.to_dict()).encode(), "application/json", status)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -375,22 +377,25 @@ class MonitoringService:
             "interval_seconds": self.interval,
             "store": str(self.store.backend),
             "storage": self.store.stats(),
-            "active_alerts": alerts,
+            "active_alerts": [a.to_dict() for a in alerts],
             "collector": self.collector.stats() if self.collector is not None else {},
             "notifications": self.notifier.stats(),
             "recorder": {"pending": self.recorder.pending, "dropped": self.recorder.dropped},
         }
 
-    def generate_health_report(self) -> dict[str, Any]:
-        """The Reporter's health report (``overall_status``, alerts, recommendations, ...)."""
+    def health_report(self) -> HealthReport:
+        """The Reporter's typed health report, after flushing what was recorded."""
         self.recorder.flush()
         return self.reporter.health_report()
+
+    def generate_health_report(self) -> dict[str, Any]:
+        """The health report's JSON (``overall_status``, alerts, recommendations, ...)."""
+        return self.health_report().to_dict()
 
     def get_dashboard_data(self) -> dict[str, Any]:
         """Dashboard data for the configured sections, JSON-ready."""
         self.recorder.flush()
-        data: dict[str, Any] = json.loads(self.reporter.dashboard_json())
-        return data
+        return self.reporter.dashboard_data().to_dict()
 
     def cleanup(self, days: float) -> int:
         """Delete samples older than ``days``; returns how many were removed."""
