@@ -1,0 +1,339 @@
+"""Prometheus' HTTP API (``/api/v1/...``) over a store, as Starlette routes.
+
+Grafana's Prometheus data source and ``prometheus-api-client`` speak it: ``query``,
+``query_range``, ``series``, ``labels``, ``label/<name>/values``, ``metadata``, ``rules``
+and ``alerts``, by GET or by POST (form-encoded), answering Prometheus' JSON envelope
+(``{"status": "success", "data": ...}``; errors ``{"status": "error", "errorType",
+"error"}`` with 400 for ``bad_data``, 422 for ``execution``). Values are spelled as
+Prometheus spells them (``strconv.FormatFloat(v, 'f', -1)``: ``"2"``, ``"0.00001"``,
+``"NaN"``, ``"+Inf"``) and timestamps are seconds with millisecond precision, so the
+bytes match Prometheus' for the same result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time as _time_mod
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from metricskit._time import parse_duration, to_ns
+from metricskit.errors import MetricsKitError, QueryError
+from metricskit.model import Selector
+from metricskit.promql import eval_times
+from metricskit.query import MAX_STEPS, _backend, evaluate_at, parse
+from metricskit.query._plan import VectorSelector
+from metricskit.query._select import _candidate, _matches
+from metricskit.query._values import I64, Labels, RangeVector, Scalar, StringValue, Value, merge
+
+__all__ = ["AlertSource", "prom_api_routes"]
+
+_MS = 1_000_000
+_MIN_TIME = -(2**62)
+_MAX_TIME = 2**62
+
+
+class AlertSource(Protocol):
+    """What ``/api/v1/rules`` and ``/api/v1/alerts`` read (a RuleEngine)."""
+
+    rules: tuple[Any, ...]
+    recording: tuple[Any, ...]
+
+    def active_alerts(self) -> list[Any]:
+        """Pending and firing alerts."""
+        ...
+
+
+class ApiError(MetricsKitError, ValueError):
+    """A request Prometheus' API refuses: ``kind`` is its errorType."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "internal": 500}
+
+
+def _json(payload: dict[str, Any] | str, status: int = 200) -> Response:
+    body = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return Response(body, status, media_type="application/json")
+
+
+def _error(err: ApiError) -> Response:
+    payload = {"status": "error", "errorType": err.kind, "error": str(err)}
+    return _json(payload, _STATUS.get(err.kind, 400))
+
+
+# -- parameters ---------------------------------------------------------------------
+
+
+def _time_param(params: dict[str, list[str]], name: str, default: int) -> int:
+    """Unix seconds (float) or RFC 3339, as Prometheus' parseTime; in ns, on whole ms."""
+    values = params.get(name)
+    if not values or values[0] == "":
+        return default
+    text = values[0]
+    try:
+        seconds = float(text)
+        if not math.isfinite(seconds):
+            raise ValueError(text)
+        ns = round(seconds * 1000) * _MS
+    except ValueError:
+        try:
+            ns = to_ns(text)
+        except (MetricsKitError, ValueError):
+            raise ApiError(
+                "bad_data",
+                f'invalid parameter "{name}": cannot parse "{text}" to a valid timestamp',
+            ) from None
+        ns = ns // _MS * _MS
+    return ns
+
+
+def _step_param(params: dict[str, list[str]]) -> int:
+    text = (params.get("step") or [""])[0]
+    if text == "":
+        raise ApiError("bad_data", 'invalid parameter "step": cannot parse "" to a valid duration')
+    try:
+        ns = round(float(text) * 1000) * _MS
+    except ValueError:
+        try:
+            ns = parse_duration(text)
+        except (MetricsKitError, ValueError):
+            raise ApiError(
+                "bad_data", f'invalid parameter "step": cannot parse "{text}" to a valid duration'
+            ) from None
+    if ns <= 0:
+        raise ApiError(
+            "bad_data",
+            "zero or negative query resolution step widths are not accepted. "
+            "Try a positive integer",
+        )
+    return ns
+
+
+def _query_param(params: dict[str, list[str]]) -> str:
+    text = (params.get("query") or [""])[0]
+    if text.strip() == "":
+        raise ApiError("bad_data", 'invalid parameter "query": empty query')
+    return text
+
+
+async def _params(request: Request) -> dict[str, list[str]]:
+    """The query string, plus a form-encoded POST body (no multipart parser needed)."""
+    out: dict[str, list[str]] = {}
+    pairs = list(request.query_params.multi_items())
+    if request.method == "POST":
+        body = (await request.body()).decode("utf-8", "replace")
+        pairs += parse_qsl(body, keep_blank_values=True)
+    for k, v in pairs:
+        out.setdefault(k, []).append(v)
+    return out
+
+
+# -- formatting ---------------------------------------------------------------------
+
+
+def _value(v: float) -> str:
+    """A float as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` spells it."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return np.format_float_positional(v, unique=True, trim="-")
+
+
+def _stamp(ns: int) -> str:
+    """Milliseconds as Prometheus writes a timestamp: seconds, then ``.mmm`` if not whole."""
+    ms = ns // _MS
+    sign, ms = ("-", -ms) if ms < 0 else ("", ms)
+    whole, frac = divmod(ms, 1000)
+    return f"{sign}{whole}.{frac:03d}" if frac else f"{sign}{whole}"
+
+
+def _point(ns: int, v: float) -> str:
+    return f'[{_stamp(ns)},"{_value(v)}"]'
+
+
+def _points(ts: Iterable[Any], vs: Iterable[Any]) -> str:
+    return ",".join(_point(int(t), float(v)) for t, v in zip(ts, vs, strict=True))
+
+
+def _metric(labels: Labels) -> str:
+    return json.dumps(dict(labels), separators=(",", ":"))
+
+
+def _envelope(kind: str, result: str) -> str:
+    return f'{{"status":"success","data":{{"resultType":"{kind}","result":{result}}}}}'
+
+
+def _matrix(rows: Iterable[tuple[Labels, str]]) -> str:
+    # Prometheus sorts a matrix by its label sets
+    ordered = sorted(rows, key=lambda r: r[0])
+    return "[" + ",".join(f'{{"metric":{_metric(m)},"values":[{p}]}}' for m, p in ordered) + "]"
+
+
+def _render(value: Value, times: I64, instant: bool) -> str:
+    if isinstance(value, StringValue):
+        return _envelope("string", f"[{_stamp(int(times[0]))},{json.dumps(value.value)}]")
+    if isinstance(value, Scalar):
+        if instant:
+            return _envelope("scalar", _point(int(times[0]), float(value.values[0])))
+        points = ",".join(
+            _point(int(t), float(v)) for t, v in zip(times, value.values, strict=True)
+        )
+        return _envelope("matrix", _matrix([((), points)]))
+    if isinstance(value, RangeVector):
+        end = int(value.times[0])
+        rows = []
+        for labels, (ts, vs) in zip(value.labels, value.samples, strict=True):
+            keep = (ts > end - value.range_ns) & (ts <= end)
+            if keep.any():
+                rows.append((labels, _points(ts[keep], vs[keep])))
+        return _envelope("matrix", _matrix(rows))
+    vector = merge(value)
+    if instant:
+        items = [
+            f'{{"metric":{_metric(m)},"value":{_point(int(times[0]), float(v[0]))}}}'
+            for m, v, p in zip(vector.labels, vector.values, vector.present, strict=True)
+            if p[0]
+        ]
+        return _envelope("vector", "[" + ",".join(items) + "]")
+    rows = []
+    for labels, vals, pres in zip(vector.labels, vector.values, vector.present, strict=True):
+        if pres.any():
+            rows.append((labels, _points(times[pres], vals[pres])))
+    return _envelope("matrix", _matrix(rows))
+
+
+# -- endpoints ----------------------------------------------------------------------
+
+
+def _plan(expr: str) -> Any:
+    try:
+        return parse(expr)
+    except QueryError as exc:
+        raise ApiError("bad_data", str(exc)) from None
+
+
+def _run(store: Any, node: Any, times: I64, start: int, end: int) -> Value:
+    try:
+        return evaluate_at(_backend(store), node, times, start, end)
+    except QueryError as exc:
+        raise ApiError("execution", str(exc)) from None
+
+
+def _instant(store: Any, params: dict[str, list[str]]) -> str:
+    node = _plan(_query_param(params))
+    at = _time_param(params, "time", _time_mod.time_ns() // _MS * _MS)
+    times = np.array([at], dtype=np.int64)
+    return _render(_run(store, node, times, at, at), times, instant=True)
+
+
+def _range(store: Any, params: dict[str, list[str]]) -> str:
+    for name in ("start", "end"):
+        if not params.get(name):
+            raise ApiError("bad_data", f'invalid parameter "{name}": missing')
+    start, end = _time_param(params, "start", 0), _time_param(params, "end", 0)
+    if end < start:
+        raise ApiError("bad_data", "end timestamp must not be before start time")
+    step = _step_param(params)
+    if (end - start) // step > MAX_STEPS:
+        raise ApiError(
+            "bad_data",
+            "exceeded maximum resolution of 11,000 points per timeseries. "
+            "Try decreasing the query resolution (?step=XX)",
+        )
+    node = _plan(_query_param(params))
+    times = eval_times(start, end, step)
+    value = _run(store, node, times, start, end)
+    if isinstance(value, StringValue | RangeVector):
+        kind = "string" if isinstance(value, StringValue) else "range vector"
+        raise ApiError(
+            "bad_data",
+            f'invalid expression type "{kind}" for range query, must be Scalar or instant Vector',
+        )
+    return _render(value, times, instant=False)
+
+
+def _selected(store: Any, params: dict[str, list[str]], required: bool) -> list[Labels]:
+    """Label sets of the series ``match[]`` selects with samples in [start, end]."""
+    matches = params.get("match[]", [])
+    if required and not matches:
+        raise ApiError("bad_data", "no match[] parameter provided")
+    selectors = []
+    for text in matches:
+        node = _plan(text)
+        if not isinstance(node, VectorSelector):
+            raise ApiError("bad_data", f'invalid parameter "match[]": {text!r} is not a selector')
+        selectors.append(node)
+    start = _time_param(params, "start", _MIN_TIME)
+    end = _time_param(params, "end", _MAX_TIME)
+    backend = _backend(store)
+    out = []
+    for key in backend.select(Selector()):
+        c = _candidate(key)
+        if selectors and not any(_matches(s, c) for s in selectors):
+            continue
+        if (start, end) != (_MIN_TIME, _MAX_TIME) and backend.count(key, start, end + 1) == 0:
+            continue
+        out.append(c.labels)
+    return sorted(set(out))
+
+
+def _series(store: Any, params: dict[str, list[str]]) -> str:
+    data = [dict(labels) for labels in _selected(store, params, required=True)]
+    return json.dumps({"status": "success", "data": data}, separators=(",", ":"))
+
+
+def _labels(store: Any, params: dict[str, list[str]]) -> str:
+    names = sorted({k for labels in _selected(store, params, False) for k, _ in labels})
+    return json.dumps({"status": "success", "data": names}, separators=(",", ":"))
+
+
+def _label_values(store: Any, params: dict[str, list[str]], name: str) -> str:
+    values = sorted(
+        {v for labels in _selected(store, params, False) for k, v in labels if k == name}
+    )
+    return json.dumps({"status": "success", "data": values}, separators=(",", ":"))
+
+
+Handler = Callable[[Any, dict[str, list[str]]], str]
+
+
+def _endpoint(store: Any, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        params = await _params(request)
+        if "name" in request.path_params:
+            params["__label__"] = [request.path_params["name"]]
+        try:
+            return _json(await run_in_threadpool(handler, store, params))
+        except ApiError as err:
+            return _error(err)
+
+    return endpoint
+
+
+def prom_api_routes(store: Any, alerts: AlertSource | None = None) -> list[BaseRoute]:
+    """The ``/api/v1`` routes over ``store`` (a Store or a StorageBackend); ``alerts``
+    (the service's rule engine) feeds ``/api/v1/rules`` and ``/api/v1/alerts``."""
+    table: dict[str, Handler] = {
+        "/api/v1/query": _instant,
+        "/api/v1/query_range": _range,
+        "/api/v1/series": _series,
+        "/api/v1/labels": _labels,
+        "/api/v1/label/{name}/values": lambda s, p: _label_values(s, p, p["__label__"][0]),
+    }
+    return [
+        Route(path, _endpoint(store, handler), methods=["GET", "POST"])
+        for path, handler in table.items()
+    ]
