@@ -187,6 +187,9 @@ def test_basic_auth_protects_the_api(tmp_path: Path) -> None:
 def test_values_and_timestamps_are_spelled_as_prometheus_spells_them() -> None:
     spelled = [_value(v) for v in (2.0, 0.1, 1e-5, 1.5e20, -0.0, float("nan"), float("-inf"))]
     assert spelled == ["2", "0.1", "0.00001", "150000000000000000000", "-0", "NaN", "-Inf"]
+    assert [_value(v) for v in (1e-7, -2.5e-9, 1e21, 9.5367431640625e33)] == [
+        "1e-07", "-2.5e-09", "1e+21", "9.5367431640625e+33"
+    ]  # fmt: skip
     assert [_stamp(ns) for ns in (1_500_000_000, 1_050_000_000, -1_500_000_000)] == [
         "1.500", "1.050", "-1.500"
     ]  # fmt: skip

@@ -5,9 +5,9 @@ Grafana's Prometheus data source and ``prometheus-api-client`` speak it: ``query
 and ``alerts``, by GET or by POST (form-encoded), answering Prometheus' JSON envelope
 (``{"status": "success", "data": ...}``; errors ``{"status": "error", "errorType",
 "error"}`` with 400 for ``bad_data``, 422 for ``execution``). Values are spelled as
-Prometheus spells them (``strconv.FormatFloat(v, 'f', -1)``: ``"2"``, ``"0.00001"``,
-``"NaN"``, ``"+Inf"``) and timestamps are seconds with millisecond precision, so the
-bytes match Prometheus' for the same result.
+Prometheus spells them (``"2"``, ``"0.00001"``, ``"1e-07"``, ``"NaN"``, ``"+Inf"``) and
+timestamps are seconds with millisecond precision, so the bytes match Prometheus' for
+the same result.
 """
 
 from __future__ import annotations
@@ -144,11 +144,14 @@ async def _params(request: Request) -> dict[str, list[str]]:
 
 
 def _value(v: float) -> str:
-    """A float as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` spells it."""
+    """A float as Prometheus' JSON spells it: Go's shortest ``'f'`` format, ``'e'`` below
+    1e-6 and from 1e21 on (where Python's repr is exponential too, with the same digits)."""
     if math.isnan(v):
         return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
+    if v != 0 and not 1e-6 <= abs(v) < 1e21:
+        return repr(v)
     return np.format_float_positional(v, unique=True, trim="-")
 
 
