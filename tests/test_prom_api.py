@@ -193,3 +193,77 @@ def test_values_and_timestamps_are_spelled_as_prometheus_spells_them() -> None:
     assert [_stamp(ns) for ns in (1_500_000_000, 1_050_000_000, -1_500_000_000)] == [
         "1.500", "1.050", "-1.500"
     ]  # fmt: skip
+
+
+RULES_CONFIG = """\
+storage: {type: sqlite, connection_string: metrics.db}
+alerts:
+  queue:
+    deep:
+      metric: queue.depth
+      threshold: 5
+      operator: gt
+      severity: critical
+      summary: "queue {tags[queue]} is deep"
+"""
+
+
+def test_rules_and_alerts_come_from_the_rule_engine_in_this_and_a_second_process(
+    tmp_path: Path,
+) -> None:
+    from metricskit.service import MonitoringService
+
+    _write(tmp_path / "metrics.db")
+    (tmp_path / "monitoring.yaml").write_text(RULES_CONFIG)
+    service = MonitoringService(str(tmp_path / "monitoring.yaml"))
+    try:
+        service.engine.evaluate(NOW - 60)
+        server = service.start_server(port=0)
+        try:
+            alerts = requests.get(f"{server.url}/api/v1/alerts", timeout=30).json()
+            rules = requests.post(f"{server.url}/api/v1/rules", timeout=30).json()
+        finally:
+            server.stop()
+    finally:
+        service.close()
+    firing = {
+        "labels": {"alertname": "queue.deep", "severity": "critical", "queue": "q1"},
+        "annotations": {"summary": "queue q1 is deep"},
+        "state": "firing",
+        "activeAt": dt.datetime.fromtimestamp(NOW - 60, dt.timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "value": "7.5",
+    }
+    assert alerts == {"status": "success", "data": {"alerts": [firing]}}
+    groups = {g["name"]: g for g in rules["data"]["groups"]}
+    (rule,) = groups["queue"]["rules"]
+    assert (rule["name"], rule["type"], rule["state"], rule["query"]) == (
+        "queue.deep", "alerting", "firing", "queue_depth > 5"
+    )  # fmt: skip
+    assert rule["alerts"] == [firing]
+
+    # a second process (metricskit serve) restores the state the first one persisted
+    proc, base = _serve(tmp_path, RULES_CONFIG)
+    try:
+        again = requests.get(f"{base}/api/v1/alerts", timeout=30).json()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert [a["labels"]["alertname"] for a in again["data"]["alerts"]] == ["queue.deep"]
+
+
+def test_metadata_and_no_rule_engine(served: str) -> None:
+    meta = requests.get(f"{served}/api/v1/metadata", timeout=30).json()["data"]
+    assert meta["queue_depth"] == [{"type": "gauge", "help": "", "unit": ""}]
+    assert meta["http_requests"][0]["type"] == "counter"
+    one = requests.get(f"{served}/api/v1/metadata", params={"metric": "queue_depth"}, timeout=30)
+    assert list(one.json()["data"]) == ["queue_depth"]
+
+    from metricskit.server import MetricsServer
+
+    with MetricsServer(mk.open_store("memory://"), port=0) as server:
+        rules = requests.get(f"{server.url}/api/v1/rules", timeout=30).json()
+        alerts = requests.get(f"{server.url}/api/v1/alerts", timeout=30).json()
+    assert rules == {"status": "success", "data": {"groups": []}}
+    assert alerts == {"status": "success", "data": {"alerts": []}}

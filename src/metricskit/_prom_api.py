@@ -12,6 +12,7 @@ the same result.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import time as _time_mod
@@ -26,13 +27,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from metricskit._time import parse_duration, to_ns
+from metricskit.catalog import describe, histogram_of
 from metricskit.errors import MetricsKitError, QueryError
+from metricskit.exposition import exposed_name
 from metricskit.model import Selector
 from metricskit.promql import eval_times
 from metricskit.query import MAX_STEPS, _backend, evaluate_at, parse
 from metricskit.query._plan import VectorSelector
 from metricskit.query._select import _candidate, _matches
 from metricskit.query._values import I64, Labels, RangeVector, Scalar, StringValue, Value, merge
+from metricskit.rules_model import OPERATOR_SYMBOLS
 
 __all__ = ["AlertSource", "prom_api_routes"]
 
@@ -295,19 +299,112 @@ def _selected(store: Any, params: dict[str, list[str]], required: bool) -> list[
 
 def _series(store: Any, params: dict[str, list[str]]) -> str:
     data = [dict(labels) for labels in _selected(store, params, required=True)]
-    return json.dumps({"status": "success", "data": data}, separators=(",", ":"))
+    return _ok(data)
 
 
 def _labels(store: Any, params: dict[str, list[str]]) -> str:
     names = sorted({k for labels in _selected(store, params, False) for k, _ in labels})
-    return json.dumps({"status": "success", "data": names}, separators=(",", ":"))
+    return _ok(names)
 
 
 def _label_values(store: Any, params: dict[str, list[str]], name: str) -> str:
     values = sorted(
         {v for labels in _selected(store, params, False) for k, v in labels if k == name}
     )
-    return json.dumps({"status": "success", "data": values}, separators=(",", ":"))
+    return _ok(values)
+
+
+def _ok(data: object) -> str:
+    return json.dumps({"status": "success", "data": data}, separators=(",", ":"))
+
+
+def _metadata(store: Any, params: dict[str, list[str]]) -> str:
+    """Each exposed family's type, help and unit, as ``/metrics`` declares them."""
+    wanted = (params.get("metric") or [""])[0]
+    limit = int((params.get("limit") or ["-1"])[0] or -1)
+    out: dict[str, list[dict[str, str]]] = {}
+    for name in sorted({key.name for key in _backend(store).select(Selector())}):
+        base = histogram_of(name) or name
+        exposed, info = exposed_name(base), describe(base)
+        if wanted and exposed.family != wanted:
+            continue
+        entry = {"type": exposed.kind.value, "help": info.description, "unit": ""}
+        out.setdefault(exposed.family, [entry])
+    if limit >= 0:
+        out = dict(list(out.items())[:limit])
+    return _ok(out)
+
+
+def _iso(ns: int | None) -> str:
+    if ns is None:
+        return "0001-01-01T00:00:00Z"
+    stamp = dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _alert_json(alert: Any) -> dict[str, Any]:
+    labels = {"alertname": alert.rule, "severity": alert.severity.value, **dict(alert.tags)}
+    return {
+        "labels": labels,
+        "annotations": {"summary": alert.summary} if alert.summary else {},
+        "state": alert.state.value,
+        "activeAt": _iso(alert.since_ns),
+        "value": _value(float(alert.value)),
+    }
+
+
+def _rule_query(rule: Any) -> str:
+    name = exposed_name(rule.metric).sample
+    inner = name if rule.stat == "last" else f"{rule.stat}({name})"
+    return f"{inner} {OPERATOR_SYMBOLS[rule.operator]} {_value(float(rule.threshold))}"
+
+
+def _rules(source: AlertSource | None, params: dict[str, list[str]]) -> str:
+    """The alert rules (with their alerts) and recording rules, grouped as in the YAML."""
+    if source is None:
+        return _ok({"groups": []})
+    kind = (params.get("type") or [""])[0]
+    alerts: dict[str, list[dict[str, Any]]] = {}
+    for alert in source.active_alerts():
+        alerts.setdefault(alert.rule, []).append(_alert_json(alert))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    if kind in ("", "alert"):
+        for rule in source.rules:
+            mine = alerts.get(rule.name, [])
+            states = {a["state"] for a in mine}
+            state = "firing" if "firing" in states else "pending" if states else "inactive"
+            groups.setdefault(rule.group or rule.name, []).append(
+                {
+                    "state": state,
+                    "name": rule.name,
+                    "query": _rule_query(rule),
+                    "duration": float(rule.duration_seconds),
+                    "labels": {"severity": rule.severity.value, **rule.tags},
+                    "annotations": {"summary": rule.summary} if rule.summary else {},
+                    "alerts": mine,
+                    "health": "ok",
+                    "type": "alerting",
+                }
+            )
+    if kind in ("", "record"):
+        for rec in source.recording:
+            group = rec.name.partition(".")[0] or rec.name
+            groups.setdefault(group, []).append(
+                {
+                    "name": exposed_name(rec.target).sample,
+                    "query": f"{rec.function}({exposed_name(rec.source).sample}[{rec.window}])",
+                    "labels": dict(rec.tags),
+                    "health": "ok",
+                    "type": "recording",
+                }
+            )
+    body = [{"name": g, "file": "", "rules": r, "interval": 0} for g, r in groups.items()]
+    return _ok({"groups": body})
+
+
+def _alerts(source: AlertSource | None, params: dict[str, list[str]]) -> str:
+    alerts = [] if source is None else [_alert_json(a) for a in source.active_alerts()]
+    return _ok({"alerts": alerts})
 
 
 Handler = Callable[[Any, dict[str, list[str]]], str]
@@ -335,6 +432,9 @@ def prom_api_routes(store: Any, alerts: AlertSource | None = None) -> list[BaseR
         "/api/v1/series": _series,
         "/api/v1/labels": _labels,
         "/api/v1/label/{name}/values": lambda s, p: _label_values(s, p, p["__label__"][0]),
+        "/api/v1/metadata": _metadata,
+        "/api/v1/rules": lambda s, p: _rules(alerts, p),
+        "/api/v1/alerts": lambda s, p: _alerts(alerts, p),
     }
     return [
         Route(path, _endpoint(store, handler), methods=["GET", "POST"])
