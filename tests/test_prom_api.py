@@ -149,6 +149,7 @@ def test_result_types_and_post(served: str) -> None:
         ({"query": "up", "start": "1", "end": "2", "step": "0"}, 400, "bad_data", "zero or"),
         ({"query": "up", "start": "0", "end": "20000", "step": "1"}, 400, "bad_data", "11,000"),
         ({"query": "up[5m]", "start": "1", "end": "2", "step": "1"}, 400, "bad_data", "range vec"),
+        ({"query": '"s"', "start": "1", "end": "2", "step": "1"}, 400, "bad_data", "string"),
         ({"query": "", "start": "1", "end": "2", "step": "1"}, 400, "bad_data", "query"),
         (
             {"query": "label_replace(http_requests_total, \"job\", \"x\", \"job\", \".*\")",

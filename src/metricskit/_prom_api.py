@@ -33,7 +33,7 @@ from metricskit.exposition import exposed_name
 from metricskit.model import Selector
 from metricskit.promql import eval_times
 from metricskit.query import MAX_STEPS, _backend, evaluate_at, parse
-from metricskit.query._plan import VectorSelector
+from metricskit.query._plan import MatrixSelector, String, Subquery, VectorSelector
 from metricskit.query._select import _candidate, _matches
 from metricskit.query._values import I64, Labels, RangeVector, Scalar, StringValue, Value, merge
 from metricskit.rules_model import OPERATOR_SYMBOLS
@@ -261,14 +261,14 @@ def _range(store: Any, params: dict[str, list[str]]) -> str:
             "Try decreasing the query resolution (?step=XX)",
         )
     node = _plan(_query_param(params))
-    times = eval_times(start, end, step)
-    value = _run(store, node, times, start, end)
-    if isinstance(value, StringValue | RangeVector):
-        kind = "string" if isinstance(value, StringValue) else "range vector"
+    if isinstance(node, String | MatrixSelector | Subquery):  # refused before reading data
+        kind = "string" if isinstance(node, String) else "range vector"
         raise ApiError(
             "bad_data",
             f'invalid expression type "{kind}" for range query, must be Scalar or instant Vector',
         )
+    times = eval_times(start, end, step)
+    value = _run(store, node, times, start, end)
     return _render(value, times, instant=False)
 
 

@@ -6,7 +6,8 @@ printed) are backfilled into Prometheus and written to a SQLite store that a rea
 ``GET /api/v1/query_range`` (every third also as ``/api/v1/query``) to both; the JSON must
 agree: status and errorType, resultType, the label sets, the timestamps exactly, the
 values to 1e-9 relative, and a value's spelling exactly wherever the two numbers are equal.
-Series order is not compared (the engine test checks sort()'s order).
+Series order is not compared (the engine test checks sort()'s order). ``series``,
+``labels`` and ``label/<name>/values`` must answer exactly the same JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ from tests.test_prom_api import _serve
 pytestmark = pytest.mark.services
 
 N_EXPRESSIONS = 80
+METADATA_REQUESTS: list[tuple[str, dict[str, Any]]] = [
+    ("labels", {}),
+    ("label/job/values", {}),
+    ("label/__name__/values", {}),
+    ("label/le/values", {}),
+    ("series", {"match[]": ["dg", 'dh_bucket{le=~"0.*"}']}),
+    ("series", {"match[]": '{job="a", __name__=~"d.*"}'}),
+    ("labels", {"match[]": "dh_bucket"}),
+    ("label/inst/values", {"match[]": '{__name__="dc_total", job!="b"}'}),
+]
 REL = 1e-9
 
 
@@ -65,6 +76,8 @@ def _compare(what: str, ours: requests.Response, theirs: requests.Response) -> l
         same = (ours.status_code, a.get("errorType")) == (theirs.status_code, b.get("errorType"))
         return [] if same else [f"{what}: ours {ours.text[:200]} vs {theirs.text[:200]}"]
     da, db = a["data"], b["data"]
+    if not isinstance(db, dict):  # series, labels, label values: lists, in Prometheus' order
+        return [] if da == db else [f"{what}: {str(da)[:200]} vs {str(db)[:200]}"]
     if da["resultType"] != db["resultType"]:
         return [f"{what}: resultType {da['resultType']} vs {db['resultType']}"]
     if db["resultType"] == "scalar":
@@ -105,6 +118,8 @@ def test_http_api_answers_as_prometheus_does(tmp_path: Path) -> None:
                 if i % 3 == 0:
                     at = START + STEP * random.Random(seed + i).randrange(100)
                     requests_.append(("query", {"query": expr, "time": at}))
+                if i < len(METADATA_REQUESTS):
+                    requests_.append(METADATA_REQUESTS[i])
                 for path, p in requests_:
                     a = requests.get(f"{ours}/api/v1/{path}", params=p, timeout=60)
                     b = requests.get(f"{theirs}/api/v1/{path}", params=p, timeout=60)
