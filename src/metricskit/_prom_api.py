@@ -35,7 +35,16 @@ from metricskit.promql import eval_times
 from metricskit.query import MAX_STEPS, _backend, evaluate_at, parse
 from metricskit.query._plan import MatrixSelector, String, Subquery, VectorSelector
 from metricskit.query._select import _candidate, _matches
-from metricskit.query._values import I64, Labels, RangeVector, Scalar, StringValue, Value, merge
+from metricskit.query._values import (
+    F64,
+    I64,
+    Labels,
+    RangeVector,
+    Scalar,
+    StringValue,
+    Value,
+    merge,
+)
 from metricskit.rules_model import OPERATOR_SYMBOLS
 
 __all__ = ["AlertSource", "prom_api_routes"]
@@ -154,8 +163,11 @@ def _value(v: float) -> str:
         return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
+    text = repr(v)  # the shortest digits that read back, as Go's -1 precision
+    if "e" not in text:
+        return text[:-2] if text.endswith(".0") else text
     if v != 0 and not 1e-6 <= abs(v) < 1e21:
-        return repr(v)
+        return text
     return np.format_float_positional(v, unique=True, trim="-")
 
 
@@ -171,8 +183,13 @@ def _point(ns: int, v: float) -> str:
     return f'[{_stamp(ns)},"{_value(v)}"]'
 
 
-def _points(ts: Iterable[Any], vs: Iterable[Any]) -> str:
-    return ",".join(_point(int(t), float(v)) for t, v in zip(ts, vs, strict=True))
+def _stamps(ns: I64) -> list[str]:
+    return [_stamp(t) for t in ns.tolist()]
+
+
+def _points(stamps: list[str], vs: F64) -> str:
+    # a range query's times are shared by its series: their spellings are made once
+    return ",".join(f'[{t},"{_value(v)}"]' for t, v in zip(stamps, vs.tolist(), strict=True))
 
 
 def _metric(labels: Labels) -> str:
@@ -195,17 +212,14 @@ def _render(value: Value, times: I64, instant: bool) -> str:
     if isinstance(value, Scalar):
         if instant:
             return _envelope("scalar", _point(int(times[0]), float(value.values[0])))
-        points = ",".join(
-            _point(int(t), float(v)) for t, v in zip(times, value.values, strict=True)
-        )
-        return _envelope("matrix", _matrix([((), points)]))
+        return _envelope("matrix", _matrix([((), _points(_stamps(times), value.values))]))
     if isinstance(value, RangeVector):
         end = int(value.times[0])
         rows = []
         for labels, (ts, vs) in zip(value.labels, value.samples, strict=True):
             keep = (ts > end - value.range_ns) & (ts <= end)
             if keep.any():
-                rows.append((labels, _points(ts[keep], vs[keep])))
+                rows.append((labels, _points(_stamps(ts[keep]), vs[keep])))
         return _envelope("matrix", _matrix(rows))
     vector = merge(value)
     if instant:
@@ -215,10 +229,12 @@ def _render(value: Value, times: I64, instant: bool) -> str:
             if p[0]
         ]
         return _envelope("vector", "[" + ",".join(items) + "]")
+    stamps = _stamps(times)
     rows = []
     for labels, vals, pres in zip(vector.labels, vector.values, vector.present, strict=True):
         if pres.any():
-            rows.append((labels, _points(times[pres], vals[pres])))
+            mine = [stamps[j] for j in np.flatnonzero(pres).tolist()]
+            rows.append((labels, _points(mine, vals[pres])))
     return _envelope("matrix", _matrix(rows))
 
 
