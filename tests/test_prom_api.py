@@ -268,3 +268,37 @@ def test_metadata_and_no_rule_engine(served: str) -> None:
         alerts = requests.get(f"{server.url}/api/v1/alerts", timeout=30).json()
     assert rules == {"status": "success", "data": {"groups": []}}
     assert alerts == {"status": "success", "data": {"alerts": []}}
+
+
+def test_the_api_mounted_in_a_users_starlette_app(tmp_path: Path) -> None:
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from metricskit.server import create_app
+
+    _write(tmp_path / "metrics.db")
+    store = mk.open_store(f"sqlite:///{tmp_path / 'metrics.db'}")
+    app = Starlette(routes=[Mount("/monitoring", app=create_app(store, bearer_token="t"))])
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        prom = PrometheusConnect(
+            url=f"http://127.0.0.1:{port}/monitoring",
+            disable_ssl=True,
+            headers={"Authorization": "Bearer t"},
+        )
+        assert prom.get_label_values("queue") == ["q1"]
+        got = prom.custom_query("max(queue_depth)", params={"time": T0 + 60})
+        assert got == [{"metric": {}, "value": [T0 + 60, "7.5"]}]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        store.close()
