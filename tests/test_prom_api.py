@@ -138,6 +138,13 @@ def test_result_types_and_post(served: str) -> None:
         timeout=30,
     ).json()
     assert empty == {"status": "success", "data": []}
+    bad = requests.get(f"{served}/api/v1/label/a-b/values", timeout=30)
+    assert (bad.status_code, bad.json()["errorType"]) == (400, "bad_data")
+    no_match = requests.get(f"{served}/api/v1/series", timeout=30)
+    assert (no_match.status_code, no_match.json()["error"]) == (
+        400,
+        "no match[] parameter provided",
+    )
 
 
 @pytest.mark.parametrize(

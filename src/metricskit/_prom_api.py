@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 import time as _time_mod
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -50,6 +51,7 @@ from metricskit.rules_model import OPERATOR_SYMBOLS
 __all__ = ["AlertSource", "prom_api_routes"]
 
 _MS = 1_000_000
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _MIN_TIME = -(2**62)
 _MAX_TIME = 2**62
 
@@ -324,6 +326,8 @@ def _labels(store: Any, params: dict[str, list[str]]) -> str:
 
 
 def _label_values(store: Any, params: dict[str, list[str]], name: str) -> str:
+    if not _LABEL_NAME.fullmatch(name):
+        raise ApiError("bad_data", f'invalid label name: "{name}"')
     values = sorted(
         {v for labels in _selected(store, params, False) for k, v in labels if k == name}
     )
