@@ -40,6 +40,7 @@ from starlette.routing import Route as _Path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from metricskit._prom_api import AlertSource, prom_api_routes
 from metricskit.errors import InvalidArgumentError, ServerBindError
 from metricskit.exposition import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, generate
 from metricskit.store import Store
@@ -161,18 +162,23 @@ def create_app(
     basic_auth: tuple[str, str] | None = None,
     bearer_token: str | None = None,
     routes: Mapping[str, Route] | None = None,
+    alerts: AlertSource | None = None,
 ) -> Starlette:
     """The ASGI application :class:`MetricsServer` serves: ``/metrics`` at ``path`` plus
     ``routes``, behind the auth and security headers.
 
     Mount it in your own app: ``app.mount("/monitoring", create_app(store))`` serves
     ``/monitoring/metrics``. ``MonitoringService.asgi_app()`` adds the dashboard and
-    ``/api/health``.
+    ``/api/health``. Prometheus' HTTP API (``/api/v1/query``, ...) is always there;
+    ``alerts`` (a rule engine) feeds its ``/api/v1/rules`` and ``/api/v1/alerts``.
     """
     expected = _expected_authorization(basic_auth, bearer_token)
     table = {_normal(path): _metrics_route(store), **(routes or {})}
     return Starlette(
-        routes=[_Path(p, _endpoint(p, r), methods=["GET"]) for p, r in table.items()],
+        routes=[
+            *(_Path(p, _endpoint(p, r), methods=["GET"]) for p, r in table.items()),
+            *prom_api_routes(store, alerts),
+        ],
         middleware=[Middleware(_Guard, expected=expected)],
     )
 
@@ -267,6 +273,7 @@ class MetricsServer:
         routes: Mapping[str, Route] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
+        alerts: AlertSource | None = None,
     ) -> None:
         if max_connections < 1 or idle_timeout <= 0:
             raise InvalidArgumentError("max_connections must be >= 1 and idle_timeout > 0")
@@ -274,7 +281,12 @@ class MetricsServer:
         self.path = _normal(path)
         self._expected_auth = _expected_authorization(basic_auth, bearer_token)
         self.app = create_app(
-            store, path=self.path, basic_auth=basic_auth, bearer_token=bearer_token, routes=routes
+            store,
+            path=self.path,
+            basic_auth=basic_auth,
+            bearer_token=bearer_token,
+            routes=routes,
+            alerts=alerts,
         )
         """The ASGI application served (see :func:`create_app`)."""
         self.routes: dict[str, Route] = {self.path: _metrics_route(store), **(routes or {})}

@@ -321,6 +321,7 @@ class MonitoringService:
             "basic_auth": (auth.username, auth.password) if auth is not None else None,
             "bearer_token": settings.bearer_token,
             "routes": {"/": self._dashboard_route, "/api/health": self._health_route},
+            "alerts": self.engine,
         }
 
     def start_server(
