@@ -347,4 +347,4 @@ class Store:
 
     def stats(self) -> dict[str, int]:
         """``{"samples": ..., "series": ..., "bytes": ...}``."""
-        return self.backend.stats().as_dict()
+        return self.backend.stats().to_dict()
