@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import dataset
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import MAX_NS, MIN_NS
 from metricskit.storage.parquet import ParquetBackend
-from metricskit.storage.parquet_format import WRITE_OPTIONS, decode_values, merge_last_wins
+from metricskit.storage.parquet_format import WRITE_OPTIONS, decode_values
 from metricskit.storage.parquet_layout import DAY_NS
 from metricskit.storage.parquet_write import partition_table
 

@@ -15,10 +15,13 @@ import pytest
 import metricskit
 from metricskit import errors
 from metricskit.channels import DeliveryError, EmailChannel
+from metricskit.collector import Collector
 from metricskit.notify import Notifier, RetryPolicy
+from metricskit.recorder import Recorder
 from metricskit.rules import RuleEngine
 from metricskit.server import MetricsServer, ServerBindError
 from metricskit.service import MonitoringService
+from metricskit.sources import HttpCheck
 from metricskit.storage.registry import register_backend
 from metricskit.store import Store, open_store
 from metricskit.testing.channels import CapturingChannel
@@ -96,6 +99,14 @@ CASES: dict[str, tuple[type[Exception], Callable[[Store, Path], object]]] = {
         errors.InvalidArgumentError,
         lambda s, p: MetricsServer(s, port=0, max_connections=0),
     ),
+    "store max_records_per_series 0": (
+        errors.InvalidArgumentError,
+        lambda s, p: Store(s.backend, max_records_per_series=0),
+    ),
+    "http check of a non-http URL": (
+        errors.InvalidArgumentError,
+        lambda s, p: HttpCheck("ftp://example.com/"),
+    ),
 }
 
 
@@ -119,6 +130,19 @@ def test_starting_a_running_rule_engine_is_a_state_error(store: Store) -> None:
         assert isinstance(info.value, RuntimeError)
     finally:
         engine.stop()
+
+
+def test_starting_a_running_collector_is_a_state_error(store: Store) -> None:
+    recorder = Recorder(store, flush_interval=None)
+    collector = Collector(recorder, self_metrics=False)
+    collector.start()
+    try:
+        with pytest.raises(errors.StateError, match="already running") as info:
+            collector.start()
+        assert isinstance(info.value, RuntimeError)
+    finally:
+        collector.stop()
+        recorder.close()
 
 
 def test_moved_errors_keep_their_old_import_paths() -> None:

@@ -165,3 +165,21 @@ def test_no_secret_is_printed_anywhere(tmp_path: Path, monkeypatch: pytest.Monke
     assert "<redacted>" in "".join(seen.values())
     for where, text in seen.items():
         _assert_clean(where, text)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:////var/lib/m/metrics.db", "sqlite:////var/lib/m/metrics.db"),
+        ("sqlite:///metrics.db", "sqlite:///metrics.db"),
+        ("memory://", "memory://"),
+        ("parquet:///data/m", "parquet:///data/m"),
+        ("postgresql+psycopg://u:pw@h:5432/db", "postgresql+psycopg://u:<redacted>@h:5432/db"),
+        ("sqlite:///m.db?password=pw&x=1", "sqlite:///m.db?password=<redacted>&x=1"),
+    ],
+)
+def test_a_redacted_store_url_is_still_the_same_url(url: str, shown: str) -> None:
+    # config check prints it; `sqlite:/x.db` (the empty host dropped) names no store
+    from metricskit._secrets import redact_store_url
+
+    assert redact_store_url(url) == shown

@@ -133,3 +133,20 @@ for url in ("sqlite:///{tmp_path / "x.db"}", "sqlite+pysqlite:///{tmp_path / "y.
     assert result.stdout.split() == ["Mine", "Mine"]
     assert not (tmp_path / "x.db").exists()
     assert type(mk.open_store(f"sqlite:///{tmp_path / 'z.db'}").backend).__name__ == "SQLBackend"
+
+
+def test_storage_stats_say_to_dict_like_every_other_type() -> None:
+    # docs/conventions.md: a value as plain data is ``to_dict()``; ``as_dict`` survives only
+    # as CheckResult's documented deprecated alias
+    from metricskit.storage.base import StorageStats
+
+    assert StorageStats(samples=3, series=2, bytes=10).to_dict() == {
+        "samples": 3,
+        "series": 2,
+        "bytes": 10,
+    }
+    src = Path(mk.__file__).parent
+    defining = sorted(
+        str(p.relative_to(src)) for p in src.rglob("*.py") if "def as_dict(" in p.read_text()
+    )
+    assert defining == ["sources/base.py"]

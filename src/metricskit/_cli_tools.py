@@ -1,4 +1,4 @@
-"""The ``metricskit`` maintenance and integration commands: cleanup, config check,
+"""The ``metricskit`` maintenance and integration commands: cleanup, migrate, config check,
 export, serve and grafana export (registered on the main group by :mod:`metricskit.cli`)."""
 
 from __future__ import annotations
@@ -45,6 +45,43 @@ def cleanup(config_path: str | None, days: float) -> None:
     finally:
         service.close()
     click.echo(f"removed {removed:,} samples older than {days:g} days from {len(keys):,} series")
+
+
+@click.command()
+@config_option
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    default=None,
+    help="the store to migrate (default: the config's storage)",
+)
+def migrate(config_path: str | None, store_url: str | None) -> None:
+    """Upgrade a store written by an older metricskit to the current layout.
+
+    Opening a store already upgrades its schema; this also seals rows an interrupted
+    upgrade left behind (``compact``) and says which schema version it found and left.
+    """
+    from metricskit.store import open_store
+
+    if store_url is None:
+        from metricskit.config import load_config
+        from metricskit.service import find_config
+
+        store_url = load_config(config_path or find_config()).store_url
+    store = open_store(store_url)
+    try:
+        backend: Any = store.backend
+        if not hasattr(backend, "schema_version"):
+            click.echo(f"{backend!r}: no schema version, nothing to migrate")
+            return
+        before = backend.schema_version_on_open
+        if hasattr(backend, "compact"):
+            backend.compact()
+        click.echo(f"schema version before: {'none (new store)' if before is None else before}")
+        click.echo(f"schema version after: {backend.schema_version}")
+    finally:
+        store.close()
 
 
 @click.group("config")
@@ -210,5 +247,5 @@ def grafana_export(config_path: str | None, path: str, push: bool | None) -> Non
         click.echo(f"pushed to {url}")
 
 
-TOOLS = (cleanup, config_group, export, serve, grafana)
+TOOLS = (cleanup, migrate, config_group, export, serve, grafana)
 """The commands this module adds to ``metricskit``."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from metricskit._time import NS_PER_S, Clock
+from metricskit.errors import InvalidArgumentError, StateError
 
 __all__ = ["Scheduler", "Task"]
 
@@ -77,9 +78,9 @@ class Scheduler:
         ``interval_s`` seconds by the clock, the first time at the next tick (or
         ``first_after_s`` seconds from now)."""
         if (fn is None) == (timed is None):
-            raise ValueError("give exactly one of fn or timed")
+            raise InvalidArgumentError("give exactly one of fn or timed")
         if interval_s <= 0:
-            raise ValueError(f"interval must be > 0 seconds, got {interval_s!r}")
+            raise InvalidArgumentError(f"interval must be > 0 seconds, got {interval_s!r}")
         if timed is None:
             assert fn is not None
             call = fn
@@ -92,7 +93,7 @@ class Scheduler:
             task.next_due_ns = self.clock.now_ns() + round(first_after_s * NS_PER_S)
         with self._lock:
             if name in self._tasks:
-                raise ValueError(f"a task named {name!r} is already scheduled")
+                raise InvalidArgumentError(f"a task named {name!r} is already scheduled")
             self._tasks[name] = task
         self._wake.set()
         return task
@@ -143,7 +144,7 @@ class Scheduler:
         """Call :meth:`tick` from a daemon thread until :meth:`stop` (or the clock
         reaches ``until_ns``)."""
         if self.running:
-            raise RuntimeError("the scheduler is already running")
+            raise StateError("the scheduler is already running")
         self._stop.clear()
         # _loop, not run: a stop() right after start() must not be undone
         self._thread = threading.Thread(target=self._loop, args=(until_ns,), name=name, daemon=True)

@@ -55,7 +55,9 @@ def redact_store_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(is_secret_key(k) for k, _ in pairs):
             query = urlencode([(k, HIDDEN if is_secret_key(k) else v) for k, v in pairs], safe="<>")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # by hand, not urlunsplit: that drops the empty host of sqlite:///x.db (-> sqlite:/x.db)
+    rest = urlunsplit(("", "", parts.path, query, parts.fragment))
+    return f"{parts.scheme}://{netloc}{rest}"
 
 
 def _hide(value: Any) -> Any:

@@ -41,7 +41,7 @@ import numpy as np
 
 from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration
-from metricskit.errors import ConfigError, MetricsKitError
+from metricskit.errors import ConfigError, MetricsKitError, StateError
 from metricskit.sources.base import CallableSource, Sample, Source, as_samples
 
 __all__ = ["SELF_METRIC", "Collector", "RecorderLike", "ScheduledSource"]
@@ -398,7 +398,7 @@ class Collector:
     def start(self, duration: str | float | None = None) -> None:
         """Run the schedule in a background thread (for ``duration``, or until stopped)."""
         if self.running:
-            raise RuntimeError("the collector is already running")
+            raise StateError("the collector is already running")
         self._scheduler.start("metricskit-collector", until_ns=self._until(duration))
 
     @property

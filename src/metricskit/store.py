@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from metricskit._time import TimeLike, parse_duration, to_ns
-from metricskit.errors import QueryError
+from metricskit.errors import InvalidArgumentError, QueryError
 from metricskit.model import Selector, Series, SeriesKey, Tags, validate_name, validate_tags
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend, key_order
 from metricskit.storage.registry import DEFAULT_URL, open_backend
@@ -94,7 +94,9 @@ class Store:
         self, backend: StorageBackend, *, max_records_per_series: int | None = None
     ) -> None:
         if max_records_per_series is not None and max_records_per_series < 1:
-            raise ValueError(f"max_records_per_series must be >= 1, got {max_records_per_series}")
+            raise InvalidArgumentError(
+                f"max_records_per_series must be >= 1, got {max_records_per_series}"
+            )
         self.backend = backend
         self.max_records_per_series = max_records_per_series
         self._known_keys: set[SeriesKey] = set()
@@ -345,7 +347,7 @@ class Store:
 
     def stats(self) -> dict[str, int]:
         """``{"samples": ..., "series": ..., "bytes": ...}``."""
-        return self.backend.stats().as_dict()
+        return self.backend.stats().to_dict()
 
     # -- PromQL (metricskit.query does the work) --------------------------------------
 

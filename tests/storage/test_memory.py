@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from metricskit.model import Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
-from metricskit.storage.memory import MemoryBackend, merge_last_wins
+from metricskit.storage.memory import MemoryBackend
 from metricskit.testing import BackendConformance
 
 
@@ -93,8 +94,10 @@ def test_many_small_appends_merge() -> None:
 
 def test_merge_last_wins_is_stable() -> None:
     ts, vs = merge_last_wins(
-        [np.array([1, 2], dtype=np.int64), np.array([2, 1, 2], dtype=np.int64)],
-        [np.array([10.0, 20.0]), np.array([21.0, 11.0, 22.0])],
+        [
+            (np.array([1, 2], dtype=np.int64), np.array([10.0, 20.0])),
+            (np.array([2, 1, 2], dtype=np.int64), np.array([21.0, 11.0, 22.0])),
+        ]
     )
     assert ts.tolist() == [1, 2]
     assert vs.tolist() == [11.0, 22.0]

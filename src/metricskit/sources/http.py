@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import urllib3
 
 from metricskit._time import Clock, SystemClock
+from metricskit.errors import InvalidArgumentError
 from metricskit.integrations._timing import HEALTH_CHECK_HEADER
 from metricskit.sources.base import CheckResult, Sample, Source, log_transition
 
@@ -75,7 +76,7 @@ class HttpCheck(Source):
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"HttpCheck needs an http(s) URL, got {_public_url(url)!r}")
+            raise InvalidArgumentError(f"HttpCheck needs an http(s) URL, got {_public_url(url)!r}")
         self.url = url
         self.expect_status = (
             frozenset({expect_status})

@@ -134,7 +134,7 @@ class StorageStats:
     series: int
     bytes: int
 
-    def as_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int]:
         """``{"samples": ..., "series": ..., "bytes": ...}``."""
         return asdict(self)
 

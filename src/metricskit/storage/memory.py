@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import (
     MAX_NS,
     Capabilities,
@@ -31,7 +32,7 @@ from metricskit.storage.base import (
     select_indexed,
 )
 
-__all__ = ["MemoryBackend", "merge_last_wins"]
+__all__ = ["MemoryBackend"]
 
 _MAX_PENDING_CHUNKS = 32
 _K = TypeVar("_K")
@@ -39,24 +40,6 @@ _NO_TS: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
 _NO_VS: npt.NDArray[np.float64] = np.empty(0, dtype=np.float64)
 _NO_TS.flags.writeable = False
 _NO_VS.flags.writeable = False
-
-
-def merge_last_wins(
-    timestamps: Sequence[npt.NDArray[np.int64]], values: Sequence[npt.NDArray[np.float64]]
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Concatenate chunks in write order into sorted, unique timestamps; later chunks win."""
-    ts = timestamps[0] if len(timestamps) == 1 else np.concatenate(timestamps)
-    vs = values[0] if len(values) == 1 else np.concatenate(values)
-    if ts.size > 1 and not bool(np.all(ts[1:] > ts[:-1])):
-        order = np.argsort(ts, kind="stable")
-        ts = ts[order]
-        vs = vs[order]
-        keep = np.empty(ts.size, dtype=bool)
-        keep[-1] = True
-        np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
-        ts = ts[keep]
-        vs = vs[keep]
-    return ts, vs
 
 
 def _discard(index: dict[_K, set[SeriesKey]], entry: _K, key: SeriesKey) -> None:
@@ -67,34 +50,31 @@ def _discard(index: dict[_K, set[SeriesKey]], entry: _K, key: SeriesKey) -> None
 
 
 class _Column:
-    __slots__ = ("pending_ts", "pending_vs", "ts", "vs")
+    __slots__ = ("pending", "ts", "vs")
 
     def __init__(self) -> None:
         # shared read-only empties: a burst of new series (alert state) pays no allocation
         self.ts: npt.NDArray[np.int64] = _NO_TS
         self.vs: npt.NDArray[np.float64] = _NO_VS
-        self.pending_ts: list[npt.NDArray[np.int64]] = []
-        self.pending_vs: list[npt.NDArray[np.float64]] = []
+        self.pending: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = []
 
     def append(self, ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]) -> None:
         """Queue a chunk; ``ts`` must be the backend's own copy (it may be shared)."""
-        self.pending_ts.append(ts)
-        self.pending_vs.append(np.array(vs, dtype=np.float64))
-        if len(self.pending_ts) >= _MAX_PENDING_CHUNKS:
+        self.pending.append((ts, np.array(vs, dtype=np.float64)))
+        if len(self.pending) >= _MAX_PENDING_CHUNKS:
             self.merge()
 
     def merge(self) -> None:
-        if not self.pending_ts:
+        if not self.pending:
             return
         if self.ts.size:
-            ts, vs = merge_last_wins([self.ts, *self.pending_ts], [self.vs, *self.pending_vs])
+            ts, vs = merge_last_wins([(self.ts, self.vs), *self.pending])
         else:  # a lone sorted chunk is kept as it is, so a shared timestamp array stays shared
-            ts, vs = merge_last_wins(self.pending_ts, self.pending_vs)
+            ts, vs = merge_last_wins(self.pending)
         ts.flags.writeable = False
         vs.flags.writeable = False
         self.ts, self.vs = ts, vs
-        self.pending_ts.clear()
-        self.pending_vs.clear()
+        self.pending.clear()
 
     def drop_before(self, cutoff_ns: int) -> int:
         self.merge()
@@ -109,10 +89,7 @@ class _Column:
 
     def nbytes(self) -> int:
         return (
-            self.ts.nbytes
-            + self.vs.nbytes
-            + sum(a.nbytes for a in self.pending_ts)
-            + sum(a.nbytes for a in self.pending_vs)
+            self.ts.nbytes + self.vs.nbytes + sum(ts.nbytes + vs.nbytes for ts, vs in self.pending)
         )
 
 

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage import merge_last_wins
 from metricskit.storage.base import (
     MAX_NS,
     MIN_NS,
@@ -37,7 +38,6 @@ from metricskit.storage.parquet_format import (
     OpenFiles,
     decode_rows,
     key_of,
-    merge_last_wins,
     read_index,
     read_series,
     tags_json,

@@ -31,7 +31,7 @@ import base64
 import functools
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +66,6 @@ __all__ = [
     "decode_rows",
     "decode_values",
     "key_of",
-    "merge_last_wins",
     "pack_index",
     "read_index",
     "read_series",
@@ -100,27 +99,6 @@ Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 def tags_json(tags: Tags) -> str:
     """The canonical ``tags`` column text: compact JSON with keys sorted."""
     return json.dumps(dict(tags.items_tuple), separators=(",", ":"), ensure_ascii=False)
-
-
-def merge_last_wins(chunks: Sequence[Arrays]) -> Arrays:
-    """Merge ``(ts, values)`` chunks given oldest first into sorted unique timestamps.
-
-    Where a timestamp repeats, the value from the latest chunk (and within a chunk, the
-    latest position) wins.
-    """
-    if len(chunks) == 1:
-        ts, vs = chunks[0]
-    else:
-        ts = np.concatenate([c[0] for c in chunks])
-        vs = np.concatenate([c[1] for c in chunks])
-    if ts.size > 1 and not bool(np.all(ts[1:] > ts[:-1])):
-        order = np.argsort(ts, kind="stable")
-        ts, vs = ts[order], vs[order]
-        keep = np.empty(ts.size, dtype=bool)
-        keep[-1] = True
-        np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
-        ts, vs = ts[keep], vs[keep]
-    return ts, vs
 
 
 # -- values -------------------------------------------------------------------------------

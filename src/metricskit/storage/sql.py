@@ -117,10 +117,12 @@ class SQLBackend(StorageBackend):
             raise translate(exc, self._url, "open", connecting=isinstance(exc, OSError)) from exc
         self._flavor.install(self._engine)
         try:
-            migrated = self._create_schema()
+            self.schema_version_on_open = self._create_schema()
+            """The schema version the store had when this backend opened it (``None``: the
+            tables were created by this open); :attr:`schema_version` is the one it has now."""
             self._flavor.prepare(self._engine)
             self._reads = ReadStatements(self._tables, self._engine.dialect)
-            if migrated:
+            if self.schema_version_on_open == 1:
                 self.compact()
         except BaseException:
             self._engine.dispose()
@@ -177,8 +179,9 @@ class SQLBackend(StorageBackend):
             finally:
                 cur.close()
 
-    def _create_schema(self) -> bool:
-        """Create missing tables; upgrade a version-1 store. True if it was upgraded."""
+    def _create_schema(self) -> int | None:
+        """Create missing tables; upgrade a version-1 store. The version found (``None``:
+        the tables were created just now)."""
         t = self._tables
         # Two processes may create the tables at once; IF NOT EXISTS makes the second a
         # no-op, and a race inside the catalog (PostgreSQL) is settled by one retry.
@@ -189,14 +192,14 @@ class SQLBackend(StorageBackend):
                         conn.execute(CreateTable(table, if_not_exists=True))
                     for index in (*t.series.indexes, *t.blocks.indexes):
                         conn.execute(CreateIndex(index, if_not_exists=True))
+                    version_query = sa.select(t.meta.c.value).where(t.meta.c.key == _VERSION)
+                    found = conn.execute(version_query).scalar_one_or_none()
                     conn.execute(
                         insert_ignore(self._engine.dialect.name, t.meta, "key"),
                         [{"key": _VERSION, "value": SCHEMA_VERSION},
                          {"key": _GENERATION, "value": 0}],
                     )  # fmt: skip
-                    version = conn.execute(
-                        sa.select(t.meta.c.value).where(t.meta.c.key == _VERSION)
-                    ).scalar_one()
+                    version = conn.execute(version_query).scalar_one()
                     if version == 1:
                         # Version 1 = only head rows, a valid version-2 store; sealing them
                         # into blocks (compact) follows in its own transactions.
@@ -214,7 +217,7 @@ class SQLBackend(StorageBackend):
                 f"{self.url}: tables {t.prefix}* have schema version {version}, newer than "
                 f"this metricskit understands ({SCHEMA_VERSION}); upgrade metricskit"
             )
-        return bool(version == 1)
+        return None if found is None else int(found)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -311,6 +314,15 @@ class SQLBackend(StorageBackend):
             heads[series_id] = 0
         self._blocks.apply(conn, pending)
         return heads
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the store now (see :data:`SCHEMA_VERSION`)."""
+        meta = self._tables.meta
+        with self._transaction("read the schema version") as conn:
+            return int(
+                conn.execute(sa.select(meta.c.value).where(meta.c.key == _VERSION)).scalar_one()
+            )
 
     def compact(self) -> None:
         """Seal every head row into blocks (run after upgrading a version-1 store)."""
