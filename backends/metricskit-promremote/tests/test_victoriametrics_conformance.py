@@ -75,3 +75,20 @@ class TestVictoriaMetricsConformance(BackendConformance):
         for bad in (-(10**18), -1, 4 * 10**18):
             with pytest.raises(BackendError, match="VictoriaMetrics"):
                 backend.write([Series(key, np.array([bad], dtype=np.int64), np.array([1.0]))])
+
+
+def test_infinities_and_nan_read_back(victoriametrics: Server) -> None:
+    # VictoriaMetrics' export writes bare +Inf/-Inf (not JSON): every read of a series
+    # holding one failed before; a label value "+Inf" (a histogram's le) stays as it is.
+    backend = VictoriaMetricsBackend(victoriametrics.url, rewrite=True)
+    try:
+        key = SeriesKey.of("test.vm.inf_total", {"le": "+Inf"})
+        ts = _T0 + np.arange(4, dtype=np.int64) * 10**9
+        backend.write([Series(key, ts, np.array([1.0, np.inf, -np.inf, np.nan]))])
+        backend.flush()
+        got = backend.read(key, MIN_NS, MAX_NS)
+        assert got.key == key
+        assert got.values[:3].tolist() == [1.0, np.inf, -np.inf] and np.isnan(got.values[3])
+    finally:
+        backend.delete_before(MAX_NS)
+        backend.close()

@@ -124,6 +124,8 @@ class Capabilities:
     """``delete_before`` works with a selector (else only whole-store retention)."""
     multiprocess: bool = False
     """Several processes may write to the same URL at once without losing samples."""
+    bit_exact: bool = True
+    """Every float64 reads back bit for bit: NaN, -0.0, +-inf and subnormals included."""
 
 
 @dataclass(frozen=True)

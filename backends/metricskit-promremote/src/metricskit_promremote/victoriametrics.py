@@ -32,7 +32,7 @@ import numpy.typing as npt
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage import merge_last_wins
-from metricskit.storage.base import StorageStats
+from metricskit.storage.base import Capabilities, StorageStats
 
 from metricskit_promremote.http import RequestRejected
 from metricskit_promremote.naming import promql_selector
@@ -54,11 +54,29 @@ def _now_ms() -> int:
     return time.time_ns() // NS_PER_MS
 
 
+def _json_infinities(line: bytes) -> bytes:
+    """An export line as JSON Python reads: VictoriaMetrics writes bare ``+Inf``/``-Inf``.
+
+    Only the value list is rewritten (after the last ``"values":[``), so a label value
+    such as ``le="+Inf"`` stays as it is; NaN is written as ``null``, which reads as NaN.
+    """
+    at = line.rfind(b'"values":[')
+    if at < 0:
+        return line
+    values = line[at:].replace(b"+Inf", b"Infinity").replace(b"-Inf", b"-Infinity")
+    return line[:at] + values
+
+
 class VictoriaMetricsBackend(RemoteWriteBackend):
     """VictoriaMetrics: remote write in, ``/api/v1/export`` out, whole-series deletes."""
 
     scheme: ClassVar[str] = "victoriametrics"
     nan_bits: ClassVar[int] = 0x7FF0000000000002  # Prometheus' staleness marker
+    # VictoriaMetrics keeps a value as a decimal mantissa and exponent: -0.0 reads back
+    # as 0 and subnormals as 0, so values are equal as numbers, not bit for bit.
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        persistent=True, deletes=True, multiprocess=True, bit_exact=False
+    )
 
     def __init__(self, url: str, **options: Any) -> None:
         super().__init__(url, **options)
@@ -146,7 +164,7 @@ class VictoriaMetricsBackend(RemoteWriteBackend):
                 if not line:
                     continue
                 try:
-                    row = json.loads(line)  # NaN is a bare token there; Python's json takes it
+                    row = json.loads(_json_infinities(line))
                     labels, ts, values = row["metric"], row["timestamps"], row["values"]
                 except (ValueError, KeyError, TypeError) as exc:
                     raise BackendError(f"export samples: unreadable line {line[:200]!r}") from exc
