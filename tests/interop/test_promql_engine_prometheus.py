@@ -85,8 +85,10 @@ def draw_data(rng: np.random.Generator) -> list[OMSeries]:
             out.append(("dg", labels, list(zip(ts.tolist(), g.tolist(), strict=True))))
             ts = _times(rng, gap=rng.random() < 0.2)
             c = 2000 + np.cumsum(np.round(rng.exponential(rng.uniform(1, 20), ts.size), 3))
-            for at in rng.choice(ts.size, size=int(rng.integers(0, 3)), replace=False):
-                c[at:] -= c[at] - float(rng.uniform(400, 900))  # a restart, far from zero
+            # restarts far from zero, in time order: an earlier one applied after a later one
+            # pulled the later values below zero, into the documented zero-point difference
+            for at in np.sort(rng.choice(ts.size, size=int(rng.integers(0, 3)), replace=False)):
+                c[at:] -= c[at] - float(rng.uniform(400, 900))
             out.append(("dc_total", labels, list(zip(ts.tolist(), c.tolist(), strict=True))))
             ts = _times(rng, gap=False)
             n = np.round(rng.uniform(0, 100, ts.size), 3)
