@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -35,6 +33,7 @@ from metricskit.errors import ConfigError
 from metricskit.notify import Notifier
 from metricskit.rules_model import AlertRule, RecordingRule, RuleSet
 from metricskit.sources.config import METRIC_GROUPS, plan_sources
+from tests.services import require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -44,11 +43,7 @@ DOCS = ROOT / "docs"
 
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
-    if importlib.util.find_spec("mkdocs") is None:
-        message = "mkdocs is not installed (pip install mkdocs)"
-        if os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"METRICSKIT_REQUIRE_SERVICES=1 but {message}")
-        pytest.skip(message)
+    require_module("mkdocs", "pip install mkdocs")
     site = tmp_path / "site"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml", "-d", site],
