@@ -32,7 +32,7 @@ def test_missing_skips_for_a_developer_and_fails_in_ci(mode: str) -> None:
 
 
 def test_a_missing_module_is_never_a_silent_skip_in_ci(mode: str) -> None:
-    with pytest.raises(_outcome(mode), match="no_such_module_xyz.*pip install it"):
+    with pytest.raises(_outcome(mode), match=r"no_such_module_xyz.*pip install it"):
         require_module("no_such_module_xyz", "pip install it")
     assert require_module("json").dumps([1]) == "[1]"
 

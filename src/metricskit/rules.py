@@ -129,9 +129,12 @@ class RuleEngine:
         doc = load_yaml(path)
         ruleset = parse_rules(doc)
         if notifier is None:
+            from metricskit.config import _substitute
             from metricskit.notify import Notifier
 
             section = doc.data.get("notifications") if isinstance(doc.data, dict) else None
+            # ${VAR} / ${VAR:-default} as load_config expands them: the same file works in both
+            section = _substitute(doc, section, ("notifications",))
             # a relative log path is relative to the rule file, as in the config loader
             base = log_dir if log_dir is not None else os.path.dirname(os.path.abspath(path))
             try:
