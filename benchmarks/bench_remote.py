@@ -20,18 +20,12 @@ blocks made by ``promtool tsdb create-blocks-from openmetrics`` from the same sa
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -42,13 +36,9 @@ from metricskit_promremote.servers import (
     start_victoriametrics,
 )
 
+from anchors import ANCHOR_MISSING, SAMPLES_PER_REQUEST, dir_bytes, promtool_blocks, vm_merge
+from anchors import vm_import as ingest_import
 from dataset import Dataset, arrays
-
-SAMPLES_PER_REQUEST = 100_000
-
-
-def _du(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def ingest_metricskit(server: Server, data: Dataset) -> None:
@@ -56,24 +46,6 @@ def ingest_metricskit(server: Server, data: Dataset) -> None:
     backend.write(data.batch())  # type: ignore[arg-type]
     backend.flush()
     backend.close()
-
-
-def ingest_import(server: Server, data: Dataset) -> None:
-    ts_ms = (data.timestamps_ns // 1_000_000).tolist()
-    per_request = max(1, SAMPLES_PER_REQUEST // len(ts_ms))
-    session = requests.Session()
-    for first in range(0, len(data.names), per_request):
-        lines = []
-        for i in range(first, min(first + per_request, len(data.names))):
-            metric = {"__name__": data.names[i], **data.labels[i]}
-            lines.append(
-                json.dumps(
-                    {"metric": metric, "values": data.values[i].tolist(), "timestamps": ts_ms}
-                )
-            )
-        session.post(f"{server.http}/api/v1/import", data="\n".join(lines)).raise_for_status()
-    session.get(f"{server.http}/internal/force_flush").raise_for_status()
-    session.close()
 
 
 def timed_round(
@@ -85,34 +57,16 @@ def timed_round(
             start = time.perf_counter()
             ingest(server, data)
             elapsed = time.perf_counter() - start
-            requests.get(f"{server.http}/internal/force_merge", timeout=600).raise_for_status()
-            time.sleep(2)  # force_merge returns before the merged parts replace the old ones
-        return elapsed, _du(Path(tmp) / "data")
+            vm_merge(server)
+        return elapsed, dir_bytes(Path(tmp) / "data")
 
 
 def prometheus_bytes(data: Dataset, workdir: Path) -> int | None:
     """Bytes of the TSDB blocks ``promtool`` builds from the dataset as OpenMetrics."""
-    promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    if not os.access(promtool, os.X_OK):
+    try:
+        return dir_bytes(promtool_blocks(data, workdir / "blocks"))
+    except ServerNotAvailable:
         return None
-    src = workdir / "data.om"
-    ts_s = [f"{t // 1_000_000_000}" for t in data.timestamps_ns.tolist()]
-    with src.open("w") as out:
-        # OpenMetrics wants each family's samples together: the dataset's order is.
-        for i, name in enumerate(data.names):
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(data.labels[i].items()))
-            prefix = f"{name}{{{labels}}} "
-            out.writelines(
-                f"{prefix}{v!r} {t}\n" for v, t in zip(data.values[i].tolist(), ts_s, strict=True)
-            )
-        out.write("# EOF\n")
-    blocks = workdir / "blocks"
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(src), str(blocks)],
-        check=True,
-        capture_output=True,
-    )
-    return _du(blocks)
 
 
 def main() -> int:
@@ -154,7 +108,7 @@ def main() -> int:
             else:
                 print(f"Prometheus on disk (promtool blocks): {prom / n:.2f} bytes/sample")
     except ServerNotAvailable as exc:
-        print(f"skipped: {exc}")
+        print(f"{ANCHOR_MISSING} {exc}")
         return 0
     return 0
 

@@ -1,7 +1,8 @@
 """Finding and starting the real servers tests talk to, all on 127.0.0.1.
 
 A test that cannot find its server skips with the reason; under
-``METRICSKIT_REQUIRE_SERVICES=1`` (CI) it fails instead.
+``METRICSKIT_REQUIRE_SERVICES=1`` (CI) it fails instead. The decision is
+:func:`metricskit.testing.require.missing`, shared with the plugins' tests.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import requests
+
+from metricskit.testing.require import missing, require_module, required
 
 POSTGRES_URL = os.environ.get(
     "METRICSKIT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -24,16 +26,22 @@ POSTGRES_URL = os.environ.get(
 MARIADB_URL = os.environ.get("METRICSKIT_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
-def services_required() -> bool:
-    """True when a missing server must fail the test rather than skip it."""
-    return os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1"
+__all__ = [
+    "MARIADB_URL",
+    "POSTGRES_URL",
+    "binary",
+    "free_port",
+    "missing",
+    "port_open",
+    "require_database",
+    "require_module",
+    "required",
+    "running",
+    "service_missing",
+    "shared_dir",
+]
 
-
-def service_missing(reason: str) -> None:
-    """Skip (or, under METRICSKIT_REQUIRE_SERVICES=1, fail) because a server is missing."""
-    if services_required():
-        pytest.fail(f"required service missing: {reason}")
-    pytest.skip(reason)
+service_missing = missing  # the name the server-backed tests know it by
 
 
 def free_port() -> int:
@@ -56,8 +64,7 @@ def binary(name: str) -> str:
     """The path of an installed program, or skip/fail naming the Debian package to install."""
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path is None:
-        service_missing(f"{name} is not installed (apt-get install it; see scripts/setup.sh)")
-    assert path is not None
+        missing(f"{name} is not installed (apt-get install it; see scripts/setup.sh)")
     return path
 
 
@@ -100,7 +107,29 @@ def require_database(url: str) -> str:
         with engine.connect():
             pass
     except Exception as exc:  # any failure to connect means "not available"
-        service_missing(f"cannot connect to {engine.url!r}: {exc}")
+        missing(f"cannot connect to {engine.url!r}: {exc}")
     finally:
         engine.dispose()
     return url
+
+
+def shared_dir(checkout: Path | None = None) -> Path:
+    """The project's ``shared/`` folder (reference dataset generator, design notes).
+
+    ``$METRICSKIT_SHARED_DIR`` if set; else the first ``shared/`` holding
+    ``bench/gen_dataset.py`` in ``checkout`` (this repository by default) or beside it or
+    beside any folder above it: CI clones the repository into some folder with
+    ``shared/`` copied beside the clone, worktrees sit a level deeper. Missing: skip, or
+    fail under METRICSKIT_REQUIRE_SERVICES=1.
+    """
+    marker = Path("bench") / "gen_dataset.py"
+    explicit = os.environ.get("METRICSKIT_SHARED_DIR")
+    if explicit:
+        if not (Path(explicit) / marker).is_file():
+            missing(f"METRICSKIT_SHARED_DIR={explicit} has no {marker}")
+        return Path(explicit)
+    root = (checkout or Path(__file__).parents[1]).resolve()
+    for folder in (root, *root.parents):
+        if (folder / "shared" / marker).is_file():
+            return folder / "shared"
+    missing(f"no shared/{marker} in or above {root}: set METRICSKIT_SHARED_DIR to shared/")

@@ -10,8 +10,9 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from tests.services import shared_dir
+
 ROOT = Path(__file__).parents[1]
-REFERENCE = Path(__file__).parents[2] / "shared/bench/gen_dataset.py"
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -25,9 +26,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def reference() -> ModuleType:
-    if not REFERENCE.exists():
-        pytest.skip(f"reference generator not found at {REFERENCE}")
-    return _load("_reference_gen_dataset", REFERENCE)
+    return _load("_reference_gen_dataset", shared_dir() / "bench" / "gen_dataset.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,9 @@
-"""Every benchmark runs in its smoke size, so none of them rots (timings are not checked)."""
+"""Every benchmark runs in its smoke size, so none of them rots (timings are not checked).
+
+A benchmark whose anchor (Prometheus, VictoriaMetrics) is not installed says so with the
+prefix ``benchmarks/anchors.py`` defines; that skips, or fails under
+METRICSKIT_REQUIRE_SERVICES=1.
+"""
 
 import subprocess
 import sys
@@ -6,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import missing
+
 BENCHMARKS = sorted((Path(__file__).parents[1] / "benchmarks").glob("bench_*.py"))
+ANCHOR_MISSING = "anchor not available:"  # benchmarks/anchors.py's ANCHOR_MISSING
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
@@ -19,4 +27,12 @@ def test_benchmark_smoke(script: Path, tmp_path: Path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, f"{script.name} failed:\n{result.stdout}\n{result.stderr}"
+    for line in result.stdout.splitlines():
+        if line.startswith(ANCHOR_MISSING):
+            missing(f"{script.name}: {line}")
     assert "ratio" in result.stdout.lower(), f"{script.name} must print its ratio to the anchor"
+
+
+def test_anchor_marker_matches_the_benchmarks() -> None:
+    text = (Path(__file__).parents[1] / "benchmarks" / "anchors.py").read_text()
+    assert f'ANCHOR_MISSING = "{ANCHOR_MISSING}"' in text

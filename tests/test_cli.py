@@ -117,15 +117,11 @@ def test_seed_read_commands(workdir: Path) -> None:
     assert run(workdir, "status").returncode == 0
     metrics = run(workdir, "metrics")
     assert metrics.returncode == 0 and "system.cpu.usage_percent" in metrics.stdout
-    piped = subprocess.run(
-        f"{sys.executable} -m metricskit metrics --output json | jq '.system'",
-        shell=True,
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert json.loads(piped.stdout) == {
+    # stdout is a pipe here, as in `metricskit metrics --output json | jq .system`:
+    # it must hold the JSON document and nothing else
+    piped = run(workdir, "metrics", "--output", "json")
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["system"] == {
         "system.cpu.usage_percent": 50.0,
         "system.memory.usage_percent": 40.0,
     }

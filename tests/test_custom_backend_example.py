@@ -6,7 +6,6 @@ Without it the tests skip, unless ``METRICSKIT_REQUIRE_SERVICES=1`` (CI), where 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 import metricskit
 from metricskit.storage.registry import ENTRY_POINT_GROUP, available_schemes
 from metricskit.testing.conformance import BackendConformance
+from tests.services import missing
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "custom_backend"
 
@@ -28,10 +28,7 @@ def _installed() -> None:
     try:
         distribution("metricskit-jsonl")
     except PackageNotFoundError:
-        message = "metricskit-jsonl is not installed: pip install -e examples/custom_backend"
-        if os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"METRICSKIT_REQUIRE_SERVICES=1 but {message}")
-        pytest.skip(message)
+        missing("metricskit-jsonl is not installed: pip install -e examples/custom_backend")
 
 
 def test_entry_point_is_registered() -> None:

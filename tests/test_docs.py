@@ -8,13 +8,17 @@
   backticks is the model's real default.
 - docs/cli.md has a section for every command of ``metricskit.cli.cli`` that names every
   option and argument.
+- Every ```python block of README.md and docs/*.md runs: each page's blocks in order, as
+  one script in a fresh process and an empty directory holding the example
+  ``config/monitoring.yaml``. A block that cannot run says why in an HTML comment on the
+  line before its fence: ``<!-- not-run: reason -->``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -35,20 +39,18 @@ from metricskit.errors import ConfigError
 from metricskit.notify import Notifier
 from metricskit.rules_model import AlertRule, RecordingRule, RuleSet
 from metricskit.sources.config import METRIC_GROUPS, plan_sources
+from tests.services import require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
 
 # -- the site builds ------------------------------------------------------------------
 
 
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
-    if importlib.util.find_spec("mkdocs") is None:
-        message = "mkdocs is not installed (pip install mkdocs)"
-        if os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"METRICSKIT_REQUIRE_SERVICES=1 but {message}")
-        pytest.skip(message)
+    require_module("mkdocs", "pip install mkdocs")
     site = tmp_path / "site"
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml", "-d", site],
@@ -239,6 +241,30 @@ def test_no_row_documents_a_key_that_does_not_exist() -> None:
     assert not stale, f"rows for keys the loader does not know: {stale}"
 
 
+def test_default_dashboard_sections_are_named_as_in_the_code() -> None:
+    from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
+
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    sentence = text.split("The default sections are ", 1)[1].split("(", 1)[0]
+    assert re.findall(r"`([^`]+)`", sentence) == list(DEFAULT_DASHBOARD_SECTIONS)
+
+
+def test_config_sections_read_as_documented() -> None:
+    # docs/collection.md and notifications.md index the config like the seed's YAML dict
+    from metricskit.config import UnknownSectionError, load_config
+
+    config = load_config(text="collection: {interval_seconds: 30}\nstorage: {type: memory}")
+    assert config["collection"] is config.collection
+    assert config["notifications"] is config.notifications
+    assert config["storage"] is config.storage
+    assert config["alerts"] == config.rules.alerts
+    for section in SECTIONS:
+        config[section]  # every section the loader accepts can be read so
+    with pytest.raises(UnknownSectionError, match="did you mean 'alerts'") as caught:
+        config["alert"]
+    assert isinstance(caught.value, KeyError) and isinstance(caught.value, ConfigError)
+
+
 # -- cli.md ---------------------------------------------------------------------------
 
 
@@ -316,3 +342,93 @@ def test_configuration_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None
     config = load_config(text=example)
     assert [rule.name for rule in config.rules.alerts] == ["system.high_cpu"]
     assert config.integrations.prometheus.port == 9464
+
+
+# -- every python block runs -----------------------------------------------------------
+
+_FENCE = re.compile(r"^```python\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
+_NOT_RUN = re.compile(r"<!--\s*not-run:\s*(\S.*?)\s*-->\s*$")
+# blocks checked by a test of their own, with what the prose says they print
+_OWN_TEST = {"user-guide.md": "test_user_guide_python_blocks_run_in_order"}
+
+_RUNNER = """
+import json, sys
+namespace = {"__name__": "__main__"}
+for path, line, code in json.load(open(sys.argv[1])):
+    # padded so a traceback names the page and the line in it
+    exec(compile("\\n" * (line - 1) + code, path, "exec"), namespace)
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One ```python block: where it is, its code, and why it does not run (if marked)."""
+
+    page: Path
+    line: int  # of its first code line
+    code: str
+    not_run: str | None
+
+
+def python_blocks(page: Path) -> list[Block]:
+    """Every ```python block of a page, in order."""
+    text = page.read_text(encoding="utf-8")
+    blocks = []
+    for match in _FENCE.finditer(text):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        marker = _NOT_RUN.search(before)
+        line = text.count("\n", 0, match.start()) + 2
+        blocks.append(Block(page, line, match.group(1), marker.group(1) if marker else None))
+    return blocks
+
+
+def _run_pages() -> list[Path]:
+    return [p for p in PAGES if python_blocks(p) and p.name not in _OWN_TEST]
+
+
+@pytest.mark.parametrize("page", _run_pages(), ids=lambda p: p.name)
+def test_page_python_blocks_run(page: Path, tmp_path: Path) -> None:
+    blocks = [b for b in python_blocks(page) if b.not_run is None]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "monitoring.yaml").write_bytes(
+        (ROOT / "examples" / "monitoring.yaml").read_bytes()
+    )
+    script = tmp_path.parent / f"{tmp_path.name}-blocks.json"
+    script.write_text(json.dumps([(str(b.page.relative_to(ROOT)), b.line, b.code) for b in blocks]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICSKIT_CONFIG")}
+    done = subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, f"{page.name}:\n{done.stdout[-2000:]}\n{done.stderr[-6000:]}"
+
+
+def test_block_extraction_and_the_not_run_marker(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# t\n\n```python\na = 1\n```\n\n<!-- not-run: needs a GPU -->\n```python\nb = 2\n```\n"
+        "\n```bash\nls\n```\n"
+    )
+    first, second = python_blocks(page)
+    assert (first.line, first.code, first.not_run) == (4, "a = 1\n", None)
+    assert (second.line, second.code, second.not_run) == (9, "b = 2\n", "needs a GPU")
+
+
+def test_every_python_block_is_run_or_says_why_not() -> None:
+    blocks = [b for p in PAGES for b in python_blocks(p)]
+    assert len(blocks) >= 30  # the extraction itself works
+    skipped = [f"{b.page.name}:{b.line}: {b.not_run}" for b in blocks if b.not_run]
+    # deliberately unrunnable blocks are rare; each names its reason
+    assert len(skipped) <= 3, skipped
+    for page in PAGES:
+        if page.name in _OWN_TEST:
+            assert _OWN_TEST[page.name] in globals()
+    # a python block must be fenced as such to be run: no untagged code fences of Python
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        untagged = re.findall(r"^```\n(?:import |from \w+ import )", text, flags=re.MULTILINE)
+        assert not untagged, f"{page.name}: a Python block fenced without 'python'"

@@ -7,29 +7,19 @@ ipykernel and matplotlib (dev dependencies): without them the test skips, unless
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.services import require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "trend_analysis.ipynb"
 
 
-def _require(*modules: str) -> None:
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        message = f"needs {', '.join(missing)}: pip install nbmake ipykernel matplotlib"
-        if os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"METRICSKIT_REQUIRE_SERVICES=1 but {message}")
-        pytest.skip(message)
-
-
 def test_trend_analysis_notebook_runs(tmp_path: Path) -> None:
-    _require("nbmake", "ipykernel", "matplotlib")
+    for module in ("nbmake", "ipykernel", "matplotlib"):
+        require_module(module, "pip install nbmake ipykernel matplotlib")
     done = subprocess.run(
         [
             sys.executable,

@@ -8,6 +8,7 @@ import pytest
 
 import metricskit as mk
 from metricskit.model import Series, SeriesKey
+from tests.services import require_module
 
 DAY0 = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
 DAYS = 4
@@ -40,7 +41,7 @@ def _expected(store: mk.Store, name: str, day: int) -> np.ndarray:
 
 
 def test_duckdb_reads_one_day_of_one_metric(dataset: tuple[Path, mk.Store]) -> None:
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require_module("duckdb")
     root, store = dataset
     query = f"""
         SELECT ts, CASE WHEN value_int IS NULL THEN value ELSE value_int / 10^scale END AS v
@@ -59,7 +60,7 @@ def test_duckdb_reads_one_day_of_one_metric(dataset: tuple[Path, mk.Store]) -> N
 
 
 def test_dask_prunes_partitions_and_stays_lazy(dataset: tuple[Path, mk.Store]) -> None:
-    dd = pytest.importorskip("dask.dataframe")
+    dd = require_module("dask.dataframe")
     root, store = dataset
     everything = dd.read_parquet(str(root))
     one_day = dd.read_parquet(

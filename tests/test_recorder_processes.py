@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import metricskit as mk
+from tests.services import require_module
 
 T0 = 1_732_752_000
 NS = 1_000_000_000
@@ -50,9 +51,9 @@ for i in range(1234):
 
 def _url(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite":
-        pytest.importorskip("metricskit.storage.sql", reason="the SQLite backend has not landed")
+        require_module("metricskit.storage.sql")
         return f"sqlite:///{tmp_path}/m.db"
-    pytest.importorskip("pyarrow")
+    require_module("pyarrow")
     return f"parquet:///{tmp_path}/data"
 
 

@@ -289,6 +289,13 @@ _OTHER_SECTIONS = ("collection", "alerts", "recording", "notifications")
 SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
 
 
+class UnknownSectionError(ConfigError, KeyError):
+    """``config[name]`` for a section a monitoring.yaml cannot have."""
+
+    def __str__(self) -> str:
+        return self.message  # not KeyError's repr() of it
+
+
 @dataclass(frozen=True, repr=False)
 class MonitoringConfig:
     """A validated ``monitoring.yaml``; its ``repr()`` shows every credential redacted."""
@@ -332,6 +339,20 @@ class MonitoringConfig:
             f"{f.name}={redact(getattr(self, f.name), f.name)!r}" for f in dataclasses.fields(self)
         )
         return f"MonitoringConfig({', '.join(fields)})"
+
+    def __getitem__(self, section: str) -> Any:
+        """``config["collection"]``: the section as its attribute holds it.
+
+        Code written for the seed's plain YAML dict reads sections this way, so it works
+        here too; ``alerts`` and ``recording`` give the rule tuples of ``config.rules``.
+        """
+        if section in ("alerts", "recording"):
+            return getattr(self.rules, section)
+        if section in SECTIONS:
+            return getattr(self, section)
+        near = difflib.get_close_matches(str(section), SECTIONS, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UnknownSectionError(f"no config section {section!r}{hint}; known: {list(SECTIONS)}")
 
     def resolve(self, path: str) -> Path:
         """A path from the config, relative to its directory."""

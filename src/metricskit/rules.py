@@ -149,6 +149,7 @@ class RuleEngine:
         if notifier is None:
             from metricskit.notify import Notifier
 
+            # already substituted above, as load_config does: the same file works in both
             section = doc.data.get("notifications") if isinstance(doc.data, dict) else None
             # a relative log path is relative to the rule file, as in the config loader
             base = log_dir if log_dir is not None else os.path.dirname(os.path.abspath(path))

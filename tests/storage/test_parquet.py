@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+from tests.services import require_module
+
+pa = require_module("pyarrow")
+pq = require_module("pyarrow.parquet")
 
 from metricskit.errors import BackendError, CorruptDataError  # noqa: E402
 from metricskit.model import Selector, Series, SeriesKey  # noqa: E402
@@ -320,7 +322,7 @@ def test_pyarrow_dataset_reads_the_directory(
 
 
 def test_duckdb_reads_the_directory(mixed_store: tuple[Path, dict[SeriesKey, Series]]) -> None:
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = require_module("duckdb")
     root, data = mixed_store
     rows = duckdb.sql(
         f"""

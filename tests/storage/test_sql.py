@@ -28,7 +28,7 @@ from metricskit.storage.registry import open_backend as registry_open_backend
 from metricskit.storage.sql import InMemorySQLiteBackend, SQLBackend
 from metricskit.storage.sql_schema import Tables, encode_tags, key_hash
 from metricskit.testing import BackendConformance
-from tests.services import MARIADB_URL, POSTGRES_URL, free_port, require_database
+from tests.services import MARIADB_URL, POSTGRES_URL, free_port, require_database, require_module
 
 T0 = 1_795_046_400 * 10**9
 SECOND = 10**9
@@ -300,15 +300,11 @@ def test_repr_hides_password(prefix: str) -> None:
         _drop(url, prefix)
 
 
-def test_missing_driver_names_the_extra() -> None:
-    # MySQLdb (mysqlclient) is a driver metricskit does not install.
-    pytest.importorskip("sqlalchemy.dialects.mysql.mysqldb")
-    try:
-        import MySQLdb  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("MySQLdb is installed here")
+def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # MySQLdb (mysqlclient) is a driver metricskit does not install; a None entry makes
+    # importing it fail here even where it happens to be installed
+    require_module("sqlalchemy.dialects.mysql.mysqldb")
+    monkeypatch.setitem(sys.modules, "MySQLdb", None)
     with pytest.raises(BackendImportError, match=r"pip install 'metricskit\[sql\]'"):
         SQLBackend.from_url("mysql+mysqldb://root@127.0.0.1:3306/test")
 

@@ -7,12 +7,12 @@ A missing binary skips the tests that need it, unless ``METRICSKIT_REQUIRE_SERVI
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from metricskit.testing.require import missing
 
 from metricskit_promremote.servers import (
     Server,
@@ -29,9 +29,7 @@ def _start(
         with starter(path) as server:
             yield server
     except ServerNotAvailable as exc:
-        if os.environ.get("METRICSKIT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"METRICSKIT_REQUIRE_SERVICES=1 but {exc}")
-        pytest.skip(str(exc))
+        missing(str(exc))
 
 
 @pytest.fixture(scope="session")
