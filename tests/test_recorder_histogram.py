@@ -24,6 +24,7 @@ from metricskit.model import SeriesKey
 from metricskit.recorder import REQUEST_METRIC
 from metricskit.storage.memory import MemoryBackend
 from metricskit.testing import ManualClock
+from tests.services import require_module
 
 T0 = 1_732_752_000
 TAGS = {"endpoint": "/api", "status": "200"}
@@ -140,7 +141,7 @@ with mk.open_store(sys.argv[1]) as store:
 
 def test_a_second_process_continues_and_a_third_scrapes(tmp_path: Path) -> None:
     url = f"parquet:///{tmp_path}/pq"
-    pytest.importorskip("pyarrow")
+    require_module("pyarrow")
     script = tmp_path / "child.py"
     script.write_text(textwrap.dedent(CHILD).format(t0=T0))
     values = durations(80, 4)

@@ -212,7 +212,8 @@ def test_operations_mount_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     section = text.split("### Mounting in your own application", 1)[1]
     block = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert block is not None
-    (tmp_path / "monitoring.yaml").write_text("storage: {type: memory}\n")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "monitoring.yaml").write_text("storage: {type: memory}\n")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "operations_example"}
     exec(compile(block.group(1), "docs/operations.md mount example", "exec"), namespace)

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-pytest.importorskip("pyarrow")
+from tests.services import require_module
 
-from metricskit.model import SeriesKey
-from metricskit.storage.base import MAX_NS, MIN_NS
-from metricskit.storage.parquet import ParquetBackend
+require_module("pyarrow")
+
+from metricskit.model import SeriesKey  # noqa: E402
+from metricskit.storage.base import MAX_NS, MIN_NS  # noqa: E402
+from metricskit.storage.parquet import ParquetBackend  # noqa: E402
 
 SRC = str(Path(__file__).parents[2] / "src")
 T0 = 1_795_046_400 * 10**9

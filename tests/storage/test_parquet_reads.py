@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+from tests.services import require_module
+
+require_module("pyarrow")
+pq = require_module("pyarrow.parquet")
 
 from metricskit.errors import CorruptDataError  # noqa: E402
 from metricskit.model import Selector, Series, SeriesKey  # noqa: E402
