@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anchors import ANCHOR_MISSING
 from metricskit import aggregate as agg
 
 QS = [0.5, 0.95, 0.99]
@@ -116,8 +117,8 @@ def main() -> None:
         contenders.insert(
             1, ("DuckDB quantile_cont GROUP BY minute, 2 threads", lambda: duckdb_all(con))
         )
-    except ImportError:
-        print("  DuckDB not installed: skipped")
+    except ImportError as exc:
+        print(f"{ANCHOR_MISSING} DuckDB ({exc}); pip install duckdb")
     print(f"  {'metricskit':48s} {mk_ms:9.1f} ms")
     for name, fn in contenders:
         ms, out = best(fn, repeat)

@@ -9,8 +9,9 @@ import pytest
 from metricskit.channels import DeliveryError, LogChannel
 from metricskit.channels.log import format_log_line
 from metricskit.events import AlertState, Severity
-from metricskit.notify import make_test_event
+from metricskit.notify import Notifier, make_test_event
 from tests.test_channels_http import T0, make_event
+from tests.test_rules_timeline import Env, rule
 
 
 def test_firing_line_reads_like_the_seed() -> None:
@@ -124,3 +125,39 @@ def test_a_rule_summary_with_control_characters_stays_one_line(tmp_path: Path) -
     (line,) = path.read_text().splitlines()
     assert "Queue 5 2024-05-01T12:00:00.000Z RESOLVED: \\x1b[8mforged - app.queue.depth" in line
     store.close()
+
+
+def test_pending_events_of_a_real_engine_reach_the_log_file_only(tmp_path: Path) -> None:
+    """docs/notifications.md: the log keeps every state, other receivers never see pending."""
+    path = tmp_path / "alerts.log"
+    env = Env()
+    slack = env.capture  # a CapturingChannel named "slack"
+    env.notifier.close()
+    env.notifier = Notifier([LogChannel(path), slack])
+    engine = env.engine(rule(duration_seconds=300, channels=["log", "slack"]))
+    try:
+        # pending, cancelled; then pending again until it fires
+        changes = env.run(engine, [95, 50, 95, 95, 95, 95, 95, 95], step=60)
+        assert changes[0] == ["pending"] and changes[1] == ["inactive"]
+        assert changes[7] == ["firing"]
+        assert env.notifier.flush(timeout=30)
+        states = [line.split(" [", 1)[1].split()[0] for line in path.read_text().splitlines()]
+        assert states == ["PENDING", "INACTIVE", "PENDING", "FIRING"]
+        assert [e.state for e in slack.events] == [AlertState.FIRING]
+        assert env.notifier.stats()["slack"]["sent"] == 1
+    finally:
+        env.close()
+
+
+def test_a_rule_without_duration_logs_firing_without_a_pending_line(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.log"
+    env = Env()
+    env.notifier.close()
+    env.notifier = Notifier([LogChannel(path)])
+    engine = env.engine(rule(channels=["log"]))
+    try:
+        assert env.run(engine, [95]) == [["pending", "firing"]]
+        assert env.notifier.flush(timeout=30)
+        assert [" ALERT: " in line for line in path.read_text().splitlines()] == [True]
+    finally:
+        env.close()

@@ -256,10 +256,15 @@ def test_serve_metrics_dashboard_and_health(workdir: Path) -> None:
         assert "<svg" in page.text
         assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
         assert page.headers["X-Frame-Options"] == "DENY"
+        query = requests.get(f"{base}/api/v1/query", params={"query": "up"}, timeout=30)
+        assert query.status_code == 200 and query.json()["status"] == "success"
     finally:
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+    # the startup line names everything served, the Prometheus API included, on one line
+    [started] = [line for line in out.splitlines() if line.startswith("metricskit: serving")]
+    assert "/metrics, /, /api/health" in started and "/api/v1/query" in started, started
 
 
 def test_status_sees_monitoring_inside_an_application(workdir: Path) -> None:

@@ -9,7 +9,8 @@ from metricskit.errors import ConfigError
 EXAMPLE = Path(__file__).parents[1] / "examples" / "monitoring.yaml"
 
 
-def test_example_with_every_seed_key_loads() -> None:
+def test_example_with_every_seed_key_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/x")
     cfg = load_config(EXAMPLE)
     assert cfg.store_url == f"sqlite:///{EXAMPLE.parent.resolve() / 'metrics.db'}"
     assert cfg.interval_seconds == 60 and cfg.retention_days == 30
@@ -25,6 +26,18 @@ def test_example_with_every_seed_key_loads() -> None:
     assert cfg.integrations.prometheus.enabled and cfg.integrations.prometheus.port == 8000
     assert cfg.integrations.grafana.dashboard_url == "http://localhost:3000"
     assert cfg.notifications["slack"]["channels"]["critical"] == "#critical-alerts"
+    assert cfg.notifications["slack"]["webhook_url"] == "https://hooks.slack.com/services/T/B/x"
+    assert "slack" not in cfg.unavailable_channels
+
+
+def test_example_without_the_slack_variable_has_slack_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No dead-port default: an unset variable switches the channel off (alerts go to the log)."""
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    cfg = load_config(EXAMPLE)
+    assert "SLACK_WEBHOOK_URL" in cfg.unavailable_channels["slack"]
+    assert "slack" not in cfg.notifications
 
 
 def test_empty_file_has_defaults(tmp_path: Path) -> None:

@@ -226,3 +226,21 @@ def test_spread_of_equal_values_is_exactly_zero() -> None:
     t = T0 + 30
     for expr in ("stddev_over_time(x[1m])", "stdvar_over_time(x[1m])", "stddev(x)", "stdvar(x)"):
         assert set(s.promql(expr, t)["value"]) == {0.0}, expr
+
+
+def test_sum_of_a_lone_negative_zero_keeps_its_sign() -> None:
+    """Prometheus' sum starts from the first value, not from 0: sum(-0) is -0."""
+    s = open_store("memory://")
+    _write(s, "dg", {"job": "a", "inst": "1"}, [0.0], [-0.5])
+    _write(s, "dg", {"job": "b", "inst": "1"}, [0.0], [-0.5])
+    _write(s, "dg", {"job": "b", "inst": "2"}, [0.0], [0.0])
+    t = T0 + 10
+
+    def signs(expr: str) -> dict[str, float]:
+        frame = s.promql(expr, t)
+        return {j: math.copysign(1.0, v) for j, v in zip(frame["job"], frame["value"], strict=True)}
+
+    # ceil(-0.5) is -0; -0 + 0 is 0
+    assert signs('sum by (job) (ceil(dg{inst="1"}))') == {"a": -1.0, "b": -1.0}
+    assert signs("sum by (job) (ceil(dg))") == {"a": -1.0, "b": 1.0}
+    assert signs("avg by (job) (ceil(dg))") == {"a": -1.0, "b": 1.0}

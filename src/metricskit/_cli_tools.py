@@ -182,7 +182,7 @@ def serve(
     max_connections: int,
     idle_timeout: float,
 ) -> None:
-    """Serve /metrics, the dashboard at / and /api/health until Ctrl-C."""
+    """Serve /metrics, the dashboard at /, /api/health and Prometheus' HTTP API until Ctrl-C."""
     service = open_service(config_path)
     try:
         server = service.start_server(
@@ -191,7 +191,10 @@ def serve(
     except BaseException:
         service.close()
         raise
-    click.echo(f"metricskit: serving {server.url} (/metrics, /, /api/health); Ctrl-C stops")
+    click.echo(
+        f"metricskit: serving {server.url} (/metrics, /, /api/health, Prometheus API "
+        "/api/v1/query, /api/v1/query_range, ...); Ctrl-C stops"
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

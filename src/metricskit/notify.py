@@ -274,7 +274,10 @@ class Notifier:
         return {name: w.channel for name, w in self._workers.items()}
 
     def notify(self, events: Iterable[AlertEvent]) -> None:
-        """Queue each event for the channels it names; return at once, never raise."""
+        """Queue each event for the channels it names; return at once, never raise.
+
+        Pending and inactive events go only to channels that keep every state (the log).
+        """
         try:
             for event in events:
                 targets: dict[str, None] = {}  # ordered, and the fallback only once
@@ -285,8 +288,11 @@ class Notifier:
                         self._unknown_channel(name, event)
                         if self.fallback is not None:
                             targets[self.fallback] = None
+                wanted = event.state in (AlertState.FIRING, AlertState.RESOLVED)
                 for name in targets:
                     worker = self._workers[name]
+                    if not (wanted or worker.channel.receives_pending):
+                        continue
                     if not self._stop.is_set():
                         worker.put(event)
                     else:

@@ -342,8 +342,11 @@ class RuleEngine:
             if a is None:
                 fp = fingerprint_of(rs.name, key.tags)
                 a = rs.alerts[key] = Alert(key, fp, AlertState.PENDING, t, value)
-                changes.append(event_of(rule, a, AlertState.PENDING, t))
+                pending = event_of(rule, a, AlertState.PENDING, t)
+                changes.append(pending)
                 dirty.append((rs.name, a))
+                if rule.for_ns > 0 and not self._silenced(rs.name, key.tags, t):
+                    notes.append(pending)  # for the log; the notifier keeps it from receivers
             a.value = value
             if a.keep_since_ns is not None:
                 a.keep_since_ns = None
@@ -361,8 +364,11 @@ class RuleEngine:
         if a.state is AlertState.PENDING:
             del rs.alerts[key]
             a.state = AlertState.INACTIVE
-            changes.append(event_of(rule, a, AlertState.INACTIVE, t))
+            inactive = event_of(rule, a, AlertState.INACTIVE, t)
+            changes.append(inactive)
             dirty.append((rs.name, a))
+            if not self._silenced(rs.name, key.tags, t):
+                notes.append(inactive)
             return
         if rule.keep_firing_ns > 0:
             if a.keep_since_ns is None:

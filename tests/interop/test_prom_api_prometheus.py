@@ -6,7 +6,7 @@ printed) are backfilled into Prometheus and written to a SQLite store that a rea
 ``GET /api/v1/query_range`` (every third also as ``/api/v1/query``) to both; the JSON must
 agree: status and errorType, resultType, the label sets, the timestamps exactly, the
 values to 1e-9 relative, and a value's spelling exactly wherever the two numbers are equal
-(but for the sign of a zero). Series order is not compared (the engine test checks
+(the sign of a zero included). Series order is not compared (the engine test checks
 sort()'s order). ``series``, ``labels`` and ``label/<name>/values`` must answer exactly
 the same JSON.
 """
@@ -63,9 +63,7 @@ def _same_value(a: str, b: str) -> bool:
     if math.isnan(x) or math.isnan(y):
         return a == b
     if x == y:
-        # equal numbers are spelled alike; the sign of a zero sum is the engine's
-        # (Prometheus' sum of -0 alone is -0, metricskit's 0)
-        return a == b or x == 0
+        return a == b  # equal numbers are spelled alike, the sign of a zero included
     return math.isclose(x, y, rel_tol=REL, abs_tol=1e-12)
 
 

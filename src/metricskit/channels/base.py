@@ -19,7 +19,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -53,6 +53,10 @@ class Channel(ABC):
 
     #: The name rules route to (``channels: ["slack", "log"]``).
     name: str
+
+    #: Whether the notifier hands this channel pending and inactive events too; a
+    #: receiver is told about firing and resolved ones only, a history (the log) keeps all.
+    receives_pending: ClassVar[bool] = False
 
     @abstractmethod
     def send(self, events: Sequence[AlertEvent]) -> None:

@@ -57,6 +57,8 @@ def format_log_line(event: AlertEvent) -> str:
 class LogChannel(Channel):
     """Appends one line per event to a file (every state, pending included)."""
 
+    receives_pending = True
+
     def __init__(self, path: str | os.PathLike[str] = DEFAULT_LOG_PATH, *, name: str = "log"):
         self.name = name
         self.path = Path(path)

@@ -77,8 +77,10 @@ def _reduce(op: str, values: F64, present: BOOL, q: F64 | None) -> F64:
     count = present.sum(axis=0)
     safe = np.where(count > 0, count, 1)
     with np.errstate(all="ignore"):
+        # -0 (absent rows, and numpy's start) is the identity of +: Prometheus starts
+        # from the first value, so a lone -0 sums (and averages) to -0, not 0
         if op == "sum":
-            result: F64 = np.where(present, values, 0.0).sum(axis=0)
+            result: F64 = np.where(present, values, -0.0).sum(axis=0, initial=-0.0)
         elif op == "count":
             result = count.astype(np.float64)
         elif op == "group":
@@ -90,7 +92,7 @@ def _reduce(op: str, values: F64, present: BOOL, q: F64 | None) -> F64:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 result = (np.nanmin if op == "min" else np.nanmax)(filled, axis=0)
         elif op in ("avg", "stddev", "stdvar"):
-            mean = np.where(present, values, 0.0).sum(axis=0) / safe
+            mean = np.where(present, values, -0.0).sum(axis=0, initial=-0.0) / safe
             if op == "avg":
                 return np.asarray(mean, dtype=np.float64)
             dev = np.where(present, values - mean, 0.0)
