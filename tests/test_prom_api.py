@@ -61,8 +61,13 @@ def _serve(workdir: Path, config: str) -> tuple[subprocess.Popen[str], str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    workdir = tmp_path_factory.mktemp("promapi")
+def promapi_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("promapi")
+
+
+@pytest.fixture(scope="module")
+def served(promapi_dir: Path) -> Iterator[str]:
+    workdir = promapi_dir
     _write(workdir / "metrics.db")
     proc, base = _serve(workdir, "storage: {type: sqlite, connection_string: metrics.db}\n")
     try:
@@ -72,7 +77,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.communicate(timeout=30)
 
 
-def test_prometheus_api_client_queries(served: str) -> None:
+def test_prometheus_api_client_queries(served: str, promapi_dir: Path) -> None:
     prom = PrometheusConnect(url=served, disable_ssl=True)
     result = prom.custom_query(
         "sum by (job) (rate(http_requests_total[5m]))", params={"time": T0 + 600}
@@ -94,6 +99,11 @@ def test_prometheus_api_client_queries(served: str) -> None:
     assert prom.get_label_names() == ["__name__", "job", "queue"]
     assert prom.get_label_values("job") == ["api", "web"]
     assert prom.all_metrics() == ["http_requests_total", "queue_depth"]
+    # "current" is the real now, which in a long run is more than the 5-minute lookback
+    # after NOW (taken when the module was collected): a sample from just now
+    with mk.open_store(f"sqlite:///{promapi_dir / 'metrics.db'}") as store:
+        key = SeriesKey.of("queue.depth", {"queue": "q1"})
+        store.write([Series(key, np.array([time.time_ns()]), np.array([7.5]))])
     current = prom.get_current_metric_value("queue_depth", label_config={"queue": "q1"})
     assert [(c["metric"], c["value"][1]) for c in current] == [
         ({"__name__": "queue_depth", "queue": "q1"}, "7.5")
