@@ -374,6 +374,8 @@ def _alert_json(alert: Any) -> dict[str, Any]:
 
 
 def _rule_query(rule: Any) -> str:
+    if getattr(rule, "expr", None) is not None:
+        return str(rule.expr)
     name = exposed_name(rule.metric).sample
     inner = name if rule.stat == "last" else f"{rule.stat}({name})"
     return f"{inner} {OPERATOR_SYMBOLS[rule.operator]} {_value(float(rule.threshold))}"
