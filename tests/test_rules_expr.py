@@ -141,10 +141,13 @@ from metricskit.testing.channels import CapturingChannel
 
 url, rules, times = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 capture = CapturingChannel("log")
-engine = RuleEngine.from_yaml(rules, open_store(url), notifier=Notifier([capture]))
+notifier = Notifier([capture])
+engine = RuleEngine.from_yaml(rules, open_store(url), notifier=notifier)
 restored = [[a.state.value, dict(a.tags)] for a in engine.active_alerts()]
 for t in times:
     engine.evaluate(now=t)
+assert notifier.flush(timeout=60)  # delivery is asynchronous
+notifier.close()
 print(json.dumps({
     "restored": restored,
     "sent": [e.state.value for e in capture.events],
