@@ -123,6 +123,8 @@ TEMPLATE_FIELDS = (
 """The ``{placeholders}`` ``summary`` and ``description`` may use."""
 
 
+EXPR_METRIC = ""
+"""``metric`` of an expression rule (it has none; its alerts' keys carry this name)."""
 _METRIC_ONLY = (
     "metric",
     "threshold",
@@ -185,9 +187,9 @@ class AlertRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metric: str = ""
-    threshold: Number = math.nan
-    operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"] = "gt"
+    metric: str
+    threshold: Number
+    operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"]
     expr: str | None = None
     """A PromQL expression: every series of its result is an alert (Prometheus' semantics)."""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -277,7 +279,7 @@ class AlertRule(BaseModel):
     @field_validator("metric")
     @classmethod
     def _metric_name(cls, v: str) -> str:
-        return validate_name(v)
+        return v if v == EXPR_METRIC else validate_name(v)
 
     @field_validator("expr")
     @classmethod
@@ -299,28 +301,29 @@ class AlertRule(BaseModel):
             raise ConfigError(f"alert rule {self.name!r} has no expr")
         return parse_expr(self.expr)
 
-    @model_validator(mode="after")
-    def _expr_or_metric(self) -> AlertRule:
-        given = self.model_fields_set
-        if self.expr is None:
-            for key in ("metric", "threshold", "operator"):
-                if key not in given:
-                    raise PydanticCustomError(
-                        FIELD_ERROR, "{message}", {"field": key, "message": "required key missing"}
-                    )
-            return self
+    @model_validator(mode="before")
+    @classmethod
+    def _expr_or_metric(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("expr") is None:
+            if data.get("metric") == EXPR_METRIC:  # the placeholder is no metric name
+                validate_name(EXPR_METRIC)
+            return data
         # an expression rule is the condition itself: these belong to metric rules
         for key in _METRIC_ONLY:
-            if key in given:
+            if key in data:
                 message = f"{key} belongs to a metric/threshold rule, not to one with expr"
                 raise PydanticCustomError(
                     FIELD_ERROR, "{message}", {"field": key, "message": message}
                 )
-        return self
+        return {**data, "metric": EXPR_METRIC, "threshold": math.nan, "operator": "gt"}
 
     @field_validator("threshold", "recovery_threshold")
     @classmethod
-    def _finite(cls, v: float | None) -> float | None:
+    def _finite(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if info.data.get("metric") == EXPR_METRIC and info.field_name == "threshold":
+            return v  # an expression rule has no threshold (NaN)
         if v is not None and not math.isfinite(v):
             raise ValueError(f"must be a finite number, not {v}")
         return v
