@@ -192,3 +192,17 @@ def test_an_expression_rule_in_code() -> None:
     engine.evaluate(now=0)
     (alert,) = engine.active_alerts()
     assert alert.state is AlertState.FIRING and dict(alert.tags) == {"team": "x"}
+
+
+def test_a_monitoring_yaml_with_groups_keeps_them_with_the_builtin_rules(tmp_path: Path) -> None:
+    from metricskit.config import load_config
+    from metricskit.performance_rules import default_rules, with_defaults
+
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(PROM_FILE)
+    config = load_config(str(path))
+    thresholds = config.performance.performance_thresholds()
+    rules = with_defaults(config.rules, default_rules(thresholds))
+    assert [r.record for r in rules.expr_recording] == ["job:errors:sum"]
+    assert "api.ErrorsHigh" in [r.name for r in rules.alerts]
+    assert len(rules.alerts) > 1  # the built-in performance rules too
