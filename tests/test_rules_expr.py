@@ -206,3 +206,27 @@ def test_a_monitoring_yaml_with_groups_keeps_them_with_the_builtin_rules(tmp_pat
     assert [r.record for r in rules.expr_recording] == ["job:errors:sum"]
     assert "api.ErrorsHigh" in [r.name for r in rules.alerts]
     assert len(rules.alerts) > 1  # the built-in performance rules too
+
+
+def test_the_prometheus_api_lists_expression_rules(tmp_path: Path) -> None:
+    import requests
+
+    from metricskit.service import MonitoringService
+
+    config = "storage: {type: sqlite, connection_string: metrics.db}\n" + PROM_FILE
+    (tmp_path / "monitoring.yaml").write_text(config)
+    service = MonitoringService(str(tmp_path / "monitoring.yaml"))
+    try:
+        server = service.start_server(port=0)
+        try:
+            body = requests.get(f"{server.url}/api/v1/rules", timeout=30).json()
+        finally:
+            server.stop()
+    finally:
+        service.close()
+    (group,) = [g for g in body["data"]["groups"] if g["name"] == "api"]
+    assert [(r["type"], r["name"], r["query"]) for r in group["rules"]] == [
+        ("alerting", "api.ErrorsHigh", "job:errors:sum > 5"),
+        ("recording", "job:errors:sum", "sum by (job) (errors)"),
+    ]
+    assert group["rules"][0]["labels"]["where"] == "{{ $labels.job }}"
