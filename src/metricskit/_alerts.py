@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from metricskit._prom_templates import expand
 from metricskit._time import NS_PER_S, TimeLike
 from metricskit.events import AlertEvent, AlertState, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags, validate_tags
@@ -200,6 +201,12 @@ def render(template: str | None, rule: AlertRule, alert: Alert, state: AlertStat
         return template  # e.g. {tags[host]} on a series without that tag
 
 
+def _annotation(rule: AlertRule, a: Alert, key: str) -> str:
+    # an expression rule's annotations, templated with the alert's labels and value
+    text = rule.annotations.get(key)
+    return "" if text is None else expand(text, a.key.tags, a.value)
+
+
 def event_of(
     rule: AlertRule, a: Alert, state: AlertState, t: int, *, silenced: bool = False
 ) -> AlertEvent:
@@ -217,8 +224,9 @@ def event_of(
         active_since_ns=a.since_ns,
         fired_at_ns=a.fired_at_ns,
         firing_value=a.firing_value,
-        summary=render(rule.summary, rule, a, state),
-        description=render(rule.description, rule, a, state) if rule.description else "",
+        summary=_annotation(rule, a, "summary") or render(rule.summary, rule, a, state),
+        description=_annotation(rule, a, "description")
+        or (render(rule.description, rule, a, state) if rule.description else ""),
         channels=rule.channels,
         fingerprint=a.fingerprint,
         silenced=silenced,

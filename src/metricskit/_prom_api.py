@@ -374,6 +374,8 @@ def _alert_json(alert: Any) -> dict[str, Any]:
 
 
 def _rule_query(rule: Any) -> str:
+    if getattr(rule, "expr", None) is not None:
+        return str(rule.expr)
     name = exposed_name(rule.metric).sample
     inner = name if rule.stat == "last" else f"{rule.stat}({name})"
     return f"{inner} {OPERATOR_SYMBOLS[rule.operator]} {_value(float(rule.threshold))}"
@@ -399,8 +401,9 @@ def _rules(source: AlertSource | None, params: dict[str, list[str]]) -> str:
                     "name": rule.name,
                     "query": _rule_query(rule),
                     "duration": float(rule.duration_seconds),
-                    "labels": {"severity": rule.severity.value, **rule.tags},
-                    "annotations": {"summary": rule.summary} if rule.summary else {},
+                    "labels": {"severity": rule.severity.value, **rule.tags, **rule.labels},
+                    "annotations": dict(rule.annotations)
+                    or ({"summary": rule.summary} if rule.summary else {}),
                     "alerts": mine,
                     "health": "ok",
                     "type": "alerting",
@@ -414,6 +417,16 @@ def _rules(source: AlertSource | None, params: dict[str, list[str]]) -> str:
                     "name": exposed_name(rec.target).sample,
                     "query": f"{rec.function}({exposed_name(rec.source).sample}[{rec.window}])",
                     "labels": dict(rec.tags),
+                    "health": "ok",
+                    "type": "recording",
+                }
+            )
+        for expr_rec in getattr(source, "expr_recording", ()):
+            groups.setdefault(expr_rec.name.partition(".")[0], []).append(
+                {
+                    "name": expr_rec.record,
+                    "query": expr_rec.expr,
+                    "labels": dict(expr_rec.labels),
                     "health": "ok",
                     "type": "recording",
                 }

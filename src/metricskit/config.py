@@ -285,7 +285,7 @@ _MODELS: dict[str, type[_Section]] = {
     "health_checks": HealthChecksConfig,
     "service": ServiceConfig,
 }
-_OTHER_SECTIONS = ("collection", "alerts", "recording", "notifications")
+_OTHER_SECTIONS = ("collection", "alerts", "recording", "groups", "notifications")
 SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
 
 
@@ -348,6 +348,8 @@ class MonitoringConfig:
         """
         if section in ("alerts", "recording"):
             return getattr(self.rules, section)
+        if section == "groups":  # Prometheus rule groups: their rules are in config.rules
+            return self.rules
         if section in SECTIONS:
             return getattr(self, section)
         near = difflib.get_close_matches(str(section), SECTIONS, n=1)

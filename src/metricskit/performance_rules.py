@@ -95,7 +95,7 @@ def with_defaults(rules: RuleSet, defaults: Sequence[AlertRule]) -> RuleSet:
     """``rules`` plus each default whose name no rule of ``rules`` has."""
     own = {r.name for r in rules.alerts}
     added = tuple(r for r in defaults if r.name not in own)
-    return RuleSet(alerts=(*rules.alerts, *added), recording=rules.recording)
+    return rules.model_copy(update={"alerts": (*rules.alerts, *added)})
 
 
 @dataclass

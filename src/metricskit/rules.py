@@ -46,13 +46,16 @@ from metricskit._alerts import (
     read_history,
     restore_alerts,
 )
+from metricskit._prom_templates import expand
 from metricskit._rules_data import MetricData, read_metrics
+from metricskit._rules_expr import instant_samples
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
 from metricskit._validation import locate_config_error
 from metricskit._yaml import load_yaml
 from metricskit.errors import ConfigError, InvalidArgumentError, StateError
 from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Series, SeriesKey, Tags
+from metricskit.query._values import NAME
 from metricskit.rules_model import (
     OPERATORS,
     AlertRule,
@@ -65,6 +68,13 @@ from metricskit.store import Store
 __all__ = ["STATE_METRIC", "ActiveAlert", "ComputedSeries", "RuleEngine", "Silence"]
 
 logger = logging.getLogger("metricskit.rules")
+
+
+def _result_tags(labels: Iterable[tuple[str, str]], extra: Mapping[str, str]) -> Tags:
+    # Prometheus drops the metric name and lets rule labels win; an empty one removes it
+    tags = {k: v for k, v in labels if k != NAME}
+    tags.update(extra)
+    return Tags({k: v for k, v in tags.items() if v != ""})
 
 
 class ComputedSeries(Protocol):
@@ -114,6 +124,7 @@ class RuleEngine:
         self.rules = tuple(r for r in ruleset.alerts if r.enabled)
         self.recording = (*ruleset.recording, *recording)
         self._derivations = [r.derivation() for r in self.recording]
+        self.expr_recording = ruleset.expr_recording
         self.computed = tuple(computed)
         self._states = {r.name: _RuleState(r, r.name) for r in self.rules}
         self._silences: list[Silence] = []
@@ -178,6 +189,8 @@ class RuleEngine:
             self._record(t)
             spans: dict[str, int] = {}
             for r in self.rules:
+                if r.expr is not None:
+                    continue
                 span = r.window_ns if r.window_ns is not None else r.lookback_ns
                 spans[r.metric] = max(spans.get(r.metric, 0), span)
             data = read_metrics(self.store, spans, t)
@@ -185,7 +198,10 @@ class RuleEngine:
             notes: list[AlertEvent] = []
             dirty: list[tuple[str, Alert]] = []
             for rs in self._states.values():
-                self._eval_rule(rs, data[rs.rule.metric], t, changes, notes, dirty)
+                if rs.rule.expr is not None:
+                    self._eval_expr(rs, t, changes, notes, dirty)
+                else:
+                    self._eval_rule(rs, data[rs.rule.metric], t, changes, notes, dirty)
             persist_alerts(self.store, dirty, t, self._refresh_due(t))
             self.last_evaluation_seconds = time.perf_counter() - started
         if notes and self.notifier is not None:
@@ -209,6 +225,21 @@ class RuleEngine:
         ]
 
     def _record(self, t: int) -> None:
+        for rule in self.expr_recording:
+            try:
+                written = [
+                    Series(
+                        SeriesKey(rule.record, _result_tags(labels, rule.labels)),
+                        np.array([t]),
+                        np.array([value], dtype=float),
+                    )
+                    for labels, value in instant_samples(self.store, rule.plan, t)
+                ]
+                # written at once: a later rule of the same evaluation reads this result
+                if written:
+                    self.store.write(written)
+            except Exception as exc:  # one broken recording rule must not stop the rest
+                logger.warning("recording rule %r failed: %s", rule.name, exc)
         batch = []
         for rec, derivation in zip(self.recording, self._derivations, strict=True):
             try:
@@ -224,6 +255,31 @@ class RuleEngine:
                 logger.warning("computed series %r failed: %s", source, exc)
         if batch:
             self.store.write(batch)
+
+    def _eval_expr(
+        self,
+        rs: _RuleState,
+        t: int,
+        changes: list[AlertEvent],
+        notes: list[AlertEvent],
+        dirty: list[tuple[str, Alert]],
+    ) -> None:
+        """Prometheus' alerting rule: each result series is active, every other is not."""
+        rule = rs.rule
+        try:
+            samples = instant_samples(self.store, rule.plan, t)
+        except Exception as exc:  # as Prometheus: a failed query changes no alert
+            logger.warning("alert rule %r: %s", rs.name, exc)
+            return
+        active: dict[SeriesKey, float] = {}
+        for labels, value in samples:
+            extra = {k: expand(text, dict(labels), value) for k, text in rule.labels.items()}
+            active[SeriesKey(rule.metric, _result_tags(labels, extra))] = value
+        for key, value in active.items():
+            self._step(rs, key, value, True, True, t, changes, notes, dirty)
+        for key, a in list(rs.alerts.items()):
+            if key not in active:
+                self._step(rs, key, a.value, True, False, t, changes, notes, dirty)
 
     def _rule_view(
         self, rs: _RuleState, md: MetricData

@@ -47,7 +47,7 @@ import re
 import string
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -62,6 +62,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from metricskit._prom_templates import check_template
 from metricskit._time import NS_PER_S, parse_duration
 from metricskit._validation import (
     FIELD_ERROR,
@@ -71,14 +72,18 @@ from metricskit._validation import (
 )
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.derive import FUNCTIONS, Derivation
-from metricskit.errors import ConfigError
+from metricskit.errors import ConfigError, QueryError
 from metricskit.events import Severity
 from metricskit.model import Tags, validate_name, validate_tags
+
+if TYPE_CHECKING:
+    from metricskit.query._plan import Node
 
 __all__ = [
     "OPERATORS",
     "STATS",
     "AlertRule",
+    "ExprRecordingRule",
     "RecordingRule",
     "RuleSet",
     "load_rules",
@@ -118,6 +123,39 @@ TEMPLATE_FIELDS = (
 """The ``{placeholders}`` ``summary`` and ``description`` may use."""
 
 
+EXPR_METRIC = ""
+"""``metric`` of an expression rule (it has none; its alerts' keys carry this name)."""
+_METRIC_ONLY = (
+    "metric",
+    "threshold",
+    "operator",
+    "stat",
+    "window",
+    "tags",
+    "recovery_threshold",
+    "no_data",
+    "lookback",
+    "summary",
+    "description",
+)
+
+
+def parse_expr(expr: str) -> Node:
+    """The checked plan of a PromQL expression (QueryError if it is not supported)."""
+    from metricskit.query import parse
+
+    return parse(expr)
+
+
+def check_expr(expr: str) -> str:
+    """Return ``expr`` if the query engine can run it, else raise ValueError (with why)."""
+    try:
+        parse_expr(expr)
+    except QueryError as exc:
+        raise ValueError(f"invalid PromQL: {exc}") from None
+    return expr
+
+
 def _seconds(value: Any) -> float:
     # Durations may be seconds (the seed) or strings like "5m"; both end up as seconds.
     return parse_duration(value) / NS_PER_S
@@ -152,6 +190,12 @@ class AlertRule(BaseModel):
     metric: str
     threshold: Number
     operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"]
+    expr: str | None = None
+    """A PromQL expression: every series of its result is an alert (Prometheus' semantics)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels added to an expression rule's alerts (templated: ``{{ $labels.x }}``)."""
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """An expression rule's annotations; ``summary``/``description`` fill the event's."""
     duration_seconds: Seconds = 0.0
     severity: Severity = Severity.WARNING
     enabled: bool = True
@@ -235,11 +279,51 @@ class AlertRule(BaseModel):
     @field_validator("metric")
     @classmethod
     def _metric_name(cls, v: str) -> str:
-        return validate_name(v)
+        return v if v == EXPR_METRIC else validate_name(v)
+
+    @field_validator("expr")
+    @classmethod
+    def _expr(cls, v: str | None) -> str | None:
+        return None if v is None else check_expr(v)
+
+    @field_validator("labels", "annotations")
+    @classmethod
+    def _prom_templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, text in v.items():
+            validate_tags({key: "x"})
+            check_template(text)
+        return v
+
+    @cached_property
+    def plan(self) -> Node:
+        """The checked PromQL plan of ``expr`` (expression rules only)."""
+        if self.expr is None:
+            raise ConfigError(f"alert rule {self.name!r} has no expr")
+        return parse_expr(self.expr)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expr_or_metric(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("expr") is None:
+            if data.get("metric") == EXPR_METRIC:  # the placeholder is no metric name
+                validate_name(EXPR_METRIC)
+            return data
+        # an expression rule is the condition itself: these belong to metric rules
+        for key in _METRIC_ONLY:
+            if key in data:
+                message = f"{key} belongs to a metric/threshold rule, not to one with expr"
+                raise PydanticCustomError(
+                    FIELD_ERROR, "{message}", {"field": key, "message": message}
+                )
+        return {**data, "metric": EXPR_METRIC, "threshold": math.nan, "operator": "gt"}
 
     @field_validator("threshold", "recovery_threshold")
     @classmethod
-    def _finite(cls, v: float | None) -> float | None:
+    def _finite(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if info.data.get("metric") == EXPR_METRIC and info.field_name == "threshold":
+            return v  # an expression rule has no threshold (NaN)
         if v is not None and not math.isfinite(v):
             raise ValueError(f"must be a finite number, not {v}")
         return v
@@ -377,12 +461,100 @@ class RecordingRule(BaseModel):
         return Derivation.from_dict(self.model_dump(exclude_none=True))
 
 
+class ExprRecordingRule(BaseModel):
+    """A Prometheus recording rule: ``expr``'s result series written as ``record``.
+
+    Each result series is stored under the name ``record`` (as given) with its labels
+    (``__name__`` dropped) and ``labels`` added, at the evaluation time.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: str
+    expr: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    _name: str = PrivateAttr(default="")
+
+    @property
+    def name(self) -> str:
+        """``"group.record"``."""
+        return self._name
+
+    @field_validator("record")
+    @classmethod
+    def _record(cls, v: str) -> str:
+        return validate_name(v)
+
+    @field_validator("expr")
+    @classmethod
+    def _expr(cls, v: str) -> str:
+        return check_expr(v)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return dict(validate_tags(v).items_tuple)
+
+    @cached_property
+    def plan(self) -> Node:
+        """The checked PromQL plan of ``expr``."""
+        return parse_expr(self.expr)
+
+
+class _PromRule(BaseModel):
+    # One entry of a Prometheus rule group, keys as Prometheus spells them.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    alert: str | None = None
+    record: str | None = None
+    expr: str | int | float
+    for_: Seconds = Field(default=0.0, alias="for")
+    keep_firing_for: Seconds = 0.0
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expr")
+    @classmethod
+    def _expr(cls, v: str | float) -> str:
+        return check_expr(str(v))
+
+    @field_validator("labels", "annotations", mode="before")
+    @classmethod
+    def _strings(cls, v: Any) -> Any:
+        # Prometheus files often hold `severity: 1` or `team: 42`: label values are text
+        if isinstance(v, dict):
+            return {k: x if isinstance(x, str) else str(x) for k, x in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _kind(self) -> _PromRule:
+        if (self.alert is None) == (self.record is None):
+            message = "a rule needs exactly one of alert: or record:"
+            raise PydanticCustomError(
+                FIELD_ERROR, "{message}", {"field": "expr", "message": message}
+            )
+        return self
+
+
+class _PromGroup(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    interval: Seconds | None = None
+    limit: int | None = None
+    query_offset: Seconds | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    rules: list[_PromRule] = Field(default_factory=list)
+
+
 class _RuleFile(BaseModel):
     # Other top-level sections (storage, notifications, ...) belong to the config loader.
     model_config = ConfigDict(extra="ignore")
 
     alerts: dict[str, dict[str, AlertRule] | None] | None = None
     recording: dict[str, dict[str, RecordingRule] | None] | None = None
+    groups: list[_PromGroup] | None = None
 
 
 class RuleSet(BaseModel):
@@ -392,11 +564,57 @@ class RuleSet(BaseModel):
 
     alerts: tuple[AlertRule, ...] = ()
     recording: tuple[RecordingRule, ...] = ()
+    expr_recording: tuple[ExprRecordingRule, ...] = ()
 
 
 def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
+    if loc and loc[0] == "groups":
+        model: type[BaseModel] = _PromRule if "rules" in loc else _PromGroup
+        return [f.alias or n for n, f in model.model_fields.items()]
     model = AlertRule if loc and loc[0] == "alerts" else RecordingRule
     return list(model.model_fields)
+
+
+def _prometheus_rules(
+    doc: YamlDocument, groups: Sequence[_PromGroup]
+) -> tuple[list[AlertRule], list[ExprRecordingRule]]:
+    alerts: list[AlertRule] = []
+    records: list[ExprRecordingRule] = []
+    for gi, group in enumerate(groups):
+        for ri, rule in enumerate(group.rules):
+            where = ("groups", gi, "rules", ri)
+            labels = {**group.labels, **rule.labels}
+            try:
+                if rule.record is not None:
+                    rec = ExprRecordingRule(record=rule.record, expr=str(rule.expr), labels=labels)
+                    rec._name = f"{group.name}.{rule.record}"
+                    records.append(rec)
+                    continue
+                fields: dict[str, Any] = {
+                    "expr": rule.expr,
+                    "duration_seconds": rule.for_,
+                    "keep_firing_seconds": rule.keep_firing_for,
+                    "labels": labels,
+                    "annotations": rule.annotations,
+                }
+                if labels.get("severity") in {s.value for s in Severity}:
+                    fields["severity"] = labels["severity"]
+                name = f"{group.name}.{rule.alert}"
+                if any(a.name == name for a in alerts):
+                    raise ConfigError(
+                        f"alert {rule.alert!r} appears twice in group {group.name!r}; "
+                        "metricskit needs distinct alert names within a group"
+                    )
+                alerts.append(AlertRule.create(name, **fields))
+            except ValidationError as exc:
+                problems = "; ".join(
+                    describe_pydantic_error(e, list(ExprRecordingRule.model_fields))
+                    for e in exc.errors()[:3]
+                )
+                raise doc.error(problems, where) from None
+            except ConfigError as exc:
+                raise doc.error(exc.message, where) from None
+    return alerts, records
 
 
 def parse_rules(doc: YamlDocument) -> RuleSet:
@@ -422,7 +640,11 @@ def parse_rules(doc: YamlDocument) -> RuleSet:
             except ConfigError as exc:
                 raise doc.error(exc.message, ("recording", group, name)) from None
             recording.append(rec)
-    return RuleSet(alerts=tuple(alerts), recording=tuple(recording))
+    prom_alerts, expr_recording = _prometheus_rules(doc, parsed.groups or ())
+    alerts.extend(prom_alerts)
+    return RuleSet(
+        alerts=tuple(alerts), recording=tuple(recording), expr_recording=tuple(expr_recording)
+    )
 
 
 def load_rules(source: str | YamlDocument, *, text: bool = False) -> RuleSet:

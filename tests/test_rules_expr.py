@@ -1,0 +1,232 @@
+"""Expression rules (``expr:``): loading with lines, templating, recording, restarts.
+
+The alert timelines themselves are compared with Prometheus in
+tests/interop/test_promtool_expr_rules.py; here: what a user gets wrong, and that the
+state of an expression alert survives a second process on the same SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metricskit import Series, SeriesKey, open_store
+from metricskit._prom_templates import expand, go_float, humanize
+from metricskit.errors import ConfigError
+from metricskit.events import AlertState
+from metricskit.rules import RuleEngine
+from metricskit.rules_model import AlertRule, load_rules
+
+NS = 10**9
+
+PROM_FILE = """\
+groups:
+  - name: api
+    rules:
+      - record: job:errors:sum
+        expr: sum by (job) (errors)
+      - alert: ErrorsHigh
+        expr: job:errors:sum > 5
+        for: 2m
+        labels:
+          severity: critical
+          where: "{{ $labels.job }}"
+        annotations:
+          summary: "{{ $labels.job }} has {{ $value }} errors"
+"""
+
+
+def _load_error(tmp_path: Path, text: str) -> ConfigError:
+    path = tmp_path / "rules.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_rules(str(path))
+    return info.value
+
+
+def test_a_prometheus_rule_file_loads_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text(PROM_FILE)
+    rules = load_rules(str(path))
+    (alert,) = rules.alerts
+    assert alert.name == "api.ErrorsHigh"
+    assert alert.duration_seconds == 120
+    assert alert.severity.value == "critical"
+    assert [r.record for r in rules.expr_recording] == ["job:errors:sum"]
+
+
+def test_seed_alerts_and_prometheus_groups_share_a_file(tmp_path: Path) -> None:
+    seed = "alerts:\n  system:\n    cpu:\n      metric: system.cpu\n      threshold: 1\n"
+    path = tmp_path / "rules.yml"
+    path.write_text(seed + "      operator: gt\n" + PROM_FILE)
+    assert [r.name for r in load_rules(str(path)).alerts] == ["system.cpu", "api.ErrorsHigh"]
+
+
+def test_bad_promql_is_a_config_error_at_its_line(tmp_path: Path) -> None:
+    err = _load_error(tmp_path, PROM_FILE.replace("job:errors:sum > 5", "job:errors:sum >"))
+    assert err.line is not None and err.line >= 5
+    assert "PromQL" in str(err)
+
+
+def test_unsupported_template_is_a_config_error_not_a_literal(tmp_path: Path) -> None:
+    err = _load_error(
+        tmp_path, PROM_FILE.replace("{{ $value }}", "{{ $value | humanizePercentage }}")
+    )
+    assert "unsupported template action" in str(err)
+    assert err.line is not None
+
+
+def test_expr_and_metric_do_not_mix(tmp_path: Path) -> None:
+    text = "alerts:\n  g:\n    r:\n      expr: up == 0\n      metric: up\n"
+    err = _load_error(tmp_path, text)
+    assert "metric belongs to a metric/threshold rule" in str(err)
+    assert err.line == 5
+
+
+def test_a_rule_needs_alert_or_record(tmp_path: Path) -> None:
+    err = _load_error(tmp_path, "groups:\n  - name: g\n    rules:\n      - expr: up\n")
+    assert "exactly one of alert: or record:" in str(err)
+
+
+def test_templates() -> None:
+    assert go_float(0.5) == "0.5" and go_float(1e6) == "1e+06" and go_float(3.0) == "3"
+    assert humanize(1500) == "1.5k" and humanize(0.25) == "250m" and humanize(0) == "0"
+    text = "{{ $labels.job }}/{{ .Labels.nope }}: {{ humanize $value }}"
+    assert expand(text, {"job": "api"}, 2500) == "api/: 2.5k"
+
+
+def _write(store_url: str, t: int, per_job: dict[str, float]) -> None:
+    store = open_store(store_url)
+    store.write(
+        [
+            Series(SeriesKey.of("errors", {"job": job}), np.array([t * NS]), np.array([v]))
+            for job, v in per_job.items()
+        ]
+    )
+    store.close()
+
+
+def test_recording_and_alert_in_one_engine(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text(PROM_FILE)
+    store = open_store("memory://")
+    engine = RuleEngine.from_yaml(str(path), store, notifier=None)
+    store.write(
+        [
+            Series(SeriesKey.of("errors", {"job": j}), np.array([0, 60 * NS]), np.array([v, v]))
+            for j, v in (("api", 9.0), ("web", 1.0))
+        ]
+    )
+    engine.evaluate(now=0)
+    engine.evaluate(now=60)
+    (pending,) = engine.active_alerts()
+    assert pending.state is AlertState.PENDING
+    assert dict(pending.tags) == {"job": "api", "severity": "critical", "where": "api"}
+    assert pending.summary == "api has 9 errors"
+    recorded = store.promql("job:errors:sum", time=60)
+    assert sorted(recorded["value"]) == [1.0, 9.0]
+
+
+_CHILD = r"""
+import json, sys
+from metricskit import open_store
+from metricskit.rules import RuleEngine
+from metricskit.notify import Notifier
+from metricskit.testing.channels import CapturingChannel
+
+url, rules, times = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+capture = CapturingChannel("log")
+notifier = Notifier([capture])
+engine = RuleEngine.from_yaml(rules, open_store(url), notifier=notifier)
+restored = [[a.state.value, dict(a.tags)] for a in engine.active_alerts()]
+for t in times:
+    engine.evaluate(now=t)
+assert notifier.flush(timeout=60)  # delivery is asynchronous
+notifier.close()
+print(json.dumps({
+    "restored": restored,
+    "sent": [e.state.value for e in capture.events],
+    "active": [[a.state.value, a.since_ns] for a in engine.active_alerts()],
+}))
+"""
+
+
+def _child(url: str, rules: Path, times: list[int]) -> dict[str, list[object]]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, url, str(rules), json.dumps(times)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, list[object]] = json.loads(out.stdout)
+    return result
+
+
+def test_an_expression_alert_survives_a_restart(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(PROM_FILE)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    for t in range(0, 600, 60):
+        _write(url, t, {"api": 9.0})
+    first = _child(url, rules, [0, 60, 120, 180])
+    assert first["sent"] == ["firing"]  # pending at 0, firing at 120 (for: 2m)
+    assert first["active"] == [["firing", 0]]
+    second = _child(url, rules, [240, 300])
+    # the second process goes on where the first stopped: same since, no second notification
+    assert second["restored"] == [
+        ["firing", {"job": "api", "severity": "critical", "where": "api"}]
+    ]
+    assert second["sent"] == []
+    assert second["active"] == [["firing", 0]]
+
+
+def test_an_expression_rule_in_code() -> None:
+    rule = AlertRule.create("g.up", expr="vector(1)", labels={"team": "x"})
+    engine = RuleEngine([rule], open_store("memory://"))
+    engine.evaluate(now=0)
+    (alert,) = engine.active_alerts()
+    assert alert.state is AlertState.FIRING and dict(alert.tags) == {"team": "x"}
+
+
+def test_a_monitoring_yaml_with_groups_keeps_them_with_the_builtin_rules(tmp_path: Path) -> None:
+    from metricskit.config import load_config
+    from metricskit.performance_rules import default_rules, with_defaults
+
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(PROM_FILE)
+    config = load_config(str(path))
+    thresholds = config.performance.performance_thresholds()
+    rules = with_defaults(config.rules, default_rules(thresholds))
+    assert [r.record for r in rules.expr_recording] == ["job:errors:sum"]
+    assert "api.ErrorsHigh" in [r.name for r in rules.alerts]
+    assert len(rules.alerts) > 1  # the built-in performance rules too
+
+
+def test_the_prometheus_api_lists_expression_rules(tmp_path: Path) -> None:
+    import requests
+
+    from metricskit.service import MonitoringService
+
+    config = "storage: {type: sqlite, connection_string: metrics.db}\n" + PROM_FILE
+    (tmp_path / "monitoring.yaml").write_text(config)
+    service = MonitoringService(str(tmp_path / "monitoring.yaml"))
+    try:
+        server = service.start_server(port=0)
+        try:
+            body = requests.get(f"{server.url}/api/v1/rules", timeout=30).json()
+        finally:
+            server.stop()
+    finally:
+        service.close()
+    (group,) = [g for g in body["data"]["groups"] if g["name"] == "api"]
+    assert [(r["type"], r["name"], r["query"]) for r in group["rules"]] == [
+        ("alerting", "api.ErrorsHigh", "job:errors:sum > 5"),
+        ("recording", "job:errors:sum", "sum by (job) (errors)"),
+    ]
+    assert group["rules"][0]["labels"]["where"] == "{{ $labels.job }}"
