@@ -33,9 +33,9 @@ from metricskit.errors import MetricsKitError, QueryError
 from metricskit.exposition import exposed_name
 from metricskit.model import Selector
 from metricskit.promql import eval_times
-from metricskit.query import MAX_STEPS, _backend, evaluate_at, parse
+from metricskit.query import MAX_STEPS, backend_of, evaluate_at, parse
 from metricskit.query._plan import MatrixSelector, String, Subquery, VectorSelector
-from metricskit.query._select import _candidate, _matches
+from metricskit.query._select import candidate, selector_matches
 from metricskit.query._values import (
     F64,
     I64,
@@ -252,7 +252,7 @@ def _plan(expr: str) -> Any:
 
 def _run(store: Any, node: Any, times: I64, start: int, end: int) -> Value:
     try:
-        return evaluate_at(_backend(store), node, times, start, end)
+        return evaluate_at(backend_of(store), node, times, start, end)
     except QueryError as exc:
         raise ApiError("execution", str(exc)) from None
 
@@ -292,22 +292,22 @@ def _range(store: Any, params: dict[str, list[str]]) -> str:
 
 def _selected(store: Any, params: dict[str, list[str]], required: bool) -> list[Labels]:
     """Label sets of the series ``match[]`` selects with samples in [start, end]."""
-    matches = params.get("match[]", [])
-    if required and not matches:
+    texts = params.get("match[]", [])
+    if required and not texts:
         raise ApiError("bad_data", "no match[] parameter provided")
     selectors = []
-    for text in matches:
+    for text in texts:
         node = _plan(text)
         if not isinstance(node, VectorSelector):
             raise ApiError("bad_data", f'invalid parameter "match[]": {text!r} is not a selector')
         selectors.append(node)
     start = _time_param(params, "start", _MIN_TIME)
     end = _time_param(params, "end", _MAX_TIME)
-    backend = _backend(store)
+    backend = backend_of(store)
     out = []
     for key in backend.select(Selector()):
-        c = _candidate(key)
-        if selectors and not any(_matches(s, c) for s in selectors):
+        c = candidate(key)
+        if selectors and not any(selector_matches(s, c) for s in selectors):
             continue
         if (start, end) != (_MIN_TIME, _MAX_TIME) and backend.count(key, start, end + 1) == 0:
             continue
@@ -343,7 +343,7 @@ def _metadata(store: Any, params: dict[str, list[str]]) -> str:
     wanted = (params.get("metric") or [""])[0]
     limit = int((params.get("limit") or ["-1"])[0] or -1)
     out: dict[str, list[dict[str, str]]] = {}
-    for name in sorted({key.name for key in _backend(store).select(Selector())}):
+    for name in sorted({key.name for key in backend_of(store).select(Selector())}):
         base = histogram_of(name) or name
         exposed, info = exposed_name(base), describe(base)
         if wanted and exposed.family != wanted:

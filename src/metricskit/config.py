@@ -40,7 +40,7 @@ from metricskit._validation import (
 )
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
-from metricskit.errors import ConfigError, MetricsKitError
+from metricskit.errors import ConfigError, MetricsKitError, UnknownSectionError
 from metricskit.model import validate_name
 from metricskit.performance import PerformanceThresholds
 from metricskit.rules_model import RuleSet, parse_rules
@@ -287,13 +287,6 @@ _MODELS: dict[str, type[_Section]] = {
 }
 _OTHER_SECTIONS = ("collection", "alerts", "recording", "groups", "notifications")
 SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
-
-
-class UnknownSectionError(ConfigError, KeyError):
-    """``config[name]`` for a section a monitoring.yaml cannot have."""
-
-    def __str__(self) -> str:
-        return self.message  # not KeyError's repr() of it
 
 
 @dataclass(frozen=True, repr=False)

@@ -7,6 +7,7 @@ Each error also subclasses the builtin that existing ``except`` clauses expect, 
      ├── InvalidMetricError      (ValueError)    bad metric name, tag key/value or sample value
      ├── InvalidDurationError    (ValueError)    "5x" where a duration like "5m" was expected
      ├── ConfigError             (ValueError)    a config or rule file, with its path and line
+     │    └── UnknownSectionError    (KeyError)        config["name"] of a section that cannot exist
      ├── QueryError              (ValueError)    a query that cannot be answered as asked
      ├── InvalidArgumentError    (ValueError)    an argument out of range or clashing with another
      ├── StateError              (RuntimeError)  a call the object's state forbids (already running)
@@ -45,6 +46,7 @@ __all__ = [
     "ServerBindError",
     "StateError",
     "StorageFullError",
+    "UnknownSectionError",
     "backend_error_from_oserror",
 ]
 
@@ -92,6 +94,13 @@ class ConfigError(MetricsKitError, ValueError):
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "
         super().__init__(f"{where}{message}")
+
+
+class UnknownSectionError(ConfigError, KeyError):
+    """``config[name]`` for a section a monitoring.yaml cannot have."""
+
+    def __str__(self) -> str:
+        return self.message  # not KeyError's repr() of it
 
 
 class BackendError(MetricsKitError):

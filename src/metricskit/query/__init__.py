@@ -34,7 +34,15 @@ from metricskit.storage.base import StorageBackend
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MAX_STEPS", "QueryError", "evaluate_at", "instant_query", "parse", "range_query"]
+__all__ = [
+    "MAX_STEPS",
+    "QueryError",
+    "backend_of",
+    "evaluate_at",
+    "instant_query",
+    "parse",
+    "range_query",
+]
 
 MAX_STEPS = 11_000
 """Prometheus' limit on the points of one range query."""
@@ -58,7 +66,8 @@ def evaluate_at(
     return evaluate(ctx, node, times)
 
 
-def _backend(store: Any) -> StorageBackend:
+def backend_of(store: Any) -> StorageBackend:
+    """The storage backend under a ``Store`` (or the backend itself)."""
     backend = getattr(store, "backend", store)
     if not isinstance(backend, StorageBackend):
         raise TypeError(f"expected a Store or a StorageBackend, not {type(store).__name__}")
@@ -70,7 +79,7 @@ def instant_query(store: Any, expr: str, time: TimeLike | None = None) -> pd.Dat
     node = parse(expr)
     at = _time_mod.time_ns() if time is None else to_ns(time)
     times = np.array([at], dtype=np.int64)
-    return _frame(evaluate_at(_backend(store), node, times, at, at), times)
+    return _frame(evaluate_at(backend_of(store), node, times, at, at), times)
 
 
 def range_query(
@@ -88,7 +97,7 @@ def range_query(
             f"a range query may have at most {MAX_STEPS} steps; use a larger step than {step!r}"
         )
     times = eval_times(start_ns, end_ns, step_ns)
-    return _frame(evaluate_at(_backend(store), node, times, start_ns, end_ns), times)
+    return _frame(evaluate_at(backend_of(store), node, times, start_ns, end_ns), times)
 
 
 def _frame(value: Value, times: I64) -> pd.DataFrame:

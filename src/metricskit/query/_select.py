@@ -31,7 +31,7 @@ from metricskit.query._plan import VectorSelector
 from metricskit.query._values import F64, I64, NAME, Labels
 from metricskit.storage.base import StorageBackend
 
-__all__ = ["Fetched", "fetch"]
+__all__ = ["Fetched", "candidate", "fetch", "selector_matches"]
 
 
 @dataclass
@@ -68,7 +68,8 @@ def _exposed(name: str) -> ExposedName:
     return exposed_name(name)
 
 
-def _candidate(key: SeriesKey) -> _Candidate:
+def candidate(key: SeriesKey) -> _Candidate:
+    """A stored key as PromQL sees it: its exposed name and labels."""
     base = histogram_of(key.name)
     if base is None:
         exposed = _exposed(key.name)
@@ -81,7 +82,8 @@ def _candidate(key: SeriesKey) -> _Candidate:
     return _Candidate(key, labels, exposed.scale if part == "sum" else 1.0, False)
 
 
-def _matches(selector: VectorSelector, c: _Candidate) -> bool:
+def selector_matches(selector: VectorSelector, c: _Candidate) -> bool:
+    """True when every matcher of ``selector`` accepts the candidate's labels."""
     labels = dict(c.labels)
     for m in selector.matchers:
         actual = labels.get(m.label, "")
@@ -103,12 +105,12 @@ def fetch(backend: StorageBackend, spans: dict[VectorSelector, tuple[int, int]])
     out = Fetched()
     if not spans:
         return out
-    candidates = [_candidate(key) for key in backend.select(Selector())]  # metadata only
+    candidates = [candidate(key) for key in backend.select(Selector())]  # metadata only
     candidates.sort(key=lambda c: c.labels)
     wanted: dict[SeriesKey, tuple[int, int]] = {}
     matched: dict[VectorSelector, list[_Candidate]] = {}
     for selector, (lo, hi) in spans.items():
-        hits = [c for c in candidates if _matches(selector, c)]
+        hits = [c for c in candidates if selector_matches(selector, c)]
         matched[selector] = hits
         for c in hits:
             old = wanted.get(c.key)

@@ -426,6 +426,7 @@ class BackendConformance:
         got = _all(backend, key)
         np.testing.assert_array_equal(got.timestamps, ts)
         assert got.values.view(np.int64).tolist() == values.view(np.int64).tolist()
+
     # -- last(): the newest sample, pushed down by each backend -----------------------
     # (read-path block: every built-in backend answers last() without reading the whole
     # history; these pin that its answers are exactly those of read())
