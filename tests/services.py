@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -96,6 +97,31 @@ def running(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def metricskit_serve(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m metricskit serve`` in ``workdir`` on a free port; wait until it answers.
+
+    Returns the process (its output piped) and its base URL; the caller stops it.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metricskit", "serve", "--port", str(port), *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            requests.get(f"{base}/metrics", timeout=5)
+            return proc, base
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.2)
 
 
 def require_database(url: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from prometheus_api_client import PrometheusConnect
 import metricskit as mk
 from metricskit import Series, SeriesKey
 from metricskit._prom_api import _stamp, _value
-from tests.services import free_port
+from tests.services import free_port, metricskit_serve
 
 NOW = int(time.time()) // 60 * 60  # the data ends near now: get_current_metric_value reads now
 T0 = NOW - 900
@@ -40,24 +39,7 @@ def _write(db: Path) -> None:
 
 def _serve(workdir: Path, config: str) -> tuple[subprocess.Popen[str], str]:
     (workdir / "monitoring.yaml").write_text(config)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "metricskit", "serve", "--port", str(port)],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            requests.get(f"{base}/metrics", timeout=5)
-            return proc, base
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
+    return metricskit_serve(workdir)
 
 
 @pytest.fixture(scope="module")

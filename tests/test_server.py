@@ -23,7 +23,7 @@ import requests
 import metricskit as mk
 from metricskit.model import Series, SeriesKey
 from metricskit.server import MetricsServer, Response, ServerBindError
-from tests.services import free_port
+from tests.services import free_port, metricskit_serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,24 +52,7 @@ def _open_sockets(pid: int) -> int:
 
 def _serve(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     (workdir / "monitoring.yaml").write_text("storage: {type: memory}\n")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "metricskit", "serve", "--port", str(port), *args],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            requests.get(f"{base}/metrics", timeout=5)
-            return proc, base
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
+    return metricskit_serve(workdir, *args)
 
 
 def test_1000_idle_connections_keep_threads_bounded_and_sigterm_exits_0(tmp_path: Path) -> None:
