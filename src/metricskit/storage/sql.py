@@ -199,6 +199,9 @@ class SQLBackend(StorageBackend):
                         [{"key": _VERSION, "value": SCHEMA_VERSION},
                          {"key": _GENERATION, "value": 0}],
                     )  # fmt: skip
+                # A new transaction: when another process inserted the rows first, this
+                # one's snapshot (InnoDB's REPEATABLE READ) may predate its commit.
+                with self._transaction("open", write=True) as conn:
                     version = conn.execute(version_query).scalar_one()
                     if version == 1:
                         # Version 1 = only head rows, a valid version-2 store; sealing them
