@@ -32,6 +32,11 @@ def om_value(v: float) -> str:
     return repr(float(v))
 
 
+def promtool_values(values: Iterable[float | None]) -> str:
+    """Input series values as ``promtool test rules`` reads them (``_`` is a missing sample)."""
+    return " ".join("_" if v is None else om_value(v) for v in values)
+
+
 def openmetrics_text(series: Iterable[OMSeries]) -> str:
     """One gauge family per metric name, each series' samples in time order."""
     by_name: dict[str, list[OMSeries]] = {}

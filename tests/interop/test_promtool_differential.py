@@ -39,7 +39,7 @@ from metricskit import Series, SeriesKey, open_store
 from metricskit.events import AlertState
 from metricskit.rules import RuleEngine
 from metricskit.rules_model import OPERATOR_SYMBOLS, AlertRule
-from tests.interop.prom import differential_seed
+from tests.interop.prom import differential_seed, promtool_values
 from tests.services import binary
 
 pytestmark = pytest.mark.services
@@ -290,19 +290,6 @@ def run_metricskit(scenarios: list[Scenario]) -> Timeline:
     return timeline
 
 
-def _values_text(values: list[float | None]) -> str:
-    def one(v: float | None) -> str:
-        if v is None:
-            return "_"
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "+Inf" if v > 0 else "-Inf"
-        return repr(float(v))
-
-    return " ".join(one(v) for v in values)
-
-
 def promtool_files(scenarios: list[Scenario], timeline: Timeline, tmp: Path) -> Path:
     rules = []
     for sc in scenarios:
@@ -351,7 +338,7 @@ def promtool_files(scenarios: list[Scenario], timeline: Timeline, tmp: Path) -> 
             {
                 "interval": f"{STEP_S}s",
                 "input_series": [
-                    {"series": f'{sc.metric}{{host="{h}"}}', "values": _values_text(v)}
+                    {"series": f'{sc.metric}{{host="{h}"}}', "values": promtool_values(v)}
                     for sc in scenarios
                     if sc.metric_index == sc.index
                     for h, v in sc.series.items()

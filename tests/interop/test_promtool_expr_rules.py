@@ -25,6 +25,7 @@ import yaml
 from metricskit import Series, SeriesKey, open_store
 from metricskit.events import AlertState
 from metricskit.rules import RuleEngine
+from tests.interop.prom import promtool_values
 from tests.services import binary
 
 NS = 10**9
@@ -161,10 +162,6 @@ def _annotations(sc: Scenario, alertname: str) -> dict[str, str]:
     return next(r.get("annotations", {}) for r in sc.rules if r.get("alert") == alertname)
 
 
-def _values_text(values: list[float | None]) -> str:
-    return " ".join("_" if v is None else repr(float(v)) for v in values)
-
-
 def _test_file(sc: Scenario, timeline: Timeline, tmp: Path) -> Path:
     alert_tests, promql_tests = [], []
     alertnames = [r["alert"] for r in sc.rules if "alert" in r]
@@ -208,7 +205,7 @@ def _test_file(sc: Scenario, timeline: Timeline, tmp: Path) -> Path:
             {
                 "interval": "1m",
                 "input_series": [
-                    {"series": s, "values": _values_text(v)} for s, v in sc.series.items()
+                    {"series": s, "values": promtool_values(v)} for s, v in sc.series.items()
                 ],
                 "alert_rule_test": alert_tests,
                 "promql_expr_test": promql_tests,

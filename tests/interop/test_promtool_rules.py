@@ -14,7 +14,6 @@ on a window's left edge; everything else must agree exactly.
 
 from __future__ import annotations
 
-import math
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from metricskit import Series, SeriesKey, open_store
 from metricskit.events import AlertState
 from metricskit.rules import RuleEngine
 from metricskit.rules_model import AlertRule
+from tests.interop.prom import promtool_values
 from tests.services import binary
 
 METRIC = "app.test.value"
@@ -165,12 +165,6 @@ def _run_metricskit(sc: Scenario) -> list[tuple[int, set[str], set[str]]]:
     return out
 
 
-def _values_text(values: list[float | None]) -> str:
-    return " ".join(
-        "_" if v is None else ("NaN" if math.isnan(v) else repr(float(v))) for v in values
-    )
-
-
 def _prom_files(sc: Scenario, timeline: list[tuple[int, set[str], set[str]]], tmp: Path) -> Path:
     alert: dict[str, Any] = {
         "alert": "InteropRule",
@@ -215,7 +209,7 @@ def _prom_files(sc: Scenario, timeline: list[tuple[int, set[str], set[str]]], tm
             {
                 "interval": f"{sc.step_s}s",
                 "input_series": [
-                    {"series": f'{PROM_METRIC}{{host="{h}"}}', "values": _values_text(v)}
+                    {"series": f'{PROM_METRIC}{{host="{h}"}}', "values": promtool_values(v)}
                     for h, v in sc.series.items()
                 ],
                 "alert_rule_test": alert_tests,
