@@ -19,8 +19,12 @@ Deliberate differences, avoided rather than skipped (docs/aggregation.md):
 - NaN samples (skipped by range functions in metricskit, kept by Prometheus): only the
   metric ``dn`` has them, and it is only read by instant selectors, where a NaN sample is
   a NaN value on both sides (aggregations, operators and functions then see it).
-- the rate/increase zero-point clamp order: counters never fall near zero (a reset drops
-  to hundreds, the increments are small), so the clamp never applies.
+- the rate/increase zero-point clamp order (Prometheus 2 clamps before choosing between
+  "to the window edge" and "half an interval", 3 after): it differs only where the zero
+  point lies between half and 1.1 average intervals before the first sample. Counters
+  start at 5000, each increment is at most 60 and each restart drops to 35-50 % of the
+  value before it (so never below 600): a window's ``(n - 1) * first / increase`` then
+  stays above 1.1, whatever restarts it holds.
 """
 
 from __future__ import annotations
@@ -84,11 +88,17 @@ def draw_data(rng: np.random.Generator) -> list[OMSeries]:
                 g = np.round(rng.uniform(20, 80) + np.cumsum(rng.normal(0, 3, ts.size)), 4)
             out.append(("dg", labels, list(zip(ts.tolist(), g.tolist(), strict=True))))
             ts = _times(rng, gap=rng.random() < 0.2)
-            c = 2000 + np.cumsum(np.round(rng.exponential(rng.uniform(1, 20), ts.size), 3))
-            # restarts far from zero, in time order: an earlier one applied after a later one
-            # pulled the later values below zero, into the documented zero-point difference
-            for at in np.sort(rng.choice(ts.size, size=int(rng.integers(0, 3)), replace=False)):
-                c[at:] -= c[at] - float(rng.uniform(400, 900))
+            scale = rng.uniform(1, 20)
+            steps = np.minimum(rng.exponential(scale, ts.size), 3 * scale)
+            c = 5000 + np.cumsum(np.round(steps, 3))
+            # Restarts in time order, each to 35-50 % of the value before it: the counter
+            # stays above 600 and every window's zero point lies more than 1.1 average
+            # intervals back (see the module docstring), a restart to nearly the value
+            # before it would not (METRICSKIT_DIFF_SEED=906877491 met the difference).
+            n_restarts = int(rng.integers(0, 3))
+            restarts = rng.choice(np.arange(1, ts.size), size=n_restarts, replace=False)
+            for at in np.sort(restarts):
+                c[at:] -= c[at] - round(float(c[at - 1] * rng.uniform(0.35, 0.5)), 3)
             out.append(("dc_total", labels, list(zip(ts.tolist(), c.tolist(), strict=True))))
             ts = _times(rng, gap=False)
             n = np.round(rng.uniform(0, 100, ts.size), 3)
