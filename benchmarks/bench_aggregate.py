@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from anchors import ANCHOR_MISSING
-from metricskit import aggregate as agg
+from metricskit.query import aggregate as agg
 
 QS = [0.5, 0.95, 0.99]
 DAY_NS = 86_400 * 1_000_000_000

@@ -33,9 +33,9 @@ import psutil
 import requests
 import sqlalchemy as sa
 
-from metricskit.collector import Collector
+from metricskit.collect.collector import Collector
+from metricskit.collect.sources import Business, DatabaseCheck, Source, System, default_http_checks
 from metricskit.recorder import Recorder
-from metricskit.sources import Business, DatabaseCheck, Source, System, default_http_checks
 from metricskit.storage.memory import MemoryBackend
 from metricskit.store import Store
 

@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from metricskit.cli import _latest_by_category
-from metricskit.exposition import generate
+from metricskit.cli.main import _latest_by_category
 from metricskit.model import Series, SeriesKey
+from metricskit.server.exposition import generate
 from metricskit.store import open_store
 
 N_SERIES = 10

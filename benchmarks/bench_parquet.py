@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 import dataset
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage import merge_last_wins
+from metricskit.storage._parquet_format import WRITE_OPTIONS, decode_values
+from metricskit.storage._parquet_layout import DAY_NS
+from metricskit.storage._parquet_write import partition_table
 from metricskit.storage.base import MAX_NS, MIN_NS
 from metricskit.storage.parquet import ParquetBackend
-from metricskit.storage.parquet_format import WRITE_OPTIONS, decode_values
-from metricskit.storage.parquet_layout import DAY_NS
-from metricskit.storage.parquet_write import partition_table
 
 PROMETHEUS = {"all": 4.81, "gauges": 7.07, "counters": 2.55}
 VICTORIAMETRICS = {"all": 1.29, "gauges": 1.12, "counters": 1.49}

@@ -21,7 +21,7 @@ import pandas as pd
 
 import metricskit as mk
 from metricskit.model import Series, SeriesKey
-from metricskit.performance import summarize
+from metricskit.query.performance import summarize
 
 T0 = 1_795_046_400
 PCTS = [0.5, 0.75, 0.9, 0.95, 0.99]

@@ -2,7 +2,7 @@
 
 ``metricskit.query.parse`` = ``promql_parser.parse`` (the anchor, timed alone too) plus
 turning its tree into the checked plan. The expressions are the Grafana dashboard's
-(``metricskit.grafana.panel_queries``) and a few alert-rule shapes. The issue's budget
+(``metricskit.report.grafana.panel_queries``) and a few alert-rule shapes. The issue's budget
 is 1 ms per typical dashboard expression; the ratio line compares with the bare parser.
 ``--smoke`` runs fewer repetitions.
 """
@@ -15,8 +15,8 @@ import time
 
 import promql_parser
 
-from metricskit.grafana import panel_queries
 from metricskit.query import parse
+from metricskit.report.grafana import panel_queries
 
 ALERT_SHAPES = [
     'sum by (job) (rate(http_requests_total{status=~"5.."}[5m])) '

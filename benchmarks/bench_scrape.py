@@ -22,8 +22,8 @@ import time
 import numpy as np
 
 import metricskit as mk
-from metricskit.exposition import generate
 from metricskit.model import Series, SeriesKey
+from metricskit.server.exposition import generate
 
 T0 = 1_732_752_000
 SERIES = 10

@@ -21,8 +21,12 @@ def main() -> None:
             endpoint = rnd.choice(["/api/chat", "/api/health", "/"])
             status = 500 if rnd.random() < 0.03 else 200
             rec.record_request(endpoint, rnd.lognormvariate(-2.5, 0.6), status, method="GET")
-            rec.record("business.ai_cost", round(rnd.uniform(0.001, 0.02), 4), timestamp=t,
-                       tags={"model": "claude-sonnet"})
+            rec.record(
+                "business.ai_cost",
+                round(rnd.uniform(0.001, 0.02), 4),
+                timestamp=t,
+                tags={"model": "claude-sonnet"},
+            )
     print(f"store: {store!r}")
     print(f"stats: {store.stats()}")
     frame = store.frame("http.request.duration_seconds")

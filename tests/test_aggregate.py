@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metricskit import aggregate as agg
-from metricskit import promql
 from metricskit.errors import QueryError
+from metricskit.query import aggregate as agg
+from metricskit.query import range_functions as promql
 
 S = 1_000_000_000
 STEP = 10 * S

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metricskit import promql
-from metricskit.analysis import aggregate_frame, over_time_frame, parse_stat, rate_frame
 from metricskit.errors import InvalidDurationError, QueryError
 from metricskit.model import Series, SeriesKey
+from metricskit.query import range_functions as promql
+from metricskit.query.analysis import aggregate_frame, over_time_frame, parse_stat, rate_frame
 from metricskit.store import open_store
 
 S = 1_000_000_000

@@ -12,9 +12,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from metricskit.channels import DeliveryError, EmailChannel
-from metricskit.events import AlertState, Severity
-from metricskit.notify import Notifier, RetryPolicy
+from metricskit.alerting.channels import DeliveryError, EmailChannel
+from metricskit.alerting.events import AlertState, Severity
+from metricskit.alerting.notify import Notifier, RetryPolicy
 from tests.services import free_port
 from tests.test_channels_http import make_event
 

@@ -18,9 +18,14 @@ from typing import Any
 
 import pytest
 
-from metricskit.channels import AlertmanagerChannel, DeliveryError, SlackChannel, WebhookChannel
-from metricskit.channels.alertmanager import alert_labels, webhook_payload
-from metricskit.events import AlertEvent, AlertState, Severity, fingerprint_of
+from metricskit.alerting.channels import (
+    AlertmanagerChannel,
+    DeliveryError,
+    SlackChannel,
+    WebhookChannel,
+)
+from metricskit.alerting.channels.alertmanager import alert_labels, webhook_payload
+from metricskit.alerting.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Tags
 
 T0 = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from metricskit.channels import DeliveryError, LogChannel
-from metricskit.channels.log import format_log_line
-from metricskit.events import AlertState, Severity
-from metricskit.notify import Notifier, make_test_event
+from metricskit.alerting.channels import DeliveryError, LogChannel
+from metricskit.alerting.channels.log import format_log_line
+from metricskit.alerting.events import AlertState, Severity
+from metricskit.alerting.notify import Notifier, make_test_event
 from tests.test_channels_http import T0, make_event
 from tests.test_rules_timeline import Env, rule
 
@@ -75,8 +75,8 @@ FORGED = "web1\n2024-05-01T12:00:00.000Z RESOLVED: forged \x1b[2J\r\u2028\x85end
 def test_control_characters_in_tags_and_names_cannot_forge_lines(tmp_path: Path) -> None:
     import dataclasses
 
+    from metricskit.alerting.notify import Notifier
     from metricskit.model import Tags
-    from metricskit.notify import Notifier
 
     event = dataclasses.replace(
         make_event(channels=("log",)),
@@ -101,9 +101,9 @@ def test_a_rule_summary_with_control_characters_stays_one_line(tmp_path: Path) -
     import numpy as np
 
     from metricskit import Series, SeriesKey, open_store
-    from metricskit.notify import Notifier
-    from metricskit.rules import RuleEngine
-    from metricskit.rules_model import AlertRule
+    from metricskit.alerting.engine import RuleEngine
+    from metricskit.alerting.notify import Notifier
+    from metricskit.alerting.rules_model import AlertRule
     from metricskit.testing import ManualClock
 
     rule = AlertRule.create(

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from metricskit.collector import SELF_METRIC, Collector
+from metricskit.collect.collector import SELF_METRIC, Collector
+from metricskit.collect.sources import Business, DatabaseCheck, HttpCheck, Sample, Source, System
+from metricskit.collect.sources.config import METRIC_GROUPS, plan_sources, resolve_enabled
 from metricskit.errors import ConfigError
 from metricskit.recorder import Recorder
-from metricskit.sources import Business, DatabaseCheck, HttpCheck, Sample, Source, System
-from metricskit.sources.config import METRIC_GROUPS, plan_sources, resolve_enabled
 from metricskit.storage.memory import MemoryBackend
 from metricskit.store import Store
 from metricskit.testing import ManualClock
@@ -79,7 +79,7 @@ def test_failing_source_is_logged_counted_and_isolated(rec, caplog):
     col.add(lambda: "not samples", "1s", name="garbage")
     col.add(lambda: {"bad name!": 1.0, "app.ok": 1.0}, "1s", name="half")
     col.add(lambda: {"app.fine": 1.0}, "1s", name="fine")
-    with caplog.at_level(logging.WARNING, logger="metricskit.collector"):
+    with caplog.at_level(logging.WARNING, logger="metricskit.collect.collector"):
         got = col.collect_once()
         col.collect_once()
     assert "app.fine" in names(got) and "app.ok" in names(got)
@@ -315,7 +315,7 @@ def test_a_closed_recorder_is_counted_and_logged_once_per_run(store, caplog):
     rec.close()
     col = Collector(rec)
     col.add(lambda: {"a.one": 1, "a.two": 2}, "1s", name="x")
-    with caplog.at_level(logging.WARNING, logger="metricskit.collector"):
+    with caplog.at_level(logging.WARNING, logger="metricskit.collect.collector"):
         assert col.collect_once() == []
     assert col.stats()["x"]["errors"] == 3  # two samples and the collector's own metric
     (line,) = [r.getMessage() for r in caplog.records]

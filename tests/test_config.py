@@ -205,7 +205,7 @@ HOSTILE = [
 def test_hostile_yaml_is_one_config_error_with_file_and_line(
     tmp_path: Path, kind: str, what: str, text: str, line: int | None, message: str
 ) -> None:
-    from metricskit.rules_model import load_rules
+    from metricskit.alerting.rules_model import load_rules
 
     path = tmp_path / f"{kind}.yaml"
     path.write_text(text)
@@ -245,7 +245,7 @@ def test_hostile_config_check_prints_one_line(tmp_path: Path) -> None:
 
 def test_merge_keys_are_expanded_and_located(tmp_path: Path) -> None:
     """``<<: *defaults`` works (it used to be refused) and merged keys keep their lines."""
-    from metricskit.rules_model import load_rules
+    from metricskit.alerting.rules_model import load_rules
 
     path = tmp_path / "rules.yaml"
     path.write_text(
@@ -311,7 +311,7 @@ def test_dashboard_section_titles_are_used(tmp_path: Path) -> None:
     """``dashboard.sections.<name>.title`` heads the section (issue 11, item 28)."""
     import json
 
-    from metricskit.grafana import dashboard
+    from metricskit.report.grafana import dashboard
     from metricskit.service import MonitoringService
 
     path = tmp_path / "monitoring.yaml"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from metricskit._time import to_ns
-from metricskit.derive import FUNCTIONS, Derivation, local_midnight_ns
+from metricskit.collect.derive import FUNCTIONS, Derivation, local_midnight_ns
+from metricskit.collect.sources import BUSINESS_DERIVATIONS, Business
 from metricskit.errors import ConfigError
 from metricskit.model import Tags
 from metricskit.recorder import Recorder
-from metricskit.sources import BUSINESS_DERIVATIONS, Business
 from metricskit.storage.memory import MemoryBackend
 from metricskit.store import Store
 from metricskit.testing import ManualClock

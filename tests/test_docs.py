@@ -6,7 +6,7 @@
 - docs/configuration.md has a row for every key the config loader accepts (pydantic
   models, the collection planner, the notification channels), and every default shown in
   backticks is the model's real default.
-- docs/cli.md has a section for every command of ``metricskit.cli.cli`` that names every
+- docs/cli.md has a section for every command of ``metricskit.cli.main.cli`` that names every
   option and argument.
 - Every ```python block of README.md and docs/*.md runs: each page's blocks in order, as
   one script in a fresh process and an empty directory holding the example
@@ -33,12 +33,12 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from metricskit.cli import cli
+from metricskit.alerting.notify import Notifier
+from metricskit.alerting.rules_model import AlertRule, RecordingRule, RuleSet
+from metricskit.cli.main import cli
+from metricskit.collect.sources.config import METRIC_GROUPS, plan_sources
 from metricskit.config import SECTIONS, MonitoringConfig
 from metricskit.errors import ConfigError
-from metricskit.notify import Notifier
-from metricskit.rules_model import AlertRule, RecordingRule, RuleSet
-from metricskit.sources.config import METRIC_GROUPS, plan_sources
 from tests.services import require_module
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ import pytest
 import requests
 
 import metricskit as mk
-from metricskit.recommendations import PLAYBOOK
+from metricskit.report.recommendations import PLAYBOOK
 from metricskit.service import MonitoringService
 from tests.interop.test_dashboard_chromium import chromium, page_errors
 from tests.services import binary, free_port

@@ -14,14 +14,14 @@ import pytest
 
 import metricskit
 from metricskit import errors
-from metricskit.channels import DeliveryError, EmailChannel
-from metricskit.collector import Collector
-from metricskit.notify import Notifier, RetryPolicy
+from metricskit.alerting.channels import DeliveryError, EmailChannel
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.notify import Notifier, RetryPolicy
+from metricskit.collect.collector import Collector
+from metricskit.collect.sources import HttpCheck
 from metricskit.recorder import Recorder
-from metricskit.rules import RuleEngine
-from metricskit.server import MetricsServer, ServerBindError
+from metricskit.server.app import MetricsServer, ServerBindError
 from metricskit.service import MonitoringService
-from metricskit.sources import HttpCheck
 from metricskit.storage.registry import register_backend
 from metricskit.store import Store, open_store
 from metricskit.testing.channels import CapturingChannel
@@ -166,7 +166,7 @@ def test_every_error_class_lives_in_errors_py() -> None:
     assert {c.__name__ for c in ours} - public <= {
         "AlreadyRunningError",  # private to metricskit._pidlock (the CLI's pid file)
         "UnverifiedPidError",
-        "ApiError",  # private to metricskit._prom_api: becomes the HTTP error envelope
+        "ApiError",  # private to metricskit.server._prom_api: becomes the HTTP error envelope
     }
     from metricskit._pidlock import AlreadyRunningError
 

@@ -8,9 +8,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 import metricskit as mk
 from metricskit.catalog import MetricKind
-from metricskit.exposition import exposed_name, format_value, generate
 from metricskit.model import Series, SeriesKey, Tags
-from metricskit.server import MetricsServer
+from metricskit.server.app import MetricsServer
+from metricskit.server.exposition import exposed_name, format_value, generate
 
 T0 = 1_795_046_400
 REQUEST = "http.request.duration_seconds"

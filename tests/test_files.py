@@ -8,7 +8,7 @@ import pytest
 
 from metricskit._files import atomic_write, temp_beside
 from metricskit._pidlock import PidLock
-from metricskit.report_html import write_dashboard
+from metricskit.report.html import write_dashboard
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_pid_file_symlink_is_refused(tmp_path: Path, victim: Path) -> None:
 
 
 def test_logs_refuse_a_symlink_at_their_name(tmp_path: Path, victim: Path) -> None:
-    from metricskit.channels import DeliveryError, LogChannel
-    from metricskit.notify import make_test_event
+    from metricskit.alerting.channels import DeliveryError, LogChannel
+    from metricskit.alerting.notify import make_test_event
     from metricskit.service import MonitoringService
 
     (tmp_path / "monitoring.log").symlink_to(victim)

@@ -1,7 +1,7 @@
 import json
 
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
-from metricskit.grafana import SCHEMA_VERSION, dashboard, panel_queries
+from metricskit.report.grafana import SCHEMA_VERSION, dashboard, panel_queries
 
 
 def test_one_row_per_section_one_panel_per_metric() -> None:
@@ -65,7 +65,7 @@ def test_push_creates_the_dashboard_through_grafanas_api() -> None:
     import pytest
 
     from metricskit.errors import MetricsKitError
-    from metricskit.grafana import push
+    from metricskit.report.grafana import push
 
     received: list[tuple[str, str | None, dict]] = []
 

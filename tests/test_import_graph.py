@@ -7,7 +7,7 @@ import) is not an edge. A module's package ``__init__`` running first is Python'
 an edge either.
 
 Two granularities are checked: between *units* (a top-level module such as
-``metricskit.aggregate``, or a whole subpackage such as ``metricskit.storage``), and between
+``metricskit.query.aggregate``, or a whole subpackage such as ``metricskit.storage``), and between
 modules inside one subpackage.
 """
 
@@ -76,7 +76,7 @@ def _imports(module: str, path: Path, known: set[str]) -> Iterator[tuple[str, in
             if base.split(".")[0] != ROOT:
                 continue
             for alias in node.names:
-                # ``from metricskit import aggregate`` imports the submodule.
+                # ``from metricskit.query import aggregate`` imports the submodule.
                 sub = f"{base}.{alias.name}"
                 yield (sub if sub in known else base), node.lineno
 
@@ -161,13 +161,14 @@ def _subpackages() -> list[str]:
 
 def test_the_graph_sees_the_imports() -> None:
     edges = _graph({m: _unit(m) for m in _modules()})
-    assert "metricskit.aggregate" in edges["metricskit.promql"]
+    assert "metricskit.storage" in edges["metricskit.query"]
     assert "metricskit.errors" in edges["metricskit.storage"]
-    # ``from metricskit import aggregate as agg`` is an edge to the submodule
-    assert "metricskit.aggregate" in edges["metricskit.analysis"]
     # the root package imports the store eagerly, the service only under TYPE_CHECKING
     assert "metricskit.store" in edges[ROOT]
     assert "metricskit.service" not in edges[ROOT]
+    inside = _graph({m: m for m in _modules() if m.startswith("metricskit.query.")})
+    # ``from metricskit.query import aggregate as agg`` is an edge to the submodule
+    assert "metricskit.query.aggregate" in inside["metricskit.query.analysis"]
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
@@ -189,7 +190,7 @@ def test_no_module_imports_a_private_name_from_another() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and _in_root(node.module):
                 private = [a.name for a in node.names if a.name.startswith("_")]
-                # a private *module* (``from metricskit import _cli_render``) is fine
+                # a private *module* (``from metricskit.cli import _render``) is fine
                 private = [n for n in private if f"{node.module}.{n}" not in _modules()]
                 if private:
                     found.append(f"{path.relative_to(SRC)}:{node.lineno}: {', '.join(private)}")
@@ -206,3 +207,70 @@ def test_no_import_cycle_inside_a_subpackage(package: str) -> None:
     edges = _graph(inside)
     cycles = _cycles(edges)
     assert cycles == [], _explain(edges, cycles)
+
+
+# DESIGN.md's direction, lowest first: a unit may import its own layer and those below.
+LAYERS: list[tuple[str, ...]] = [
+    ("errors",),
+    ("_time", "_yaml", "_files", "_secrets", "model", "catalog"),
+    ("_env", "_validation", "_pidlock", "_scheduler", "naming"),
+    ("storage",),
+    ("_buffer", "_histogram", "recorder", "store", "query", "integrations"),
+    ("collect",),
+    ("alerting",),
+    ("report",),
+    ("server", "config"),
+    ("service",),
+    ("cli", "testing", "__main__", ""),
+]
+
+
+def _layer_of(unit: str) -> int:
+    short = unit.removeprefix(ROOT).removeprefix(".")
+    for rank, names in enumerate(LAYERS):
+        if short in names:
+            return rank
+    raise AssertionError(f"{unit} has no layer in LAYERS: place it there")
+
+
+def _all_imports(path: Path, module: str, known: set[str]) -> Iterator[tuple[str, int]]:
+    """Every metricskit import in ``path``, lazy ones included (a lazy import is still a
+    dependency); ``TYPE_CHECKING`` imports are not (they are annotations only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    checking = {
+        id(n)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and _is_type_checking(block.test)
+        for stmt in block.body
+        for n in ast.walk(stmt)
+    }
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if id(node) in checking:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == ROOT:
+                    yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base.split(".")[0] == ROOT:
+                for alias in node.names:
+                    sub = f"{base}.{alias.name}"
+                    yield (sub if sub in known else base), node.lineno
+
+
+def test_imports_flow_down_the_layers() -> None:
+    modules = _modules()
+    known = set(modules)
+    upward = []
+    for module, path in modules.items():
+        source = _unit(module)
+        for target, line in _all_imports(path, module, known):
+            dest = _unit(target)
+            if dest != source and _layer_of(dest) > _layer_of(source):
+                upward.append(f"{path.relative_to(SRC)}:{line}: {source} -> {dest}")
+    assert upward == [], "imports against DESIGN.md's direction:\n" + "\n".join(upward)

@@ -139,9 +139,9 @@ def test_health_checker_stays_out_of_the_app_request_metrics(integration: str) -
     of /api/auth/me) are not application requests; a user's request still is."""
     from werkzeug.serving import make_server
 
+    from metricskit.collect.sources.http import default_http_checks
     from metricskit.config import load_config
     from metricskit.service import MonitoringService
-    from metricskit.sources.http import default_http_checks
 
     example = _load_flask_example()
     config = load_config(text="storage: {type: memory}\n")
@@ -171,8 +171,8 @@ def test_wsgi_and_asgi_skip_the_health_checker(recorder: Recorder) -> None:
     from fastapi.testclient import TestClient
     from werkzeug.serving import make_server
 
+    from metricskit.collect.sources.http import HttpCheck
     from metricskit.integrations import HEALTH_CHECK_HEADER, ASGIMiddleware, WSGIMiddleware
-    from metricskit.sources.http import HttpCheck
 
     def wsgi_app(environ, start_response):  # type: ignore[no-untyped-def]
         start_response("401 Unauthorized", [("Content-Type", "text/plain")])

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import metricskit as mk
-from metricskit.report import Reporter
+from metricskit.report.reporter import Reporter
 from metricskit.testing import ManualClock
 from tests.services import MARIADB_URL, POSTGRES_URL, require_database
 

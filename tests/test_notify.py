@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from metricskit.channels import (
+from metricskit.alerting.channels import (
     AlertmanagerChannel,
     Channel,
     EmailChannel,
@@ -23,10 +23,10 @@ from metricskit.channels import (
     SlackChannel,
     WebhookChannel,
 )
-from metricskit.channels.base import parse_retry_after
+from metricskit.alerting.channels.base import parse_retry_after
+from metricskit.alerting.events import AlertEvent
+from metricskit.alerting.notify import Notifier, RetryPolicy
 from metricskit.errors import ConfigError
-from metricskit.events import AlertEvent
-from metricskit.notify import Notifier, RetryPolicy
 from metricskit.testing import ManualClock
 from tests.services import free_port
 from tests.test_channels_http import SECRET_PATH, Receiver, Reply, make_event, receiver
@@ -38,7 +38,7 @@ FAST = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002)
 
 @pytest.fixture
 def caplog_notify(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="metricskit.notify")
+    caplog.set_level(logging.INFO, logger="metricskit.alerting.notify")
     return caplog
 
 
@@ -439,7 +439,7 @@ def test_from_config_rejects_bad_values(config: dict[str, Any], message: str) ->
 def test_alert_event_helpers_are_json_safe() -> None:
     import json
 
-    from metricskit.events import AlertState, Severity
+    from metricskit.alerting.events import AlertState, Severity
 
     resolved = make_event(state=AlertState.RESOLVED, value=float("nan"))
     assert resolved.duration_fired_s == 300.0
@@ -467,8 +467,8 @@ def test_an_alert_that_fired_and_resolved_before_sending_goes_out_once_per_chann
     import numpy as np
 
     from metricskit import Series, SeriesKey, open_store
-    from metricskit.rules import RuleEngine
-    from metricskit.rules_model import AlertRule
+    from metricskit.alerting.engine import RuleEngine
+    from metricskit.alerting.rules_model import AlertRule
     from metricskit.testing import ManualClock
 
     receiver.script.extend([Reply(mode="hold")] * 3)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import metricskit as mk
-from metricskit.performance import (
+from metricskit.query.performance import (
     OVERALL,
     PerformanceThresholds,
     detect_issues,

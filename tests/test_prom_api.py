@@ -20,7 +20,7 @@ from prometheus_api_client import PrometheusConnect
 
 import metricskit as mk
 from metricskit import Series, SeriesKey
-from metricskit._prom_api import _stamp, _value
+from metricskit.server._prom_api import _stamp, _value
 from tests.services import free_port, metricskit_serve
 
 NOW = int(time.time()) // 60 * 60  # the data ends near now: get_current_metric_value reads now
@@ -260,7 +260,7 @@ def test_metadata_and_no_rule_engine(served: str) -> None:
     one = requests.get(f"{served}/api/v1/metadata", params={"metric": "queue_depth"}, timeout=30)
     assert list(one.json()["data"]) == ["queue_depth"]
 
-    from metricskit.server import MetricsServer
+    from metricskit.server.app import MetricsServer
 
     with MetricsServer(mk.open_store("memory://"), port=0) as server:
         rules = requests.get(f"{server.url}/api/v1/rules", timeout=30).json()
@@ -276,7 +276,7 @@ def test_the_api_mounted_in_a_users_starlette_app(tmp_path: Path) -> None:
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    from metricskit.server import create_app
+    from metricskit.server.app import create_app
 
     _write(tmp_path / "metrics.db")
     store = mk.open_store(f"sqlite:///{tmp_path / 'metrics.db'}")

@@ -1,11 +1,12 @@
-"""metricskit.promql: many series at once equal one series at a time, bit for bit."""
+"""metricskit.query.range_functions: many series at once equal one series at a time, bit for bit."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from metricskit import aggregate, promql
+from metricskit.query import aggregate
+from metricskit.query import range_functions as promql
 
 S = 1_000_000_000
 
@@ -53,7 +54,11 @@ def test_rate_formula_on_a_known_counter() -> None:
 
 
 def test_names_still_import_from_aggregate() -> None:
-    from metricskit.promql import extrapolated_rate, range_function_many, sliding_windows
+    from metricskit.query.range_functions import (
+        extrapolated_rate,
+        range_function_many,
+        sliding_windows,
+    )
 
     assert range_function_many is promql.range_function_many
     assert extrapolated_rate is promql.extrapolated_rate
@@ -125,7 +130,7 @@ def test_quantile_of_one_and_inf_is_inf_as_in_prometheus() -> None:
 
 
 def test_inf_and_nan_results_are_rows() -> None:
-    from metricskit.analysis import over_time_frame
+    from metricskit.query.analysis import over_time_frame
 
     frames = {
         stat: over_time_frame(_frame_series(), stat, "60s", "30s", 30 * S, 30 * S)
@@ -141,7 +146,7 @@ def test_inf_and_nan_results_are_rows() -> None:
 
 def test_rate_rows_follow_samples_not_nan_results() -> None:
     from metricskit import Series, SeriesKey
-    from metricskit.analysis import rate_frame
+    from metricskit.query.analysis import rate_frame
 
     ts = np.array([10, 20, 30], dtype=np.int64) * S
     series = [

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from metricskit import Series, SeriesKey, open_store
 from metricskit.model import Selector
+from metricskit.storage._sql_schema import Tables
 from metricskit.storage.base import StorageBackend
 from metricskit.storage.memory import MemoryBackend
-from metricskit.storage.sql_schema import Tables
 from metricskit.store import Store
 from tests.services import MARIADB_URL, POSTGRES_URL, require_database
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from metricskit import Recorder, Series, SeriesKey, open_store
-from metricskit.exposition import generate
-from metricskit.grafana import panel_queries
+from metricskit.report.grafana import panel_queries
+from metricskit.server.exposition import generate
 from metricskit.store import Store
 from metricskit.testing.clock import ManualClock
 

@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 import metricskit as mk
 from metricskit.catalog import DEFAULT_BUCKETS, histogram_parts
-from metricskit.exposition import generate
 from metricskit.model import SeriesKey
 from metricskit.recorder import REQUEST_METRIC
+from metricskit.server.exposition import generate
 from metricskit.storage.memory import MemoryBackend
 from metricskit.testing import ManualClock
 from tests.services import require_module

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 import metricskit as mk
+from metricskit.alerting.engine import RuleEngine
 from metricskit.model import Series, SeriesKey
 from metricskit.recorder import Recorder
-from metricskit.report import Reporter, ReportSettings
-from metricskit.rules import RuleEngine
+from metricskit.report.reporter import Reporter, ReportSettings
 from metricskit.testing import ManualClock
 
 T0 = 1_795_046_400
@@ -238,9 +238,9 @@ def test_status_matches_the_worst_recommendation(setup) -> None:  # type: ignore
 def test_a_check_running_in_this_process_gives_the_reason_it_is_down(setup) -> None:  # type: ignore[no-untyped-def]
     """The Reporter finds check sources through the CheckSource protocol: a database check
     on a closed port says why it is down instead of ``db.status = 0``."""
-    from metricskit.collector import Collector
-    from metricskit.report_types import CheckSource
-    from metricskit.sources.database import DatabaseCheck
+    from metricskit.collect.collector import Collector
+    from metricskit.collect.sources.database import DatabaseCheck
+    from metricskit.report.types import CheckSource
     from tests.services import free_port
 
     store, _clock, engine = setup

@@ -1,5 +1,5 @@
 """Pins the exact JSON of a realistic health report, the dashboard JSON and the CLI's
-health screen, so that the typed report (``metricskit.report_types``) changes nothing a
+health screen, so that the typed report (``metricskit.report.types``) changes nothing a
 user sees. Regenerate a golden file only for an intended change:
 ``METRICSKIT_REGOLD=1 pytest tests/test_report_golden.py``."""
 
@@ -13,11 +13,11 @@ import pytest
 from rich.console import Console
 
 import metricskit as mk
-from metricskit import _cli_render as render
+from metricskit.alerting.engine import RuleEngine
+from metricskit.cli import _render as render
 from metricskit.recorder import Recorder
-from metricskit.report import Reporter, ReportSettings
-from metricskit.report_html import render_dashboard
-from metricskit.rules import RuleEngine
+from metricskit.report.html import render_dashboard
+from metricskit.report.reporter import Reporter, ReportSettings
 from metricskit.testing import ManualClock
 from tests.test_report import RULES, T0, put, seed_data
 
@@ -115,7 +115,7 @@ def test_html_from_a_partial_report(env, part: str) -> None:  # type: ignore[no-
 
 
 def test_a_saved_report_reads_back_to_the_same_json(env) -> None:  # type: ignore[no-untyped-def]
-    from metricskit.report_types import HealthReport
+    from metricskit.report.types import HealthReport
 
     report = _realistic_reporter(*env).health_report()
     data = json.loads(json.dumps(report.to_dict()))

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 import metricskit as mk
-from metricskit._svg_chart import MAX_POINTS, Line, downsample, mark_gaps, render_chart
+from metricskit.alerting.engine import RuleEngine
 from metricskit.recorder import Recorder
-from metricskit.report import Reporter, ReportSettings
-from metricskit.report_html import render_dashboard
-from metricskit.rules import RuleEngine
+from metricskit.report._svg_chart import MAX_POINTS, Line, downsample, mark_gaps, render_chart
+from metricskit.report.html import render_dashboard
+from metricskit.report.reporter import Reporter, ReportSettings
 from metricskit.testing import ManualClock
 from tests.test_report import RULES, T0, put, seed_data
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from metricskit import BackendUnavailableError, SeriesKey, open_store
-from metricskit.events import AlertState
+from metricskit.alerting.engine import STATE_METRIC, RuleEngine
+from metricskit.alerting.events import AlertState
+from metricskit.alerting.notify import Notifier
 from metricskit.model import Series
-from metricskit.notify import Notifier
-from metricskit.rules import STATE_METRIC, RuleEngine
 from metricskit.storage.memory import MemoryBackend
 from metricskit.store import Store
 from metricskit.testing.channels import CapturingChannel

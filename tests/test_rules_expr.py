@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from metricskit import Series, SeriesKey, open_store
-from metricskit._prom_templates import expand, go_float, humanize
+from metricskit.alerting._templates import expand, go_float, humanize
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.events import AlertState
+from metricskit.alerting.rules_model import AlertRule, load_rules
 from metricskit.errors import ConfigError
-from metricskit.events import AlertState
-from metricskit.rules import RuleEngine
-from metricskit.rules_model import AlertRule, load_rules
 
 NS = 10**9
 
@@ -135,8 +135,8 @@ def test_recording_and_alert_in_one_engine(tmp_path: Path) -> None:
 _CHILD = r"""
 import json, sys
 from metricskit import open_store
-from metricskit.rules import RuleEngine
-from metricskit.notify import Notifier
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.notify import Notifier
 from metricskit.testing.channels import CapturingChannel
 
 url, rules, times = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -195,8 +195,8 @@ def test_an_expression_rule_in_code() -> None:
 
 
 def test_a_monitoring_yaml_with_groups_keeps_them_with_the_builtin_rules(tmp_path: Path) -> None:
+    from metricskit.alerting.performance_rules import default_rules, with_defaults
     from metricskit.config import load_config
-    from metricskit.performance_rules import default_rules, with_defaults
 
     path = tmp_path / "monitoring.yaml"
     path.write_text(PROM_FILE)

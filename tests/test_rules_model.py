@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from metricskit._yaml import load_yaml, load_yaml_text
-from metricskit.derive import Derivation
+from metricskit.alerting.events import Severity
+from metricskit.alerting.rules_model import AlertRule, RecordingRule, load_rules
+from metricskit.collect.derive import Derivation
 from metricskit.errors import ConfigError
-from metricskit.events import Severity
-from metricskit.rules_model import AlertRule, RecordingRule, load_rules
 
 SEED = """\
 collection:

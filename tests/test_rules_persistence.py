@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from metricskit.events import AlertState
+from metricskit.alerting.engine import STATE_METRIC
+from metricskit.alerting.events import AlertState
 from metricskit.model import Selector
-from metricskit.rules import STATE_METRIC
 from metricskit.store import Store, open_store
 from tests.services import MARIADB_URL, POSTGRES_URL, require_database
 

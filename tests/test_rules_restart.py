@@ -33,9 +33,9 @@ _CHILD = r"""
 import json, sys
 import numpy as np
 from metricskit import Series, SeriesKey, open_store
-from metricskit.notify import Notifier
-from metricskit.rules import RuleEngine
-from metricskit.rules_model import AlertRule
+from metricskit.alerting.notify import Notifier
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.rules_model import AlertRule
 from metricskit.testing import ManualClock
 from metricskit.testing.channels import CapturingChannel
 

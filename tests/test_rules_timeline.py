@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from metricskit import Series, SeriesKey, open_store
-from metricskit.events import AlertEvent, AlertState
-from metricskit.notify import Notifier
-from metricskit.rules import RuleEngine
-from metricskit.rules_model import AlertRule
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.events import AlertEvent, AlertState
+from metricskit.alerting.notify import Notifier
+from metricskit.alerting.rules_model import AlertRule
 from metricskit.store import Store
 from metricskit.testing import ManualClock
 from metricskit.testing.channels import CapturingChannel

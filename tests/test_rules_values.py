@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from metricskit import Series, SeriesKey, open_store
-from metricskit.events import AlertState
-from metricskit.rules import RuleEngine
-from metricskit.rules_model import AlertRule
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.events import AlertState
+from metricskit.alerting.rules_model import AlertRule
 from metricskit.store import Store
 
 METRIC = "app.test.value"

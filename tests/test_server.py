@@ -22,7 +22,7 @@ import requests
 
 import metricskit as mk
 from metricskit.model import Series, SeriesKey
-from metricskit.server import MetricsServer, Response, ServerBindError
+from metricskit.server.app import MetricsServer, Response, ServerBindError
 from tests.services import free_port, metricskit_serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +142,7 @@ def test_security_headers_on_every_response(store: mk.Store, auth: str | None) -
 def test_warns_when_serving_beyond_loopback_without_auth(
     store: mk.Store, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, "metricskit.server"):
+    with caplog.at_level(logging.WARNING, "metricskit.server.app"):
         MetricsServer(store, host="0.0.0.0", port=0, bearer_token="tok").stop()
         MetricsServer(store, host="127.0.0.1", port=0).stop()
         assert "beyond loopback" not in caplog.text

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from metricskit.sources import DatabaseCheck
+from metricskit.collect.sources import DatabaseCheck
 from metricskit.testing import ManualClock
 from tests.services import MARIADB_URL, POSTGRES_URL, free_port, service_missing
 

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from metricskit.sources import HttpCheck, default_http_checks
+from metricskit.collect.sources import HttpCheck, default_http_checks
 from metricskit.testing import ManualClock
 from tests.services import free_port
 
@@ -116,7 +116,7 @@ def test_slow_reply_times_out(app):
 
 def test_closed_port_is_status_zero(caplog):
     check = HttpCheck(f"http://127.0.0.1:{free_port()}/api/health", timeout=2)
-    with caplog.at_level(logging.WARNING, logger="metricskit.sources"):
+    with caplog.at_level(logging.WARNING, logger="metricskit.collect.sources"):
         samples = check.collect()
         check.collect()
     assert [(s.name, s.value) for s in samples] == [("app.health.status", 0.0)]

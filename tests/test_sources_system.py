@@ -7,8 +7,8 @@ import time
 import psutil
 import pytest
 
+from metricskit.collect.sources import SYSTEM_METRICS, System
 from metricskit.errors import InvalidMetricError
-from metricskit.sources import SYSTEM_METRICS, System
 
 
 def _values(samples):

@@ -21,7 +21,7 @@ def _public_modules() -> list[str]:
 
 def test_the_walk_finds_the_public_modules() -> None:
     modules = _public_modules()
-    assert {"metricskit.aggregate", "metricskit.recorder", "metricskit.storage.base"} <= set(
+    assert {"metricskit.query.aggregate", "metricskit.recorder", "metricskit.storage.base"} <= set(
         modules
     )
     assert not any("._" in m for m in modules)

@@ -4,7 +4,7 @@ import pytest
 
 import metricskit as mk
 from metricskit.model import Series, SeriesKey
-from metricskit.trends import anomalies, fit_line, linear_trends, period_change
+from metricskit.report.trends import anomalies, fit_line, linear_trends, period_change
 
 T0 = 1_795_046_400
 HOUR = 3600

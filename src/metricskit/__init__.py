@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from metricskit import _moved
 from metricskit._time import Clock, SystemClock, parse_duration, to_ns
 from metricskit.errors import (
     BackendError,
@@ -38,41 +39,41 @@ from metricskit.storage.registry import available_schemes, open_backend, registe
 from metricskit.store import Store, open_store
 
 if TYPE_CHECKING:
-    from metricskit import sources
-    from metricskit.collector import Collector
+    from metricskit.alerting.engine import ActiveAlert, RuleEngine, Silence
+    from metricskit.alerting.events import AlertEvent, AlertState, Severity
+    from metricskit.alerting.notify import Notifier
+    from metricskit.alerting.rules_model import AlertRule, RecordingRule, RuleSet, load_rules
+    from metricskit.collect import sources
+    from metricskit.collect.collector import Collector
+    from metricskit.collect.derive import Derivation
     from metricskit.config import MonitoringConfig, load_config
-    from metricskit.derive import Derivation
-    from metricskit.events import AlertEvent, AlertState, Severity
-    from metricskit.notify import Notifier
-    from metricskit.performance import PerformanceThresholds
-    from metricskit.report import Reporter, ReportSettings
-    from metricskit.rules import ActiveAlert, RuleEngine, Silence
-    from metricskit.rules_model import AlertRule, RecordingRule, RuleSet, load_rules
+    from metricskit.query.performance import PerformanceThresholds
+    from metricskit.report.reporter import Reporter, ReportSettings
     from metricskit.service import MonitoringService
 
 # Imported on first use: these pull in SQLAlchemy, requests or pydantic, which an
 # application that only records metrics should not pay for at ``import metricskit``.
 _LAZY = {
-    "ActiveAlert": "metricskit.rules",
-    "AlertEvent": "metricskit.events",
-    "AlertRule": "metricskit.rules_model",
-    "AlertState": "metricskit.events",
-    "Collector": "metricskit.collector",
-    "Derivation": "metricskit.derive",
+    "ActiveAlert": "metricskit.alerting.engine",
+    "AlertEvent": "metricskit.alerting.events",
+    "AlertRule": "metricskit.alerting.rules_model",
+    "AlertState": "metricskit.alerting.events",
+    "Collector": "metricskit.collect.collector",
+    "Derivation": "metricskit.collect.derive",
     "MonitoringConfig": "metricskit.config",
     "MonitoringService": "metricskit.service",
-    "Notifier": "metricskit.notify",
-    "PerformanceThresholds": "metricskit.performance",
-    "RecordingRule": "metricskit.rules_model",
-    "ReportSettings": "metricskit.report",
-    "Reporter": "metricskit.report",
-    "RuleEngine": "metricskit.rules",
-    "RuleSet": "metricskit.rules_model",
-    "Severity": "metricskit.events",
-    "Silence": "metricskit.rules",
+    "Notifier": "metricskit.alerting.notify",
+    "PerformanceThresholds": "metricskit.query.performance",
+    "RecordingRule": "metricskit.alerting.rules_model",
+    "ReportSettings": "metricskit.report.reporter",
+    "Reporter": "metricskit.report.reporter",
+    "RuleEngine": "metricskit.alerting.engine",
+    "RuleSet": "metricskit.alerting.rules_model",
+    "Severity": "metricskit.alerting.events",
+    "Silence": "metricskit.alerting.engine",
     "load_config": "metricskit.config",
-    "load_rules": "metricskit.rules_model",
-    "sources": "metricskit.sources",
+    "load_rules": "metricskit.alerting.rules_model",
+    "sources": "metricskit.collect.sources",
 }
 
 
@@ -85,6 +86,8 @@ def __getattr__(name: str) -> Any:
     globals()[name] = value
     return value
 
+
+_moved.install()
 
 __version__ = "0.1.0"
 

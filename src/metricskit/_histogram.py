@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from metricskit.catalog import MetricKind, describe, histogram_of, histogram_parts
-from metricskit.exposition import format_value
 from metricskit.model import Series, SeriesKey, Tags
+from metricskit.naming import format_value
 
 __all__ = ["HistogramCounters", "is_histogram"]
 

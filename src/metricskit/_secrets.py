@@ -15,9 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from metricskit.channels.base import redact_url as _host_only
-
-__all__ = ["HIDDEN", "is_secret_key", "redact", "redact_store_url"]
+__all__ = ["HIDDEN", "is_secret_key", "redact", "redact_store_url", "redact_url"]
 
 HIDDEN = "<redacted>"
 
@@ -69,7 +67,7 @@ def _hide(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_hide(v) for v in value]
     if isinstance(value, str) and "://" in value:
-        return _host_only(value)
+        return redact_url(value)
     return HIDDEN
 
 
@@ -84,5 +82,19 @@ def redact(value: Any, key: object = "") -> Any:
     if isinstance(value, str) and "://" in value:
         # a receiver's plain ``url`` (webhook, Alertmanager) may carry its secret in the
         # path, as Slack's does; other URLs (a database) keep theirs
-        return _host_only(value) if str(key) == "url" else redact_store_url(value)
+        return redact_url(value) if str(key) == "url" else redact_store_url(value)
     return value
+
+
+def redact_url(url: str) -> str:
+    """``https://hooks.slack.com/services/T/B/x`` -> ``https://hooks.slack.com/<redacted>``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<redacted>"
+    if ":" in host:
+        host = f"[{host}]"
+    rest = "/<redacted>" if (parts.path not in ("", "/") or parts.query) else ""
+    return f"{parts.scheme}://{host}{port}{rest}"

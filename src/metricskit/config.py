@@ -21,8 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from metricskit._env import substitute_env
 from metricskit._secrets import redact
 from metricskit._time import parse_duration
 from metricskit._validation import (
@@ -39,11 +39,11 @@ from metricskit._validation import (
     pydantic_config_error,
 )
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
+from metricskit.alerting.rules_model import RuleSet, parse_rules
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
 from metricskit.errors import ConfigError, MetricsKitError, UnknownSectionError
 from metricskit.model import validate_name
-from metricskit.performance import PerformanceThresholds
-from metricskit.rules_model import RuleSet, parse_rules
+from metricskit.query.performance import PerformanceThresholds
 
 __all__ = [
     "DashboardConfig",
@@ -359,62 +359,6 @@ class MonitoringConfig:
         return self.resolve(self.service.log_dir)
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _substitute(doc: YamlDocument, value: Any, path: tuple[Hashable, ...]) -> Any:
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            found = os.environ.get(name, default)
-            if found is None:
-                raise doc.error(
-                    f"environment variable {name} is not set (used in {'.'.join(map(str, path))})",
-                    path,
-                )
-            return found
-
-        return _VAR.sub(replace, value)
-    if isinstance(value, dict):
-        return {k: _substitute(doc, v, (*path, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(doc, v, (*path, i)) for i, v in enumerate(value)]
-    return value
-
-
-_CHANNEL_SECTIONS = ("slack", "email", "webhook", "alertmanager")
-
-
-def substitute_env(doc: YamlDocument) -> tuple[YamlDocument, dict[str, str]]:
-    """``doc`` with ``${VAR}`` substituted, and the notification channels left out.
-
-    A variable that is not set is an error naming it and its line, except inside a
-    ``notifications`` channel (slack, email, webhook, alertmanager): only what sends to
-    that channel needs it, so the channel is left out and returned with the reason.
-    """
-    raw = doc.data
-    if not isinstance(raw, dict):
-        return doc, {}
-    data: dict[str, Any] = {}
-    unavailable: dict[str, str] = {}
-    for name, value in raw.items():
-        if name == "notifications" and isinstance(value, dict):
-            data[name] = {}
-            for key, section in value.items():
-                try:
-                    data[name][key] = _substitute(doc, section, (name, key))
-                except ConfigError as exc:
-                    disabled = isinstance(section, dict) and section.get("enabled") is False
-                    if key not in _CHANNEL_SECTIONS:
-                        raise
-                    if not disabled:
-                        unavailable[str(key)] = str(exc)
-        else:
-            data[name] = _substitute(doc, value, (name,))
-    return YamlDocument(data, doc.locator, doc.path), unavailable
-
-
 def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
     model: Any = _MODELS.get(str(loc[0])) if loc else None
     for part in loc[1:-1]:
@@ -445,7 +389,7 @@ def _check_retention(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
 
 
 def _check_collection(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
-    from metricskit.sources.config import plan_sources
+    from metricskit.collect.sources.config import plan_sources
 
     _check_retention(doc, collection)
 
@@ -466,7 +410,7 @@ def _check_notifications(
     unavailable: Mapping[str, str],
 ) -> list[str]:
     """Raise for a bad channel section; the warnings about channels off or missing."""
-    from metricskit.notify import Notifier
+    from metricskit.alerting.notify import Notifier
 
     try:
         notifier = Notifier.from_config(notifications, log_dir=log_dir, unavailable=unavailable)

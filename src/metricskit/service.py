@@ -34,22 +34,22 @@ import numpy as np
 from metricskit._files import atomic_write, open_append
 from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
-from metricskit.collector import Collector
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.notify import Notifier
+from metricskit.alerting.performance_rules import PerformanceFigures, default_rules, with_defaults
+from metricskit.collect.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.errors import InvalidArgumentError, StateError
 from metricskit.integrations._timing import in_health_check_request
-from metricskit.notify import Notifier
-from metricskit.performance_rules import PerformanceFigures, default_rules, with_defaults
 from metricskit.recorder import REQUEST_METRIC, Recorder
-from metricskit.report import Reporter, ReportSettings
-from metricskit.rules import RuleEngine
-from metricskit.server import MetricsServer, Response, ServerBindError, create_app
+from metricskit.report.reporter import Reporter, ReportSettings
+from metricskit.server.app import MetricsServer, Response, ServerBindError, create_app
 from metricskit.store import Store, open_store
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from metricskit.report_types import HealthReport
+    from metricskit.report.types import HealthReport
 
 __all__ = ["CONFIG_CANDIDATES", "MonitoringService", "find_config"]
 
@@ -330,9 +330,9 @@ class MonitoringService:
         """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
 
         Host, port, path and auth come from ``integrations.prometheus`` unless given;
-        ``limits`` are :class:`~metricskit.server.MetricsServer`'s ``max_connections`` and
+        ``limits`` are :class:`~metricskit.server.app.MetricsServer`'s ``max_connections`` and
         ``idle_timeout``. ``/api/health`` answers 503 when the overall status is critical,
-        else 200. A taken port raises :class:`~metricskit.server.ServerBindError` naming
+        else 200. A taken port raises :class:`~metricskit.server.app.ServerBindError` naming
         it and the setting to change.
         """
         settings = self.config.integrations.prometheus

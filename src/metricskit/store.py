@@ -217,7 +217,7 @@ class Store:
                 found.append((key, sample[0], sample[1]))
         return found
 
-    # -- analysis (metricskit.analysis does the work) ---------------------------------
+    # -- analysis (metricskit.query.analysis does the work) ---------------------------------
 
     def aggregate(
         self,
@@ -234,7 +234,7 @@ class Store:
         ``stats``: count, sum, mean, min, max, stddev, first, last, median, p95, p99.9, ...
         ``by`` (tag keys) pools the samples of the series sharing those tag values.
         """
-        from metricskit.analysis import aggregate_frame
+        from metricskit.query.analysis import aggregate_frame
 
         start_ns, end_ns = _time_range(start, end)
         return aggregate_frame(
@@ -283,7 +283,7 @@ class Store:
         tags: Mapping[str, str] | None,
         by: Sequence[str] | None,
     ) -> pd.DataFrame:
-        from metricskit.analysis import rate_frame
+        from metricskit.query.analysis import rate_frame
 
         start_ns, end_ns, series = self._sliding_read(name, window, start, end, tags)
         return rate_frame(series, window, step, start_ns, end_ns, by, fn)
@@ -300,7 +300,7 @@ class Store:
         by: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """PromQL ``<stat>_over_time(name[window])`` every ``step`` (avg, max, p95, ...)."""
-        from metricskit.analysis import over_time_frame
+        from metricskit.query.analysis import over_time_frame
 
         start_ns, end_ns, series = self._sliding_read(name, window, start, end, tags)
         return over_time_frame(series, stat, window, step, start_ns, end_ns, by)

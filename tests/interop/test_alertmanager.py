@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from metricskit.channels import AlertmanagerChannel
-from metricskit.channels.alertmanager import webhook_payload
-from metricskit.events import AlertState
-from metricskit.notify import Notifier, RetryPolicy
+from metricskit.alerting.channels import AlertmanagerChannel
+from metricskit.alerting.channels.alertmanager import webhook_payload
+from metricskit.alerting.events import AlertState
+from metricskit.alerting.notify import Notifier, RetryPolicy
 from tests.services import binary, free_port, running
 from tests.test_channels_http import Receiver, make_event
 

@@ -24,8 +24,8 @@ import numpy.typing as npt
 import pytest
 
 import metricskit as mk
-from metricskit._svg_chart import PALETTE
-from metricskit.rules import RuleEngine
+from metricskit.alerting.engine import RuleEngine
+from metricskit.report._svg_chart import PALETTE
 from metricskit.testing import ManualClock
 from tests.services import binary
 from tests.test_report import RULES, T0

@@ -10,10 +10,10 @@ import pytest
 import requests
 
 import metricskit as mk
-from metricskit.exposition import generate
-from metricskit.grafana import dashboard
 from metricskit.model import Series, SeriesKey
-from metricskit.server import MetricsServer
+from metricskit.report.grafana import dashboard
+from metricskit.server.app import MetricsServer
+from metricskit.server.exposition import generate
 from tests.services import binary, free_port, running
 
 NOW = int(time.time())

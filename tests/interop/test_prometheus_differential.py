@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from metricskit import Series, SeriesKey
-from metricskit.analysis import over_time_frame, rate_frame
+from metricskit.query.analysis import over_time_frame, rate_frame
 from tests.interop.prom import (
     OMSeries,
     backfilled_prometheus,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 
-from metricskit.promql import eval_times, over_time, range_function
+from metricskit.query.range_functions import eval_times, over_time, range_function
 from tests.interop.prom import backfilled_prometheus
 
 pytestmark = pytest.mark.services

@@ -36,9 +36,9 @@ import pytest
 import yaml
 
 from metricskit import Series, SeriesKey, open_store
-from metricskit.events import AlertState
-from metricskit.rules import RuleEngine
-from metricskit.rules_model import OPERATOR_SYMBOLS, AlertRule
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.events import AlertState
+from metricskit.alerting.rules_model import OPERATOR_SYMBOLS, AlertRule
 from tests.interop.prom import differential_seed, promtool_values
 from tests.services import binary
 
@@ -233,7 +233,7 @@ def draw_scenarios(rng: np.random.Generator) -> list[Scenario]:
 
 def _stat_values(stat: str, window_s: int, series: dict[str, list[float | None]]) -> list[float]:
     """The statistic's values along the timeline, to put thresholds where things happen."""
-    from metricskit.promql import eval_times, over_time, range_function
+    from metricskit.query.range_functions import eval_times, over_time, range_function
 
     times = eval_times(0, (EVALS - 1) * 60 * NS, 60 * NS)
     out: list[float] = []

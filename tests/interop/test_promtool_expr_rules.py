@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from metricskit import Series, SeriesKey, open_store
-from metricskit.events import AlertState
-from metricskit.rules import RuleEngine
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.events import AlertState
 from tests.interop.prom import promtool_values
 from tests.services import binary
 

@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from metricskit import Series, SeriesKey, open_store
-from metricskit.events import AlertState
-from metricskit.rules import RuleEngine
-from metricskit.rules_model import AlertRule
+from metricskit.alerting.engine import RuleEngine
+from metricskit.alerting.events import AlertState
+from metricskit.alerting.rules_model import AlertRule
 from tests.interop.prom import promtool_values
 from tests.services import binary
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from metricskit.errors import CorruptDataError
-from metricskit.storage.chunk_codec import decode_block, encode_block, merge_last_wins
+from metricskit.storage._chunk_codec import decode_block, encode_block, merge_last_wins
 
 
 def _round_trip(ts: np.ndarray, values: np.ndarray) -> int:

@@ -19,9 +19,9 @@ pq = require_module("pyarrow.parquet")
 
 from metricskit.errors import CorruptDataError  # noqa: E402
 from metricskit.model import Selector, Series, SeriesKey  # noqa: E402
+from metricskit.storage._parquet_write import MIN_GROUP_ROWS  # noqa: E402
 from metricskit.storage.base import MAX_NS, MIN_NS  # noqa: E402
 from metricskit.storage.parquet import ParquetBackend  # noqa: E402
-from metricskit.storage.parquet_write import MIN_GROUP_ROWS  # noqa: E402
 
 DAY = 86_400 * 10**9
 T0 = 1_795_046_400 * 10**9  # 2026-11-19T00:00:00Z

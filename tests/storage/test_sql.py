@@ -23,10 +23,10 @@ from metricskit.errors import (
     StorageFullError,
 )
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage._sql_schema import Tables, encode_tags, key_hash
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend
 from metricskit.storage.registry import open_backend as registry_open_backend
 from metricskit.storage.sql import InMemorySQLiteBackend, SQLBackend
-from metricskit.storage.sql_schema import Tables, encode_tags, key_hash
 from metricskit.testing import BackendConformance
 from tests.services import MARIADB_URL, POSTGRES_URL, free_port, require_database, require_module
 
@@ -666,8 +666,8 @@ def test_reads_and_last_decode_only_the_blocks_they_need(
     open_at: OpenBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """40,000 samples = 10 blocks: last() decodes one, a short range the ones it overlaps."""
+    import metricskit.storage._sql_blocks as blocks_module
     import metricskit.storage.sql as sql_module
-    import metricskit.storage.sql_blocks as blocks_module
 
     backend = open_at()
     key = SeriesKey.of("bounded.test.x")

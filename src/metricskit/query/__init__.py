@@ -23,12 +23,12 @@ import numpy as np
 from metricskit._time import TimeLike, parse_duration, to_ns
 from metricskit.errors import QueryError
 from metricskit.model import Series, SeriesKey, Tags
-from metricskit.promql import eval_times
 from metricskit.query._eval import Context, evaluate, spans
 from metricskit.query._functions import FUNCTIONS
 from metricskit.query._plan import Node, plan
 from metricskit.query._select import fetch
 from metricskit.query._values import I64, NAME, Scalar, Value, Vector, merge
+from metricskit.query.range_functions import eval_times
 from metricskit.storage.base import StorageBackend
 
 if TYPE_CHECKING:

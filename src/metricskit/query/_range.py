@@ -1,19 +1,20 @@
 """Range-vector functions: ``f(x[range])`` at every evaluation time, on numpy kernels.
 
-rate, increase, delta and deriv are :func:`metricskit.promql.range_function_many`; the
-``<stat>_over_time`` functions use :func:`metricskit.aggregate.window_stats`; irate,
-idelta, changes, resets and predict_linear are computed here on the same windows. NaN
-samples are skipped, as everywhere in metricskit (docs/aggregation.md).
+rate, increase, delta and deriv are
+:func:`metricskit.query.range_functions.range_function_many`; the ``<stat>_over_time``
+functions use :func:`metricskit.query.aggregate.window_stats`; irate, idelta, changes,
+resets and predict_linear are computed here on the same windows. NaN samples
+are skipped, as everywhere in metricskit (docs/aggregation.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from metricskit._windows import Windows, contiguous, reduce_segments
-from metricskit.aggregate import window_quantiles, window_stats
-from metricskit.promql import RANGE_FUNCTIONS, range_function_many, sliding_windows
 from metricskit.query._values import BOOL, F64, I64, RangeVector, Vector, drop_name
+from metricskit.query._windows import Windows, contiguous, reduce_segments
+from metricskit.query.aggregate import window_quantiles, window_stats
+from metricskit.query.range_functions import RANGE_FUNCTIONS, range_function_many, sliding_windows
 
 __all__ = ["OVER_TIME", "RANGE", "range_call"]
 

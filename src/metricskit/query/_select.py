@@ -1,6 +1,6 @@
 """Find the series a query's selectors match and read each one once.
 
-Names follow the exposition's mapping (:func:`metricskit.exposition.exposed_name`):
+Names follow the exposition's mapping (:func:`metricskit.naming.exposed_name`):
 ``http.request.duration_seconds`` is ``http_request_duration_seconds`` to PromQL, a counter
 gets ``_total`` and a value in an abbreviated unit is scaled to the base unit, exactly as
 ``/metrics`` and the Grafana dashboard show it. A matcher on ``__name__`` also accepts the
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metricskit.catalog import histogram_of
-from metricskit.exposition import ExposedName, exposed_name, format_value
 from metricskit.model import Selector, SeriesKey
+from metricskit.naming import ExposedName, exposed_name, format_value
 from metricskit.query._plan import VectorSelector
 from metricskit.query._values import F64, I64, NAME, Labels
 from metricskit.storage.base import StorageBackend

@@ -6,7 +6,7 @@ Samples are buffered in memory (numpy columns per series) and visible to reads a
 wins by file sequence at read time, and compaction merges a partition's files into one
 under the partition's ``flock`` so that several processes can share a directory. The
 files are plain Parquet that pandas, pyarrow and DuckDB read directly; the format is
-documented in ``docs/storage.md`` and :mod:`metricskit.storage.parquet_format`.
+documented in ``docs/storage.md`` and :mod:`metricskit.storage._parquet_format`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,7 @@ import numpy.typing as npt
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage import merge_last_wins
-from metricskit.storage.base import (
-    MAX_NS,
-    MIN_NS,
-    Capabilities,
-    KeyIndex,
-    StorageBackend,
-    StorageStats,
-    key_order,
-)
-from metricskit.storage.parquet_format import (
+from metricskit.storage._parquet_format import (
     Arrays,
     FileIndex,
     OpenFiles,
@@ -42,7 +33,7 @@ from metricskit.storage.parquet_format import (
     read_series,
     tags_json,
 )
-from metricskit.storage.parquet_layout import (
+from metricskit.storage._parquet_layout import (
     DAY_NS,
     DataFile,
     FileSizes,
@@ -59,7 +50,16 @@ from metricskit.storage.parquet_layout import (
     remove_summary,
     write_summary,
 )
-from metricskit.storage.parquet_write import write_partition
+from metricskit.storage._parquet_write import write_partition
+from metricskit.storage.base import (
+    MAX_NS,
+    MIN_NS,
+    Capabilities,
+    KeyIndex,
+    StorageBackend,
+    StorageStats,
+    key_order,
+)
 
 __all__ = ["ParquetBackend"]
 

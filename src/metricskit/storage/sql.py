@@ -10,7 +10,7 @@ URLs::
 Options: ``table_prefix`` (default ``"metricskit_"``), ``busy_timeout`` (SQLite, seconds,
 default 30) and ``engine_options`` (passed to ``sqlalchemy.create_engine``).
 
-The layout is described in :mod:`metricskit.storage.sql_schema`: compressed blocks of up
+The layout is described in :mod:`metricskit.storage._sql_schema`: compressed blocks of up
 to 4,096 samples per series plus a head of recent rows. Each ``write`` is one transaction
 (an ``IMMEDIATE`` one on SQLite), so a failed write leaves the store as it was and the same
 batch can be retried. A series' samples go to the head while it is small; a big write, a
@@ -36,14 +36,13 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
-from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
-from metricskit.storage.chunk_codec import decode_block
-from metricskit.storage.sql_batch import Segment, segments, split_odd
-from metricskit.storage.sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
-from metricskit.storage.sql_errors import parse_url, safe_url, translate
-from metricskit.storage.sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
-from metricskit.storage.sql_reads import Compiled, ReadStatements, execute
-from metricskit.storage.sql_schema import (
+from metricskit.storage._chunk_codec import decode_block
+from metricskit.storage._sql_batch import Segment, segments, split_odd
+from metricskit.storage._sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
+from metricskit.storage._sql_errors import parse_url, safe_url, translate
+from metricskit.storage._sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
+from metricskit.storage._sql_reads import Compiled, ReadStatements, execute
+from metricskit.storage._sql_schema import (
     DEFAULT_PREFIX,
     SCHEMA_VERSION,
     SEAL_ROWS,
@@ -52,6 +51,7 @@ from metricskit.storage.sql_schema import (
     encode_tags,
     key_hash,
 )
+from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, StorageStats
 
 __all__ = ["InMemorySQLiteBackend", "SQLBackend"]
 

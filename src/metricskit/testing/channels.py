@@ -1,7 +1,7 @@
 """A notification channel that keeps what it is sent, for tests and examples.
 
-It is a real :class:`~metricskit.channels.base.Channel`: plug it into a
-:class:`~metricskit.notify.Notifier` like Slack or email, and read back exactly the
+It is a real :class:`~metricskit.alerting.channels.base.Channel`: plug it into a
+:class:`~metricskit.alerting.notify.Notifier` like Slack or email, and read back exactly the
 events the notifier delivered::
 
     capture = CapturingChannel("slack")
@@ -18,8 +18,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from metricskit.channels.base import Channel, DeliveryError
-from metricskit.events import AlertEvent, AlertState
+from metricskit.alerting.channels.base import Channel, DeliveryError
+from metricskit.alerting.events import AlertEvent, AlertState
 
 __all__ = ["CapturingChannel"]
 
@@ -28,7 +28,7 @@ class CapturingChannel(Channel):
     """Records every event delivered to it, in delivery order; thread-safe.
 
     ``fail_next(n)`` makes the next ``n`` deliveries raise a retryable
-    :class:`~metricskit.channels.base.DeliveryError`, to exercise retries.
+    :class:`~metricskit.alerting.channels.base.DeliveryError`, to exercise retries.
     """
 
     def __init__(self, name: str = "capture") -> None:

@@ -1,0 +1,479 @@
+"""Writing ``parquet://`` files: lossless decimal encoding of values, atomic row-group writes.
+
+A partition's rows are cut into row groups; each is encoded (values scaled to integers,
+dictionaries holding only the words that row group uses) while the previous one is being
+compressed and written by a helper thread, so on two cores the encoding costs little
+wall time. See :mod:`metricskit.storage._parquet_format` for the format itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from metricskit._files import temp_beside
+from metricskit.errors import BackendError, backend_error_from_oserror
+from metricskit.model import SeriesKey
+from metricskit.storage._parquet_format import (
+    INDEX_KEY,
+    MAX_SCALE,
+    POW10,
+    SCHEMA,
+    TS_TYPE,
+    WRITE_OPTIONS,
+    Arrays,
+    pack_index,
+    tags_json,
+)
+
+__all__ = ["MIN_GROUP_ROWS", "encode_values", "partition_table", "write_partition"]
+
+_SAMPLE_ROWS = 16
+MIN_GROUP_ROWS = 8_192
+"""A row group ends at the first series boundary this many rows in (see ``group_bounds``)."""
+IntArray = npt.NDArray[np.intp]
+# (ints, exact, scale_rows, scratch) arrays for encode_values to fill in place.
+_Buffers = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int8], npt.NDArray[np.float64]
+]
+
+
+def _repeat_into(out: npt.NDArray[Any], values: list[int], lengths: IntArray) -> None:
+    """``out[:] = np.repeat(values, lengths)`` without allocating (few, long segments)."""
+    at = 0
+    for value, n in zip(values, lengths.tolist(), strict=True):
+        out[at : at + n] = value
+        at += n
+
+
+# -- values: float64 -> (value_int, scale, value) ---------------------------------------
+
+
+def _row_scales(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
+    """Per value, the smallest k with an exact ``rint(v*10**k)/10**k`` (-1 if none)."""
+    out = np.full(v.size, -1, dtype=np.int8)
+    todo = np.arange(v.size)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for k in range(MAX_SCALE + 1):
+            if todo.size == 0:
+                break
+            sub = v[todo]
+            ints = np.rint(sub * POW10[k]).astype(np.int64)
+            ok = (ints / POW10[k]).view(np.int64) == sub.view(np.int64)
+            out[todo[ok]] = k
+            todo = todo[~ok]
+    return out
+
+
+def _scaled(
+    v: npt.NDArray[np.float64],
+    power: float | npt.NDArray[np.float64],
+    ints: npt.NDArray[np.int64] | None = None,
+    exact: npt.NDArray[np.bool_] | None = None,
+    work: npt.NDArray[np.float64] | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """``rint(v * power)`` and where dividing it by ``power`` gives back ``v``'s exact bits.
+
+    ``ints``, ``exact`` and ``work`` (scratch) may be given to be filled in place: freshly
+    allocated arrays of a row group's size are page-faulted in on every use, which used to
+    cost more than the arithmetic itself.
+    """
+    ints = np.empty(v.size, dtype=np.int64) if ints is None else ints
+    exact = np.empty(v.size, dtype=np.bool_) if exact is None else exact
+    work = np.empty(v.size, dtype=np.float64) if work is None else work
+    with np.errstate(invalid="ignore", over="ignore"):
+        if isinstance(power, float) and power == 1.0:
+            # Integers (counters): truncation equals rounding wherever the check passes.
+            np.copyto(ints, v, casting="unsafe")
+            np.copyto(work, ints, casting="unsafe")
+        else:
+            np.multiply(v, power, out=work)
+            np.rint(work, out=work)
+            np.copyto(ints, work, casting="unsafe")
+            np.divide(ints, power, out=work)
+        # Compare bits, not floats: -0.0, NaN and out-of-range values must not pass.
+        np.equal(work.view(np.int64), v.view(np.int64), out=exact)
+    return ints, exact
+
+
+def encode_values(
+    v: npt.NDArray[np.float64],
+    starts: IntArray,
+    lengths: IntArray,
+    *,
+    out: _Buffers | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int8]]:
+    """Choose one decimal scale per series segment and scale the values losslessly.
+
+    Returns ``(ints, exact, scale_rows)``: rows where ``exact`` is False keep their float.
+    The scale is guessed from each segment's first rows, checked on every row, and raised
+    only for segments where some row needs more digits than the guess. ``out`` is
+    ``(ints, exact, scale_rows, scratch)`` arrays of ``v``'s size to fill instead.
+    """
+    nseg = starts.size
+    head_n = np.minimum(lengths, _SAMPLE_ROWS)
+    head_owner = np.repeat(np.arange(nseg), head_n)
+    head = (
+        starts[head_owner]
+        + np.arange(head_owner.size)
+        - np.repeat(np.cumsum(head_n) - head_n, head_n)
+    )
+    seg_scale = np.zeros(nseg, dtype=np.int8)
+    np.maximum.at(seg_scale, head_owner, _row_scales(v[head]))
+    ints, exact, scale_rows, work = out or (None, None, None, None)
+    if nseg and seg_scale.min() == seg_scale.max():
+        # The common case (one kind of series in the row group): a scalar multiplier.
+        ints, exact = _scaled(v, float(POW10[seg_scale[0]]), ints, exact, work)
+    else:
+        ints, exact = _scaled(v, np.repeat(POW10[seg_scale], lengths), ints, exact, work)
+    if scale_rows is None:
+        scale_rows = np.repeat(seg_scale, lengths)
+    else:
+        _repeat_into(scale_rows, seg_scale.tolist(), lengths)
+    if bool(exact.all()):
+        return ints, exact, scale_rows
+    misses = np.flatnonzero(~exact)
+    owner = np.repeat(np.arange(nseg), lengths)
+    needed = seg_scale.copy()
+    np.maximum.at(needed, owner[misses], _row_scales(v[misses]))
+    raised = needed > seg_scale
+    if raised.any():
+        rows = np.flatnonzero(raised[owner])
+        scale_rows[rows] = needed[owner[rows]]
+        ints[rows], exact[rows] = _scaled(v[rows], POW10[scale_rows[rows]])
+    return ints, exact, scale_rows
+
+
+# -- tables ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A partition's rows sorted by (name, tags, ts): one segment per series."""
+
+    names: list[str]
+    tags: list[str]
+    arrays: list[Arrays]
+    starts: IntArray
+    lengths: IntArray
+
+    @classmethod
+    def of(cls, series: Mapping[SeriesKey, Arrays]) -> _Layout:
+        keyed = sorted(
+            ((k.name, tags_json(k.tags)), arrays) for k, arrays in series.items() if arrays[0].size
+        )
+        lengths = np.fromiter((a[0].size for _, a in keyed), dtype=np.intp, count=len(keyed))
+        starts = np.zeros(lengths.size, dtype=np.intp)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        return cls(
+            [nk[0] for nk, _ in keyed],
+            [nk[1] for nk, _ in keyed],
+            [a for _, a in keyed],
+            starts,
+            lengths,
+        )
+
+    def index(self) -> list[list[object]]:
+        """The footer series index (see :mod:`parquet_format`)."""
+        return [
+            [name, tags, int(first), int(n), int(ts[0]), int(ts[-1])]
+            for name, tags, first, n, (ts, _) in zip(
+                self.names, self.tags, self.starts, self.lengths, self.arrays, strict=True
+            )
+        ]
+
+    def last_values(self) -> list[float]:
+        """Each series' value at its newest timestamp, for the footer index."""
+        return [float(vs[-1]) for _, vs in self.arrays]
+
+    def group_bounds(self, rows: int, *, aligned: bool = True) -> list[tuple[int, int]]:
+        """Row ranges of the row groups: cut at series boundaries, at most ``rows`` long.
+
+        ``aligned=False`` cuts every ``rows`` rows regardless of series (the layout of
+        files written before row groups were aligned; benchmarks use it as an anchor).
+
+        A group closes at the first series end at least :data:`MIN_GROUP_ROWS` rows in
+        (a series longer than ``rows`` is cut every ``rows``), so reading one series
+        decodes that series and at most a few small neighbours, not a whole 131,072-row
+        group of others.
+        """
+        total = int(self.lengths.sum())
+        if not aligned:
+            return [(a, min(a + rows, total)) for a in range(0, total, rows)]
+        ends = self.starts + self.lengths
+        least = min(MIN_GROUP_ROWS, rows)
+        bounds = []
+        a = 0
+        while a < total:
+            i = int(np.searchsorted(ends, a + least, side="left"))
+            b = min(int(ends[i]) if i < ends.size else total, a + rows)
+            bounds.append((a, b))
+            a = b
+        return bounds
+
+    def row_groups(
+        self, rows: int, *, reuse: bool = False, aligned: bool = True
+    ) -> Iterator[pa.Table]:
+        """Encode the rows ``rows`` at a time, one table per row group.
+
+        With ``reuse``, the tables are zero-copy views of two sets of buffers used in
+        turn, so the caller must be done with a table before it takes the one after the
+        next (the writer has at most one row group in flight). Reusing buffers matters:
+        fresh arrays of a row group's size are page-faulted in on every use, which cost
+        more than the encoding arithmetic itself.
+        """
+        total = int(self.lengths.sum())
+        if total == 0:
+            return
+        size = min(rows, total)
+        pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
+        words = (_Words(self.names), _Words(self.tags))
+        bounds = self.group_bounds(rows, aligned=aligned)
+        # Groups are encoded in batches of up to ``rows`` rows: the per-call cost of the
+        # value encoding is paid per batch, not per (small, series-aligned) group.
+        first = 0
+        for n_batch in itertools.count():
+            if first == len(bounds):
+                return
+            start = bounds[first][0]
+            last = first + 1
+            while last < len(bounds) and bounds[last][1] - start <= rows:
+                last += 1
+            buffers = pool[n_batch % 2] if pool else _GroupBuffers(bounds[last - 1][1] - start)
+            yield from buffers.tables(self, bounds[first:last], words)
+            first = last
+
+    def segments(self, a: int, b: int) -> tuple[int, int, list[Arrays], IntArray]:
+        """The series ``lo:hi`` overlapping rows ``a:b``, their pieces there, and lengths."""
+        ends = self.starts + self.lengths
+        lo = int(np.searchsorted(ends, a, side="right"))
+        hi = int(np.searchsorted(self.starts, b, side="left"))
+        cut_lo = np.maximum(self.starts[lo:hi], a) - self.starts[lo:hi]
+        cut_hi = np.minimum(ends[lo:hi], b) - self.starts[lo:hi]
+        pieces = [
+            (ts[i:j], vs[i:j])
+            for (ts, vs), i, j in zip(
+                self.arrays[lo:hi], cut_lo.tolist(), cut_hi.tolist(), strict=True
+            )
+        ]
+        return lo, hi, pieces, cut_hi - cut_lo
+
+
+class _Words:
+    """One dictionary column's words for a whole file, cut per row group.
+
+    Row groups span a handful of series, so plain Python on their few words is cheaper
+    here than numpy's or Arrow's per-call overhead.
+    """
+
+    def __init__(self, words: list[str]) -> None:
+        self.words = words
+        self.dictionaries: dict[tuple[str, ...], pa.Array] = {}
+
+    def column(
+        self, lo: int, hi: int, lengths: IntArray, out: npt.NDArray[np.int32]
+    ) -> pa.DictionaryArray:
+        """Segments ``lo:hi`` repeated ``lengths`` times, with only the words they use.
+
+        A row group's dictionary keeps only its own words (sorted), which is what keeps
+        the ``tags`` column small; a whole-file dictionary would be stored in every group.
+        """
+        words = self.words[lo:hi]
+        unique = tuple(sorted(set(words)))
+        if len(unique) == 1:
+            out = _zero_codes(out.size)
+        else:
+            position = {w: i for i, w in enumerate(unique)}
+            _repeat_into(out, [position[w] for w in words], lengths)
+        dictionary = self.dictionaries.get(unique)
+        if dictionary is None:
+            dictionary = self.dictionaries[unique] = pa.array(unique, pa.string())
+        # Bounds are right by construction: no need for Arrow to check every index.
+        return pa.DictionaryArray.from_arrays(pa.array(out, pa.int32()), dictionary, safe=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _zero_codes(size: int) -> npt.NDArray[np.int32]:
+    """Read-only dictionary indices of a row group holding one word (most ``name`` columns).
+
+    Shared by every such row group: calloc'd pages that are never written cost nothing.
+    """
+    zeros = np.zeros(size, dtype=np.int32)
+    zeros.flags.writeable = False
+    return zeros
+
+
+@functools.lru_cache(maxsize=4)
+def _nulls(size: int) -> pa.Array:
+    """An all-null ``value`` column (immutable, so shared by every file's row groups)."""
+    return pa.nulls(size, pa.float64())
+
+
+def _masked(
+    kind: pa.DataType, data: npt.NDArray[Any], where: npt.NDArray[np.bool_], valid: bool
+) -> pa.Array:
+    """``data`` as an Arrow array, null where ``where`` is not ``valid`` (zero-copy data).
+
+    ``np.packbits`` builds the validity bitmap several times faster than ``pa.array``'s
+    ``mask=``, which mattered: a row group with one -0.0 needs two such columns.
+    """
+    bitmap = np.packbits(where, bitorder="little")
+    if not valid:
+        np.invert(bitmap, out=bitmap)
+        tail = where.size % 8
+        if tail:
+            bitmap[-1] &= (1 << tail) - 1
+    valid_count = int(np.count_nonzero(where))
+    if not valid:
+        valid_count = where.size - valid_count
+    return pa.Array.from_buffers(
+        kind,
+        where.size,
+        [pa.py_buffer(bitmap), pa.py_buffer(data)],
+        null_count=where.size - valid_count,
+    )
+
+
+class _GroupBuffers:
+    """The arrays one row group's table is built in (and is a zero-copy view of)."""
+
+    def __init__(self, size: int) -> None:
+        self.values = np.empty(size, dtype=np.float64)
+        self.ints = np.empty(size, dtype=np.int64)
+        self.exact = np.empty(size, dtype=np.bool_)
+        self.scale = np.empty(size, dtype=np.int8)
+        self.work = np.empty(size, dtype=np.float64)
+        self.codes = np.empty((2, size), dtype=np.int32)
+        self.nulls = _nulls(size)
+
+    def tables(
+        self, layout: _Layout, bounds: list[tuple[int, int]], words: tuple[_Words, _Words]
+    ) -> Iterator[pa.Table]:
+        """Encode rows ``bounds[0][0]:bounds[-1][1]`` at once, then yield each group's table."""
+        start = bounds[0][0]
+        _, _, pieces, seg_lengths = layout.segments(start, bounds[-1][1])
+        n = int(seg_lengths.sum())
+        values = np.concatenate([p[1] for p in pieces], out=self.values[:n])
+        seg_starts = np.zeros_like(seg_lengths)
+        np.cumsum(seg_lengths[:-1], out=seg_starts[1:])
+        ints, exact, scale_rows = encode_values(
+            values,
+            seg_starts,
+            seg_lengths,
+            out=(self.ints[:n], self.exact[:n], self.scale[:n], self.work[:n]),
+        )
+        for a, b in bounds:
+            i, j = a - start, b - start
+            lo, hi, group_pieces, group_lengths = layout.segments(a, b)
+            yield self._table(
+                group_pieces,
+                [
+                    words[0].column(lo, hi, group_lengths, self.codes[0, i:j]),
+                    words[1].column(lo, hi, group_lengths, self.codes[1, i:j]),
+                ],
+                values[i:j],
+                ints[i:j],
+                exact[i:j],
+                scale_rows[i:j],
+            )
+
+    def _table(
+        self,
+        pieces: list[Arrays],
+        word_columns: list[pa.DictionaryArray],
+        values: npt.NDArray[np.float64],
+        ints: npt.NDArray[np.int64],
+        exact: npt.NDArray[np.bool_],
+        scale_rows: npt.NDArray[np.int8],
+    ) -> pa.Table:
+        n = values.size
+        all_exact = bool(exact.all())
+        columns = [
+            *word_columns,
+            # Zero-copy views of the series' own timestamps: no gathering copy.
+            pa.chunked_array([pa.array(p[0], TS_TYPE) for p in pieces], TS_TYPE),
+            pa.array(ints, pa.int64()) if all_exact else _masked(pa.int64(), ints, exact, True),
+            pa.array(scale_rows, pa.int8()),
+            self.nulls.slice(0, n) if all_exact else _masked(pa.float64(), values, exact, False),
+        ]
+        return pa.Table.from_arrays(columns, schema=SCHEMA)
+
+
+def partition_table(
+    series: Mapping[SeriesKey, Arrays], row_group_size: int, *, aligned: bool = False
+) -> pa.Table:
+    """The rows a partition file holds, as one table (benchmarks and tests use this).
+
+    By default in chunks of exactly ``row_group_size`` rows (each with its own
+    dictionaries), so that ``pq.write_table(..., row_group_size=row_group_size)`` keeps
+    them dictionary-encoded; ``aligned=True`` gives the backend's own series-aligned chunks.
+    """
+    tables = list(_Layout.of(series).row_groups(row_group_size, aligned=aligned))
+    return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(layout: _Layout, tmp: str, row_group_size: int) -> None:
+    with (
+        pq.ParquetWriter(tmp, SCHEMA, **WRITE_OPTIONS) as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="metricskit-parquet") as pool,
+    ):
+        pending: Future[None] | None = None
+        for table in layout.row_groups(row_group_size, reuse=True):
+            if pending is not None:
+                pending.result()
+            try:
+                pending = pool.submit(writer.write_table, table, row_group_size)
+            except RuntimeError:
+                # The interpreter is exiting (a Recorder's last flush from atexit): no new
+                # threads can start, so this row group is written here instead.
+                pending = None
+                writer.write_table(table, row_group_size)
+        if pending is not None:
+            pending.result()
+        writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index(), layout.last_values())})
+
+
+def write_partition(
+    series: Mapping[SeriesKey, Arrays], path: str, *, row_group_size: int, fsync: bool = True
+) -> int:
+    """Write ``series`` as the file ``path`` so no reader ever sees half of it; return its size.
+
+    The file is written as ``.<name>.<random>.tmp`` beside ``path`` (hidden from pyarrow, pandas
+    and DuckDB globs), fsynced, renamed over ``path`` and the directory fsynced.
+    """
+    directory = os.path.dirname(path)
+    layout = _Layout.of(series)
+    try:
+        with temp_beside(path) as tmp:
+            _write_file(layout, tmp, row_group_size)
+            if fsync:
+                _fsync_path(tmp)
+            os.replace(tmp, path)
+        if fsync:
+            _fsync_path(directory)
+        return os.path.getsize(path)
+    except OSError as exc:
+        raise backend_error_from_oserror(exc, f"writing {path}") from exc
+    except pa.ArrowException as exc:
+        raise BackendError(f"writing {path}: {exc}") from exc

@@ -1,0 +1,72 @@
+"""0.1's module paths still import, as the new modules themselves, with a DeprecationWarning."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import metricskit
+from metricskit._moved import MOVED, new_path
+
+SRC = Path(metricskit.__file__).parent
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_an_old_path_is_the_new_module_with_a_warning(old: str) -> None:
+    assert new_path(old) == MOVED[old]
+    new = importlib.import_module(MOVED[old])
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {MOVED[old]}"):
+        module = importlib.import_module(old)
+    assert module is new
+    assert module.__spec__ is not None and module.__spec__.name == MOVED[old]
+
+
+def test_old_paths_exist_no_more_and_new_ones_do() -> None:
+    assert new_path("metricskit.sources.http") == "metricskit.collect.sources.http"
+    assert new_path("metricskit.store") is None
+    for old, new in MOVED.items():
+        relative = old.removeprefix("metricskit.").replace(".", "/")
+        assert not (SRC / f"{relative}.py").exists() and not (SRC / relative).exists(), old
+        assert importlib.util.find_spec(new) is not None, new
+
+
+def test_a_submodule_of_a_moved_package_is_loaded_once() -> None:
+    code = (
+        "import warnings, sys; warnings.simplefilter('ignore'); import metricskit\n"
+        "from metricskit.channels.slack import SlackChannel as Old\n"
+        "from metricskit.alerting.channels.slack import SlackChannel as New\n"
+        "from metricskit.sources.http import HttpCheck as OldCheck\n"
+        "from metricskit.collect.sources.http import HttpCheck as NewCheck\n"
+        "assert Old is New and OldCheck is NewCheck\n"
+        "assert sys.modules['metricskit.channels.slack'] is "
+        "sys.modules['metricskit.alerting.channels.slack']\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_report_server_and_cli_packages_export_what_their_modules_did() -> None:
+    from metricskit.cli import main
+    from metricskit.cli.main import main as real_main
+    from metricskit.report import Reporter, ReportSettings
+    from metricskit.server import MetricsServer, create_app
+
+    assert main is real_main
+    assert Reporter is metricskit.Reporter and ReportSettings is metricskit.ReportSettings
+    assert MetricsServer.__module__ == create_app.__module__ == "metricskit.server.app"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        importlib.import_module("metricskit.report").nothing  # noqa: B018
+
+
+def test_a_new_path_does_not_warn() -> None:
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "import metricskit as mk\n"
+        "mk.RuleEngine, mk.Collector, mk.Reporter, mk.Notifier, mk.sources\n"
+        "import metricskit.alerting.engine, metricskit.server.app, metricskit.cli.main\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
