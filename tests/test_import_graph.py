@@ -215,13 +215,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("_time", "_yaml", "_files", "_secrets", "model", "catalog"),
     ("_env", "_validation", "_pidlock", "_scheduler", "naming"),
     ("storage",),
-    ("_buffer", "_histogram", "recorder", "store", "query", "integrations"),
+    ("_buffer", "_series_buffer", "_histogram", "recorder", "store", "query", "integrations"),
     ("collect",),
     ("alerting",),
     ("report",),
     ("server", "config"),
     ("service",),
-    ("cli", "testing", "__main__", ""),
+    ("cli", "testing", "__main__", "_moved", ""),
 ]
 
 

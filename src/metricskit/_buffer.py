@@ -1,13 +1,11 @@
-"""The Recorder's engine: per-series append buffers, the buffered-sample bound, the flusher.
+"""The Recorder's engine: the buffered-sample bound, back-pressure and the flush thread.
 
 The hot path (``BoundSeries.record`` in :mod:`metricskit.recorder`) takes no lock: it
 draws a ticket from :attr:`RecordBuffer.ticks` (an ``itertools.count``, atomic under the
 GIL) and, while the ticket is below :attr:`RecordBuffer.threshold`, extends its series'
 flat list by ``(t_ns, value)`` (one ``list.extend`` call, atomic under the GIL, so the
-list always holds whole pairs). A flat list rather than a list of tuples: no tuple stays
-alive per sample (less memory, no work for the cyclic GC), and a flush converts it with
-two ``np.fromiter`` calls over ``items[0::2]`` and ``items[1::2]``, about 4x faster than
-converting tuples. Everything else happens here, under ``_lock`` and only
+list always holds whole pairs; the list and its conversion to arrays are
+:mod:`metricskit._series_buffer`'s). Everything else happens here, under ``_lock`` and only
 when a ticket reaches the threshold: waking the flusher at ``batch_size`` pending
 samples, waiting for room or dropping samples once ``max_buffer`` are held, refusing
 samples after close.
@@ -39,11 +37,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, Union
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from metricskit._series_buffer import Chunk, SeriesBuffer, merge_batches, sample_count, to_series
 from metricskit._time import Clock
 from metricskit.errors import BackendError, MetricsKitError
 from metricskit.model import Series, SeriesKey
@@ -86,100 +85,6 @@ class Deriver(Protocol):
     def derive(self, batch: Sequence[Series]) -> list[Series]:
         """The series to write for the wanted series of ``batch``; raises leave no trace."""
         ...
-
-
-class Chunk:
-    """Arrays appended by ``record_many``, sitting in a series buffer among the tuples."""
-
-    __slots__ = ("ts", "vs")
-
-    def __init__(self, ts: npt.NDArray[np.int64], vs: npt.NDArray[np.float64]) -> None:
-        self.ts = ts
-        self.vs = vs
-
-
-Item = Union[int, float, Chunk, None]  # noqa: UP007 - runtime alias on 3.10
-
-
-class SeriesBuffer:
-    """One series' pending samples in recorded order: ``[t, v, t, v, ..., Chunk, None, ...]``."""
-
-    __slots__ = ("chunky", "items", "key")
-
-    def __init__(self, key: SeriesKey) -> None:
-        self.key = key
-        self.items: list[Item] = []
-        # Set (never cleared) before the first Chunk is appended, so a flush that took a
-        # Chunk always sees it; series fed only by record() keep the one-call conversion.
-        self.chunky = False
-
-    def take(self) -> list[Item]:
-        """Remove and return the pairs present now; extends racing with this land after."""
-        items = self.items
-        n = len(items)
-        taken = items[:n]
-        del items[:n]
-        return taken
-
-
-def _count(items: list[Item], chunky: bool) -> int:
-    if not chunky:
-        return len(items) // 2
-    return sum(len(i.ts) if type(i) is Chunk else 1 for i in items[0::2])
-
-
-def to_series(key: SeriesKey, items: list[Item], chunky: bool) -> Series:
-    """Build one :class:`Series` from a buffer's pairs (samples and chunks, in order)."""
-    if not chunky:
-        ts, vs = _pairs_to_arrays(items)
-        return Series(key, ts, vs)
-    ts_parts: list[npt.NDArray[np.int64]] = []
-    vs_parts: list[npt.NDArray[np.float64]] = []
-    start = 0
-    for i in range(0, len(items), 2):
-        chunk = items[i]
-        if type(chunk) is Chunk:
-            if i > start:
-                ts, vs = _pairs_to_arrays(items[start:i])
-                ts_parts.append(ts)
-                vs_parts.append(vs)
-            ts_parts.append(chunk.ts)
-            vs_parts.append(chunk.vs)
-            start = i + 2
-    if start < len(items):
-        ts, vs = _pairs_to_arrays(items[start:])
-        ts_parts.append(ts)
-        vs_parts.append(vs)
-    if len(ts_parts) == 1:
-        return Series(key, ts_parts[0], vs_parts[0])
-    return Series(key, np.concatenate(ts_parts), np.concatenate(vs_parts))
-
-
-def _pairs_to_arrays(
-    items: list[Item],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    n = len(items) // 2
-    ts = np.fromiter(items[0::2], dtype=np.int64, count=n)
-    vs = np.fromiter(items[1::2], dtype=np.float64, count=n)
-    return ts, vs
-
-
-def merge_batches(batches: list[list[Series]]) -> list[Series]:
-    """One series per key, samples concatenated in batch order (so later writes still win)."""
-    parts: dict[SeriesKey, list[Series]] = {}
-    for batch in batches:
-        for series in batch:
-            parts.setdefault(series.key, []).append(series)
-    return [
-        group[0]
-        if len(group) == 1
-        else Series(
-            key,
-            np.concatenate([s.timestamps for s in group]),
-            np.concatenate([s.values for s in group]),
-        )
-        for key, group in parts.items()
-    ]
 
 
 class _RateLimitedWarning:
@@ -394,7 +299,7 @@ class RecordBuffer:
     def _drain(self) -> list[Series]:
         taken = [(buf, buf.take()) for buf in list(self._buffers.values())]
         taken = [(buf, items) for buf, items in taken if items]
-        count = sum(_count(items, buf.chunky) for buf, items in taken)
+        count = sum(sample_count(items, buf.chunky) for buf, items in taken)
         with self._lock:
             self._base += count
             self._held += count

@@ -11,28 +11,39 @@ a string that slipped past escaping still could not load anything.
 Each configured metric gets one time-series chart (a request histogram gets three:
 throughput, error rate and latency percentiles): a polyline per series, NaN breaking the
 line, time ticks in UTC, value ticks, a legend with each series' last value and the unit
-from the catalog. The drawing, gap handling and thinning of long series (to each bucket's
-minimum, maximum and gap, which keeps spikes a plain stride would drop) live in
-:mod:`metricskit.report._svg_chart`.
+from the catalog. This module lays out the page and the report's tables; the chart
+sections are :mod:`metricskit.report._html_charts`'s, and the drawing, gap handling and
+thinning of long series (to each bucket's minimum, maximum and gap, which keeps spikes a
+plain stride would drop) :mod:`metricskit.report._svg_chart`'s. Escaping and number
+formatting, shared by both, live in :mod:`metricskit.report._html_format`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from metricskit._files import atomic_write
 from metricskit._time import NS_PER_S
-from metricskit.catalog import MetricKind, describe
+from metricskit.catalog import describe
 from metricskit.query.performance import EndpointPerformance, PerformanceIssue, PerformanceSummary
-from metricskit.report._svg_chart import Line, render_chart
+from metricskit.report._html_charts import chart_sections
+from metricskit.report._html_format import (
+    STATUS_CLASS,
+    Html,
+    badge,
+    card,
+    count,
+    esc,
+    num,
+    section_title,
+    short_unit,
+    table,
+    tag_text,
+    when,
+)
 from metricskit.report.recommendations import Recommendation
 from metricskit.report.types import AlertView, Component, HealthReport, SystemValue, TrendRow
 
@@ -40,116 +51,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["render_dashboard", "write_dashboard"]
-
-_STATUS_CLASS = {"healthy": "ok", "warning": "warn", "critical": "crit"}
-_SEVERITY_CLASS = {
-    "info": "info",
-    "warning": "warn",
-    "critical": "crit",
-    "up": "ok",
-    "down": "crit",
-}
-_SHORT_UNITS = {
-    "percent": "%",
-    "gigabytes": "GB",
-    "milliseconds": "ms",
-    "seconds": "s",
-    "bytes": "B",
-}
-_REQUEST_PARTS = (
-    ("throughput_rps", "Request throughput", "req/s", ("throughput_rps",), 1.0),
-    ("error_rate", "Request error rate", "%", ("error_rate",), 100.0),
-    ("latency", "Request latency percentiles", "s", ("p50", "p95", "p99"), 1.0),
-)
-
-
-class _Html(str):
-    """Markup built here from escaped parts; :func:`_esc` passes it through unchanged."""
-
-
-def _esc(value: Any) -> str:
-    """Every string from data goes through here on its way into the page."""
-    if isinstance(value, _Html):
-        return value
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _num(value: Any, unit: str = "", scale: float = 1.0) -> str:
-    """A figure for a table cell; ``—`` for missing or NaN."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "—" if value is None else _esc(value)
-    if not math.isfinite(value):
-        return "—"
-    v = value * scale
-    if isinstance(value, int) and scale == 1.0:
-        text = f"{v:,}"
-    elif abs(v) >= 1000:
-        text = f"{v:,.0f}"
-    elif abs(v) >= 100:
-        text = f"{v:.1f}"
-    elif abs(v) >= 1 or v == 0:
-        text = f"{v:.2f}"
-    else:
-        text = f"{v:.3g}"
-    return f"{text}\u2009{_esc(unit)}" if unit else text
-
-
-def _count(value: Any) -> str:
-    """A count, which may arrive as a float from JSON or numpy."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return f"{int(value):,}"
-    return _num(value)
-
-
-def _when(iso: Any) -> str:
-    """An ISO timestamp from the report as ``YYYY-MM-DD HH:MM:SS UTC``."""
-    if not isinstance(iso, str):
-        return "—"
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return _esc(iso)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _tags(tags: Any) -> str:
-    if not isinstance(tags, Mapping) or not tags:
-        return "—"
-    return _esc(", ".join(f"{k}={v}" for k, v in sorted(tags.items())))
-
-
-def _badge(text: Any) -> _Html:
-    cls = _SEVERITY_CLASS.get(str(text), "info")
-    return _Html(f'<span class="badge {cls}">{_esc(text)}</span>')
-
-
-def _unit(name: str) -> str:
-    info = describe(name)
-    unit = _SHORT_UNITS.get(info.unit, info.unit)
-    if info.kind is MetricKind.COUNTER:
-        return f"{unit}/s" if unit else "per second"
-    return unit
-
-
-def _title(section: str) -> str:
-    """``system_overview`` -> ``System Overview``; capitals already there are kept."""
-    return " ".join(w[:1].upper() + w[1:] for w in section.replace("_", " ").split()) or section
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> str:
-    if not rows:
-        return f'<p class="empty">{_esc(empty)}</p>'
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _section(anchor: str, title: str, body: str, extra: str = "") -> str:
-    return (
-        f'<section id="{_esc(anchor)}" class="card {extra}"><h2>{_esc(title)}</h2>{body}</section>'
-    )
 
 
 # -- report parts ----------------------------------------------------------------------
@@ -163,10 +64,12 @@ def _system(system: Mapping[str, SystemValue]) -> str:
     headers = ["Metric", *(("Value",) if hosts == [""] else (h or "(untagged)" for h in hosts))]
     rows = []
     for name, values in per_host.items():
-        label = _Html(f"{_esc(describe(name).description or name)}<small>{_esc(name)}</small>")
-        cells = [_Html(_num(values.get(h), _unit(name)) + _bar(name, values.get(h))) for h in hosts]
+        label = Html(f"{esc(describe(name).description or name)}<small>{esc(name)}</small>")
+        cells = [
+            Html(num(values.get(h), short_unit(name)) + _bar(name, values.get(h))) for h in hosts
+        ]
         rows.append([label, *cells])
-    return _table(headers, rows, "No system metrics in the lookback window.")
+    return table(headers, rows, "No system metrics in the lookback window.")
 
 
 def _bar(name: str, value: Any) -> str:
@@ -185,34 +88,34 @@ def _components(components: Sequence[Component]) -> str:
         [
             c.name,
             c.kind,
-            _badge(c.status),
-            _Html(_num(c.response_time_ms, "ms")),
+            badge(c.status),
+            Html(num(c.response_time_ms, "ms")),
             c.reason,
-            _Html(_when(c.checked_at)),
+            Html(when(c.checked_at)),
         ]
         for c in components
     ]
     headers = ["Component", "Kind", "Status", "Response", "Reason", "Checked"]
-    return _table(headers, rows, "No health or database checks recorded.")
+    return table(headers, rows, "No health or database checks recorded.")
 
 
 def _alerts(alerts: Sequence[AlertView]) -> str:
     rows = [
         [
-            _badge(a.severity),
+            badge(a.severity),
             a.rule,
             f"{a.state}{' (silenced)' if a.silenced else ''}",
             a.metric,
-            _Html(_tags(a.tags)),
-            _Html(_num(a.value)),
-            _Html(_num(a.threshold)),
-            _Html(_when(a.since)),
+            Html(tag_text(a.tags)),
+            Html(num(a.value)),
+            Html(num(a.threshold)),
+            Html(when(a.since)),
             a.summary,
         ]
         for a in alerts
     ]
     headers = ["Severity", "Rule", "State", "Metric", "Tags", "Value", "Threshold", "Since"]
-    return _table([*headers, "Summary"], rows, "No active alerts.")
+    return table([*headers, "Summary"], rows, "No active alerts.")
 
 
 def _performance(perf: PerformanceSummary | None) -> str:
@@ -226,48 +129,48 @@ def _performance(perf: PerformanceSummary | None) -> str:
         rows.append(
             [
                 label,
-                _Html(_count(p.count)),
-                _Html(_num(p.throughput_rps, "req/s")),
+                Html(count(p.count)),
+                Html(num(p.throughput_rps, "req/s")),
                 *(
-                    _Html(_num(v, "ms", 1000.0))
+                    Html(num(v, "ms", 1000.0))
                     for v in (p.mean_seconds, pct.get("p50"), pct.get("p95"), pct.get("p99"))
                 ),
-                _Html(_num(p.error_rate, "%", 100.0)),
-                _Html(_count(p.slow_requests)),
+                Html(num(p.error_rate, "%", 100.0)),
+                Html(count(p.slow_requests)),
             ]
         )
     if not any(p.count > 0 for _, p in entries):
         rows = []
     note = (
-        f'<p class="note">Window: {_num((perf.end_ns - perf.start_ns) / NS_PER_S, "s")}</p>'
+        f'<p class="note">Window: {num((perf.end_ns - perf.start_ns) / NS_PER_S, "s")}</p>'
         if perf is not None
         else ""
     )
     headers = ["Endpoint", "Requests", "Throughput", "Mean", "p50", "p95", "p99", "Errors", "Slow"]
-    return note + _table(headers, rows, "No requests in the window.")
+    return note + table(headers, rows, "No requests in the window.")
 
 
 def _issues(issues: Sequence[PerformanceIssue]) -> str:
     rows = [
-        [i.endpoint, i.figure, _Html(_num(i.value)), _Html(_num(i.threshold)), i.message]
+        [i.endpoint, i.figure, Html(num(i.value)), Html(num(i.threshold)), i.message]
         for i in issues
     ]
     headers = ["Endpoint", "Figure", "Value", "Threshold", "Issue"]
-    return _table(headers, rows, "No performance issues detected.")
+    return table(headers, rows, "No performance issues detected.")
 
 
 def _trends(rows_in: Sequence[TrendRow]) -> str:
     rows = []
     for t in rows_in:
-        unit = _unit(t.metric)
+        unit = short_unit(t.metric)
         if t.note:  # too little history: say so instead of forecasting
             rows.append(
                 [
                     t.metric,
-                    _Html(_tags(t.tags)),
-                    _Html(_num(t.last_value, unit)),
+                    Html(tag_text(t.tags)),
+                    Html(num(t.last_value, unit)),
                     "—",
-                    _Html(f'<span class="note">{_esc(t.note)}</span>'),
+                    Html(f'<span class="note">{esc(t.note)}</span>'),
                     "—",
                 ]
             )
@@ -275,20 +178,20 @@ def _trends(rows_in: Sequence[TrendRow]) -> str:
         rows.append(
             [
                 t.metric,
-                _Html(_tags(t.tags)),
-                _Html(_num(t.last_value, unit)),
-                _Html(_num(t.slope_per_hour, f"{unit}/h")),
-                _Html(f"{_num(t.predicted, unit)} in {_esc(t.horizon)}"),
-                _Html(
+                Html(tag_text(t.tags)),
+                Html(num(t.last_value, unit)),
+                Html(num(t.slope_per_hour, f"{unit}/h")),
+                Html(f"{num(t.predicted, unit)} in {esc(t.horizon)}"),
+                Html(
                     "—"
                     if t.crossing_at is None
-                    else f'<span class="hot">{_when(t.crossing_at)}</span>'
-                    f" ({_num(t.hours_to_threshold, 'h')})"
+                    else f'<span class="hot">{when(t.crossing_at)}</span>'
+                    f" ({num(t.hours_to_threshold, 'h')})"
                 ),
             ]
         )
     headers = ["Metric", "Tags", "Now", "Slope", "Forecast", "Reaches 100 %"]
-    return _table(headers, rows, "Not enough history for trends.")
+    return table(headers, rows, "Not enough history for trends.")
 
 
 def _recommendations(recs: Sequence[Recommendation]) -> str:
@@ -296,110 +199,13 @@ def _recommendations(recs: Sequence[Recommendation]) -> str:
         return '<p class="empty">No recommendations: nothing needs attention.</p>'
     items = []
     for r in recs:
-        evidence = "".join(f"<li>{_esc(e)}</li>" for e in r.evidence)
-        actions = "".join(f"<li>{_esc(a)}</li>" for a in r.actions)
+        evidence = "".join(f"<li>{esc(e)}</li>" for e in r.evidence)
+        actions = "".join(f"<li>{esc(a)}</li>" for a in r.actions)
         items.append(
-            f'<div class="rec">{_badge(r.severity)} <strong>{_esc(r.title)}</strong>'
+            f'<div class="rec">{badge(r.severity)} <strong>{esc(r.title)}</strong>'
             f'<ul class="evidence">{evidence}</ul><ol class="actions">{actions}</ol></div>'
         )
     return "".join(items)
-
-
-# -- charts ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ChartSpec:
-    title: str
-    metric: str
-    unit: str
-    lines: list[Line]
-
-
-def _lines(frame: pd.DataFrame, scale: float = 1.0) -> list[Line]:
-    import pandas as pd
-
-    out = []
-    for label, part in frame.groupby("series", sort=False):
-        ts = pd.DatetimeIndex(part["timestamp"]).as_unit("ns").asi8
-        values = part["value"].to_numpy(dtype=np.float64) * scale
-        order = np.argsort(ts, kind="stable")
-        out.append(Line(str(label), ts[order], values[order]))
-    return out
-
-
-def _base_metric(metric: str) -> str:
-    """``http.request.duration_seconds:p95`` -> the histogram it was derived from."""
-    base = metric.rsplit(":", 1)[0]
-    return base if base != metric and describe(base).kind is MetricKind.HISTOGRAM else metric
-
-
-def _chart_specs(frame: pd.DataFrame, metrics: Sequence[str] | None) -> Iterator[_ChartSpec]:
-    by_metric = (
-        {str(m): part for m, part in frame.groupby("metric", sort=False)} if len(frame) else {}
-    )
-    names = metrics if metrics is not None else list(dict.fromkeys(map(_base_metric, by_metric)))
-    for name in names:
-        info = describe(name)
-        if info.kind is MetricKind.HISTOGRAM:
-            for key, title, unit, parts, scale in _REQUEST_PARTS:
-                lines = [
-                    line
-                    for part in parts
-                    if f"{name}:{part}" in by_metric
-                    for line in _lines(by_metric[f"{name}:{part}"], scale)
-                ]
-                yield _ChartSpec(title, f"{name}:{key}", unit, lines)
-        else:
-            part = by_metric.get(name)
-            lines = _lines(part) if part is not None else []
-            yield _ChartSpec(info.description or name, name, _unit(name), lines)
-
-
-def _time_range(sections: Mapping[str, pd.DataFrame]) -> tuple[int, int] | None:
-    """One time axis for every chart, so charts line up when read down the page."""
-    import pandas as pd
-
-    lo, hi = None, None
-    for frame in sections.values():
-        if len(frame):
-            ts = pd.DatetimeIndex(frame["timestamp"]).as_unit("ns").asi8
-            lo = int(ts.min()) if lo is None else min(lo, int(ts.min()))
-            hi = int(ts.max()) if hi is None else max(hi, int(ts.max()))
-    return None if lo is None or hi is None else (lo, hi)
-
-
-def _chart_sections(
-    sections: Mapping[str, pd.DataFrame],
-    metrics: Mapping[str, Sequence[str]] | None,
-    titles: Mapping[str, str],
-) -> str:
-    span = _time_range(sections)
-    out = []
-    for section, frame in sections.items():
-        configured = None if metrics is None else metrics.get(section)
-        figures = []
-        for spec in _chart_specs(frame, configured):
-            unit = f" ({_esc(spec.unit)})" if spec.unit else ""
-            figures.append(
-                f'<figure class="chart"><figcaption>{_esc(spec.title)}{unit}'
-                f"<small>{_esc(spec.metric)}</small></figcaption>"
-                f"{render_chart(spec.lines, span, spec.unit)}</figure>"
-            )
-        body = (
-            f'<p class="note">Times are UTC.</p><div class="charts">{"".join(figures)}</div>'
-            if figures
-            else ""
-        )
-        out.append(
-            _section(
-                f"dashboard-{section}",
-                titles.get(section) or _title(section),
-                body or '<p class="empty">no data</p>',
-                "wide dashboard",
-            )
-        )
-    return "".join(out)
 
 
 # -- page ----------------------------------------------------------------------------------
@@ -428,25 +234,25 @@ def render_dashboard(
         report = HealthReport.from_dict(report)
     status = report.overall_status or "unknown"
     parts = [
-        _section("system", "System resources", _system(report.system)),
-        _section("components", "Components", _components(report.components)),
-        _section("alerts", "Active alerts", _alerts(report.active_alerts), "wide"),
-        _section("performance", "Request performance", _performance(report.performance), "wide"),
-        _section("issues", "Performance issues", _issues(report.performance_issues), "wide"),
-        _section("trends", "Trends and forecasts", _trends(report.trends), "wide"),
-        _section(
+        card("system", "System resources", _system(report.system)),
+        card("components", "Components", _components(report.components)),
+        card("alerts", "Active alerts", _alerts(report.active_alerts), "wide"),
+        card("performance", "Request performance", _performance(report.performance), "wide"),
+        card("issues", "Performance issues", _issues(report.performance_issues), "wide"),
+        card("trends", "Trends and forecasts", _trends(report.trends), "wide"),
+        card(
             "recommendations", "Recommendations", _recommendations(report.recommendations), "wide"
         ),
-        _chart_sections(sections, metrics, titles),
+        chart_sections(sections, metrics, titles),
     ]
     nav = "".join(
-        f'<a href="#{_esc(a)}">{_esc(t)}</a>'
+        f'<a href="#{esc(a)}">{esc(t)}</a>'
         for a, t in (
             ("system", "System"),
             ("alerts", "Alerts"),
             ("performance", "Performance"),
             ("recommendations", "Recommendations"),
-            *((f"dashboard-{s}", titles.get(s) or _title(s)) for s in sections),
+            *((f"dashboard-{s}", titles.get(s) or section_title(s)) for s in sections),
         )
     )
     return (
@@ -454,10 +260,10 @@ def render_dashboard(
         '<meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)} — {_esc(status)}</title><style>{_CSS}</style></head><body>"
-        f'<header class="banner {_STATUS_CLASS.get(status, "info")}"><h1>{_esc(title)}</h1>'
-        f'<div class="status">{_esc(status.upper())}</div>'
-        f'<div class="generated">Generated {_when(report.generated_at)}</div></header>'
+        f"<title>{esc(title)} — {esc(status)}</title><style>{_CSS}</style></head><body>"
+        f'<header class="banner {STATUS_CLASS.get(status, "info")}"><h1>{esc(title)}</h1>'
+        f'<div class="status">{esc(status.upper())}</div>'
+        f'<div class="generated">Generated {when(report.generated_at)}</div></header>'
         f"<nav>{nav}</nav><main>{''.join(parts)}</main></body></html>\n"
     )
 
