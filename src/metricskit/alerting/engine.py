@@ -220,7 +220,7 @@ class RuleEngine:
     def _restore(self) -> None:
         # Marked done only once it worked: evaluating without the persisted state would
         # re-send every notification that already went out, so a failed read raises here
-        # (the loop logs it) and the next call tries again.
+        # (the scheduler logs it) and the next call tries again.
         if not self._restored:
             for name, alert in restore_alerts(
                 self.store, {n: r.rule for n, r in self._states.items()}
@@ -313,7 +313,8 @@ class RuleEngine:
             scheduler.start("metricskit-rules")
 
     def _scheduled(self, now_ns: int) -> None:
-        # the scheduler logs a failed run and keeps the schedule: the next one retries
+        # None (not the events) tells the scheduler "next due one interval from now"; it
+        # logs a failed evaluation and keeps the schedule, so the next one retries
         self._evaluate_ns(now_ns)
 
     def stop(self, timeout: float | None = 10.0) -> None:
