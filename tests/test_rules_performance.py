@@ -161,6 +161,23 @@ def test_the_config_redefines_or_turns_off_a_built_in_rule(tmp_path: Path) -> No
     svc.close()
 
 
+def test_status_classes_count_as_errors_too(tmp_path: Path) -> None:
+    """With track_error_details off the status tag is "5xx"/"4xx": still errors."""
+    (tmp_path / "monitoring.yaml").write_text(
+        CONFIG + "performance:\n  error_tracking: {track_error_details: false}\n"
+    )
+    clock = ManualClock(T0)
+    svc = MonitoringService(tmp_path / "monitoring.yaml", write_logs=False, clock=clock)
+    for status in (200, 404, 503, 200):
+        clock.advance("1s")
+        svc.record_request("/api/chat", 0.1, status)
+    svc.recorder.flush()
+    assert {s.tags["status"] for s in svc.store.query(REQUEST_METRIC)} == {"2xx", "4xx", "5xx"}
+    firing = {(e.rule, e.value) for e in svc.engine.evaluate() if e.state.value == "firing"}
+    assert firing == {("performance.high_error_rate", 0.5)}
+    svc.close()
+
+
 def _by_endpoint(store: Store, expr: str, at: float) -> dict[str, dict[str, Any]]:
     """An instant query's rows by their endpoint label ('*': none, the overall row)."""
     rows = store.promql(expr, time=at).to_dict("records")
