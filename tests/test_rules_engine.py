@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from metricskit.alerting.notify import Notifier
 from metricskit.model import Series
 from metricskit.storage.memory import MemoryBackend
 from metricskit.store import Store
-from metricskit.testing.channels import CapturingChannel
 
 from .test_rules_timeline import METRIC, T0, Env, rule
 
@@ -251,26 +249,38 @@ alerts:
     env.close()
 
 
-def test_start_and_stop_run_the_loop(tmp_path: Path) -> None:
+def test_start_runs_evaluations_on_the_clock_driven_scheduler() -> None:
+    """start() schedules evaluations by the engine's clock: a ManualClock and tick()
+    drive them, no sleeping; stop() ends the schedule."""
     env = Env()
-    capture = CapturingChannel("slack")
-    done = threading.Event()
-
-    class Signalling(Notifier):
-        def notify(self, events: object) -> None:
-            super().notify(events)  # type: ignore[arg-type]
-            done.set()
-
-    notifier = Signalling([capture])
-    engine = RuleEngine([rule()], env.store, notifier=notifier, clock=env.clock)
+    engine = env.engine(rule(duration_seconds=60))
     env.write(95.0)
-    engine.start(interval="20ms")
-    assert engine.running
-    assert done.wait(60), "the loop never evaluated"
-    engine.stop()
+    engine.start(interval="30s")
+    try:
+        assert engine.running and engine.scheduler is not None
+        task = engine.scheduler.tasks["evaluate"]
+        engine.scheduler.tick()  # waits for the thread's first tick if it is in progress
+        assert task.last_run_ns == T0 * 10**9
+        (pending,) = engine.active_alerts()
+        assert pending.state is AlertState.PENDING
+        env.clock.advance("30s")
+        env.write(95.0)
+        engine.scheduler.tick()
+        assert task.last_run_ns == (T0 + 30) * 10**9
+        assert engine.active_alerts()[0].state is AlertState.PENDING  # due at 60 s
+        env.clock.advance("29s")
+        assert engine.scheduler.tick() == []  # the next evaluation is due 30 s after the last
+        env.clock.advance("1s")
+        env.write(95.0)
+        engine.scheduler.tick()
+        assert task.last_run_ns == (T0 + 60) * 10**9
+        assert engine.active_alerts()[0].state is AlertState.FIRING
+    finally:
+        engine.stop()
     assert not engine.running
-    notifier.close()
-    assert [e.state for e in capture.events] == [AlertState.FIRING]
+    assert env.notes() == [("firing", 60)]
+    engine.start(interval="30s")  # a stopped engine starts again
+    engine.stop()
     env.close()
 
 

@@ -74,9 +74,7 @@ def test_bad_promql_is_a_config_error_at_its_line(tmp_path: Path) -> None:
 
 
 def test_unsupported_template_is_a_config_error_not_a_literal(tmp_path: Path) -> None:
-    err = _load_error(
-        tmp_path, PROM_FILE.replace("{{ $value }}", "{{ $value | humanizePercentage }}")
-    )
+    err = _load_error(tmp_path, PROM_FILE.replace("{{ $value }}", "{{ $value | humanize1024 }}"))
     assert "unsupported template action" in str(err)
     assert err.line is not None
 
@@ -98,6 +96,14 @@ def test_templates() -> None:
     assert humanize(1500) == "1.5k" and humanize(0.25) == "250m" and humanize(0) == "0"
     text = "{{ $labels.job }}/{{ .Labels.nope }}: {{ humanize $value }}"
     assert expand(text, {"job": "api"}, 2500) == "api/: 2.5k"
+
+
+def test_humanize_percentage_and_duration_print_as_prometheus() -> None:
+    # Prometheus' template reference examples; the promtool differential checks the rest
+    assert expand("{{ $value | humanizePercentage }}", {}, 0.1234567) == "12.35%"
+    durations = {899.99: "14m 59s", 90061: "1d 1h 1m 1s", 2.5: "2.5s", 0.25: "250ms", 0: "0s"}
+    for seconds, text in durations.items():
+        assert expand("{{ humanizeDuration $value }}", {}, seconds) == text
 
 
 def _write(store_url: str, t: int, per_job: dict[str, float]) -> None:

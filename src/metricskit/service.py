@@ -33,10 +33,10 @@ import numpy as np
 
 from metricskit._files import atomic_write, open_append
 from metricskit._scheduler import Scheduler
-from metricskit._time import NS_PER_S, Clock, SystemClock, parse_duration
+from metricskit._time import NS_PER_S, Clock, SystemClock
 from metricskit.alerting.engine import RuleEngine
 from metricskit.alerting.notify import Notifier
-from metricskit.alerting.performance_rules import PerformanceFigures, default_rules, with_defaults
+from metricskit.alerting.performance_rules import default_rules, with_defaults
 from metricskit.collect.collector import Collector
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.errors import InvalidArgumentError, StateError
@@ -117,14 +117,16 @@ class MonitoringService:
         for warning in config.warnings:
             log.warning("%s", warning)
         thresholds = config.performance.performance_thresholds()
+        # the seed's performance thresholds are expression rules like any (built-in rules
+        # the config may redefine), routed to every configured channel
+        builtin = default_rules(
+            thresholds, tuple(self.notifier.channels), config.performance.window
+        )
         self.engine = RuleEngine(
-            # the seed's performance thresholds are alerts like any rule (built-in rules
-            # the config may redefine), routed to every configured channel
-            with_defaults(config.rules, default_rules(thresholds, tuple(self.notifier.channels))),
+            with_defaults(config.rules, builtin),
             self.store,
             notifier=self.notifier,
             clock=self.clock,
-            computed=[PerformanceFigures(parse_duration(config.performance.window), thresholds)],
         )
         self.collector: Collector | None = None
         self.reporter = Reporter(

@@ -22,9 +22,14 @@ import numpy as np
 import pytest
 import yaml
 
-from metricskit import Series, SeriesKey, open_store
+from metricskit import Series, SeriesKey, Store, open_store
 from metricskit.alerting.engine import RuleEngine
 from metricskit.alerting.events import AlertState
+from metricskit.alerting.performance_rules import default_rules
+from metricskit.query._select import candidate
+from metricskit.query.performance import PerformanceThresholds
+from metricskit.recorder import Recorder
+from metricskit.testing import ManualClock
 from tests.interop.prom import promtool_values
 from tests.services import binary
 
@@ -255,3 +260,81 @@ def test_a_shifted_timeline_is_caught(tmp_path: Path) -> None:
     timeline = _timeline(sc, tmp_path)
     shifted = [(t, f, p) for (t, _, _), (_, f, p) in zip(timeline[1:], timeline, strict=False)]
     assert _promtool(_test_file(sc, [timeline[0], *shifted], tmp_path)).returncode != 0
+
+
+# -- the built-in performance rules ----------------------------------------------------
+
+
+def _recorded_requests(store: Store, minutes: int) -> None:
+    """Requests through a real Recorder: one per (endpoint, status, method) series at most
+    each minute (promtool reads one sample a minute), errors in minutes 5-9, slow ones in
+    minutes 12-15; before them, fast requests at 0 s keep every bucket counter away from
+    zero (where Prometheus 2 clamps its extrapolation in another order than Prometheus 3)."""
+    rng = np.random.default_rng(14)
+    clock = ManualClock(0)
+    recorder = Recorder(store, clock=clock, flush_interval=None)
+    shapes = [(e, s, m) for e in ("/a", "/b") for s in (200, 500) for m in ("GET", "POST", "PUT")]
+    for endpoint, status, method in shapes:
+        for _ in range(200):  # one observation at 0 s for the series, 200 for the counters
+            recorder.record_request(endpoint, 0.001, status, method, timestamp=0)
+    recorder.flush()
+    for minute in range(1, minutes):
+        clock.set(minute * 60)
+        for endpoint, status, method in shapes:
+            failing = 5 <= minute < 10 and endpoint == "/a"
+            if rng.random() < (0.25 if status == 200 else 0.7 if failing else 0.02):
+                slow = 12 <= minute < 16
+                seconds = float(rng.uniform(5.5, 7) if slow else rng.uniform(0.05, 0.8))
+                recorder.record_request(endpoint, seconds, status, method)
+        recorder.flush()
+    recorder.close()
+
+
+def _promtool_input(store: Store) -> dict[str, list[float | None]]:
+    """Every stored series under its PromQL name and labels, one value per minute."""
+    out: dict[str, list[float | None]] = {}
+    for key in store.backend.keys():
+        labels = dict(candidate(key).labels)
+        name = labels.pop("__name__")
+        s = store.backend.read(key, 0, (EVALS + 4) * 60 * NS)
+        assert not (s.timestamps % (60 * NS)).any(), "samples on the minutes only"
+        by_minute = dict(zip((s.timestamps // (60 * NS)).tolist(), s.values.tolist(), strict=True))
+        text = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        out[text] = [by_minute.get(m) for m in range(EVALS + 4)]
+    return out
+
+
+@pytest.mark.services
+def test_promtool_agrees_on_the_built_in_performance_rules(tmp_path: Path) -> None:
+    """The seed's thresholds as metricskit builds them (over a 270s window, off the edges)
+    on requests a Recorder wrote: the same alerts, labels and summaries as Prometheus."""
+    store = open_store("memory://")
+    _recorded_requests(store, EVALS + 4)
+    series = _promtool_input(store)  # before the engine adds its state series
+    rules = default_rules(PerformanceThresholds(), window="270s")
+    engine = RuleEngine(rules, store)
+    timeline: Timeline = []
+    for i in range(4, EVALS + 4):
+        engine.evaluate(now=i * 60)
+        firing = [
+            (a.rule.rpartition(".")[2], dict(a.tags), {"summary": a.summary})
+            for a in engine.active_alerts()
+        ]
+        timeline.append((i * 60, firing, []))
+    fired = {name for _, firing, _ in timeline for name, _, _ in firing}
+    assert fired == {"high_error_rate", "high_mean_response_time", "high_p95_response_time"}
+    assert not timeline[-1][1], "everything resolves by the end"
+    prom_rules = [
+        {"alert": r.name.rpartition(".")[2], "expr": r.expr, "annotations": r.annotations}
+        for r in rules
+    ]
+    sc = Scenario("performance", prom_rules, series)
+    (tmp_path / "rules.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "performance", "rules": prom_rules}]})
+    )
+    result = _promtool(_test_file(sc, timeline, tmp_path))
+    assert result.returncode == 0, (
+        f"promtool disagrees with metricskit's timeline {timeline}:\n"
+        f"{result.stdout}\n{result.stderr}"
+    )
+    store.close()

@@ -1,4 +1,4 @@
-"""The rules engine's per-series alert records, their persistence, silences and templates.
+"""The rules engine's per-series alert records, their persistence and their events.
 
 Persistence works on every backend because it is only series: an alert's fields are
 written to ``metricskit.alerts.state`` tagged ``rule``, ``fingerprint``, ``labels`` (the
@@ -58,7 +58,6 @@ __all__ = [
     "STATE_REFRESH_NS",
     "ActiveAlert",
     "Alert",
-    "Silence",
     "event_of",
     "persist_alerts",
     "read_history",
@@ -140,26 +139,6 @@ class Alert:
         # looks every 1/8, so no state gets older than the whole period
         period = 3 * STATE_REFRESH_NS // 8 + int(self.fingerprint[:8], 16) % (STATE_REFRESH_NS // 2)
         return t - self.persisted_at >= period
-
-
-@dataclass(frozen=True)
-class Silence:
-    """Mutes notifications of matching alerts until ``until_ns``; the alerts stay active.
-
-    ``rule`` ``None`` matches every rule; ``tags`` must all be carried by the series.
-    """
-
-    id: int
-    rule: str | None
-    tags: Tags
-    until_ns: int
-    comment: str = ""
-
-    def matches(self, rule: str, tags: Tags, now_ns: int) -> bool:
-        """True while active for an alert of ``rule`` on a series with ``tags``."""
-        if now_ns >= self.until_ns or (self.rule is not None and self.rule != rule):
-            return False
-        return all(tags.get(k) == v for k, v in self.tags.items_tuple)
 
 
 ActiveAlert = AlertEvent

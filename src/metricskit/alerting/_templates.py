@@ -9,7 +9,11 @@ Inside ``{{ ... }}`` a label or annotation value may use exactly these actions:
 ``{{ .Value }}``                   the same
 ``{{ $value | humanize }}``        the value with an SI prefix (``1.5k``, ``250m``)
 ``{{ humanize $value }}``          the same
+``{{ $value | humanizePercentage }}``  a ratio in percent, 4 digits (``12.35%``)
+``{{ $value | humanizeDuration }}``    seconds as ``1m 5s``, ``2.5s``, ``250ms``
 =================================  =============================================
+
+The ``humanize*`` functions also take the form ``{{ humanizeDuration $value }}``.
 
 Anything else between ``{{`` and ``}}`` is rejected when the rule is loaded (a
 :class:`~metricskit.errors.ConfigError` with the line), never passed through as text.
@@ -21,7 +25,14 @@ import math
 import re
 from collections.abc import Callable, Mapping
 
-__all__ = ["check_template", "expand", "go_float", "humanize"]
+__all__ = [
+    "check_template",
+    "expand",
+    "go_float",
+    "humanize",
+    "humanize_duration",
+    "humanize_percentage",
+]
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _LABEL = r"(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)"
@@ -29,8 +40,8 @@ _VALUE = r"(?:\$value|\.Value)"
 _FORMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(_LABEL), "label"),
     (re.compile(_VALUE), "value"),
-    (re.compile(rf"{_VALUE}\s*\|\s*humanize"), "humanize"),
-    (re.compile(rf"humanize\s+{_VALUE}"), "humanize"),
+    (re.compile(rf"{_VALUE}\s*\|\s*(humanize[A-Za-z]*)"), "function"),
+    (re.compile(rf"(humanize[A-Za-z]*)\s+{_VALUE}"), "function"),
 ]
 
 
@@ -38,7 +49,10 @@ def _action(inner: str) -> tuple[str, str] | None:
     for pattern, kind in _FORMS:
         match = pattern.fullmatch(inner)
         if match:
-            return kind, match.group(1) if match.groups() else ""
+            name = match.group(1) if match.groups() else ""
+            if kind == "function" and name not in _FUNCTIONS:
+                return None
+            return kind, name
     return None
 
 
@@ -48,7 +62,8 @@ def check_template(text: str) -> str:
         if _action(match.group(1)) is None:
             raise ValueError(
                 f"unsupported template action {match.group(0)!r}; supported: "
-                "{{ $labels.NAME }}, {{ $value }}, {{ $value | humanize }} (docs/rules.md)"
+                "{{ $labels.NAME }}, {{ $value }}, {{ $value | humanize }}, humanizePercentage, "
+                "humanizeDuration (docs/rules.md)"
             )
     rest = _ACTION.sub("", text)
     if "{{" in rest or "}}" in rest:
@@ -102,6 +117,46 @@ def humanize(v: float) -> str:
     return f"{_g4(v)}{prefix}"
 
 
+def humanize_percentage(v: float) -> str:
+    """Prometheus' ``humanizePercentage``: a ratio in percent, four significant digits."""
+    return f"{_g4(v * 100)}%"
+
+
+def humanize_duration(v: float) -> str:
+    """Prometheus' ``humanizeDuration``: seconds as days/hours/minutes/seconds, or with
+    an SI prefix below one second."""
+    if math.isnan(v) or math.isinf(v):
+        return _g4(v)
+    if v == 0:
+        return f"{_g4(v)}s"
+    if abs(v) >= 1:
+        sign = "-" if v < 0 else ""
+        whole = int(abs(v))
+        days, hours = whole // 86_400, whole // 3_600 % 24
+        minutes, seconds = whole // 60 % 60, whole % 60
+        # as Prometheus: whole seconds once there are minutes, four digits before
+        if days:
+            return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+        if hours:
+            return f"{sign}{hours}h {minutes}m {seconds}s"
+        if minutes:
+            return f"{sign}{minutes}m {seconds}s"
+        return f"{sign}{_g4(abs(v))}s"
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix, v = p, v * 1000
+    return f"{_g4(v)}{prefix}s"
+
+
+_FUNCTIONS: dict[str, Callable[[float], str]] = {
+    "humanize": humanize,
+    "humanizePercentage": humanize_percentage,
+    "humanizeDuration": humanize_duration,
+}
+
+
 def _g4(v: float) -> str:
     # Go's %.4g: like C's, but with a two-digit exponent and +Inf/NaN spellings
     if math.isnan(v):
@@ -119,11 +174,8 @@ def expand(text: str, labels: Mapping[str, str], value: float) -> str:
         if found is None:  # check_template ran at load; keep the text rather than fail
             return match.group(0)
         kind, name = found
-        render: dict[str, Callable[[], str]] = {
-            "label": lambda: labels.get(name, ""),
-            "value": lambda: go_float(value),
-            "humanize": lambda: humanize(value),
-        }
-        return render[kind]()
+        if kind == "label":
+            return labels.get(name, "")
+        return go_float(value) if kind == "value" else _FUNCTIONS[name](value)
 
     return _ACTION.sub(one, text)

@@ -1,93 +1,115 @@
-"""The seed's performance thresholds as built-in alert rules.
+"""The seed's performance thresholds as built-in PromQL expression rules.
 
 The seed treats a high error rate (> 5 %), a high mean response time (> 2 s) and a high
-95th percentile (> 5 s) as alerts. The rules engine evaluates them like any rule, so they
-go pending, fire, notify, resolve and persist as the others do, and the report's overall
-status follows them:
+95th percentile (> 5 s) as alerts. :func:`default_rules` makes them ``expr:`` rules
+(group ``performance``) over the request metric the Recorder and the integrations write,
+``http.request.duration_seconds`` (PromQL: ``http_request_duration_seconds``), with the
+thresholds and the window of the config's ``performance`` section. The engine evaluates
+them like any rule, so they go pending, fire, notify, resolve and persist as the others
+do, and the report's overall status follows them. Each alerts for all endpoints (no
+tags) and per endpoint (``endpoint`` tag):
 
-- :class:`PerformanceFigures` writes, at every evaluation (before the alert rules, as a
-  recording rule does), the request figures over the performance window for all
-  endpoints (no tags) and per endpoint (``endpoint`` tag), as computed by
-  :func:`metricskit.query.performance.summarize_series`: ``http.request.error_rate_percent``,
-  ``http.request.mean_seconds`` and ``http.request.p95_seconds``. A window without
-  requests writes NaN for the series written before, so their alerts resolve.
-- :func:`default_rules` are the three alert rules on those series (group
-  ``performance``); :func:`with_defaults` adds them to a rule set unless it defines a
-  rule of the same name, which replaces the built-in one (``enabled: false`` turns it
-  off).
+- ``high_error_rate``: the share of the window's requests with a 4xx/5xx status,
+  counted on the observations themselves (``count_over_time``): exactly the seed's
+  "percentage of requests returning 4xx/5xx" and the report's ``error_rate``;
+- ``high_mean_response_time``: ``sum_over_time / count_over_time`` of the observations,
+  exactly the mean of the window's requests;
+- ``high_p95_response_time``: ``histogram_quantile(0.95, ...)`` over the rate of the
+  ``_bucket`` counters. An exact percentile of an endpoint's requests pools the samples
+  of several series (one per status and method), which no PromQL function does; the
+  bucket estimate interpolates inside a bucket and, as a ``rate``, needs two samples of
+  the counters in the window (two flushes of the Recorder). With the default buckets
+  the seed's 5 s is a bucket bound, so the rule fires when more than 5 % of the window's
+  requests took longer than 5 s.
+
+The error and mean rules read the observations, which only metricskit stores (a
+Prometheus scraping ``/metrics`` has the ``_count``/``_sum`` counters); ``docs/rules.md``
+shows their ``rate()`` forms for a Prometheus server. :func:`with_defaults` adds the rules
+to a rule set unless it defines a rule of the same name, which replaces the built-in one
+(``enabled: false`` turns it off).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-import numpy as np
-
+from metricskit._time import parse_duration
 from metricskit.alerting.rules_model import AlertRule, RuleSet
-from metricskit.model import EMPTY_TAGS, Series, SeriesKey, Tags
-from metricskit.query.performance import (
-    OVERALL,
-    REQUEST_METRIC,
-    PerformanceThresholds,
-    summarize_series,
-)
-from metricskit.store import Store
+from metricskit.naming import exposed_name
+from metricskit.query.performance import REQUEST_METRIC, PerformanceThresholds
 
-__all__ = [
-    "ERROR_RATE_METRIC",
-    "MEAN_METRIC",
-    "P95_METRIC",
-    "PerformanceFigures",
-    "default_rules",
-    "with_defaults",
-]
+__all__ = ["ERROR_STATUS", "REQUESTS", "default_rules", "expressions", "with_defaults"]
 
-logger = logging.getLogger("metricskit.alerting.engine")
+REQUESTS = exposed_name(REQUEST_METRIC).family
+"""The request observations as PromQL names them (``http_request_duration_seconds``)."""
+ERROR_STATUS = "[45]([0-9][0-9]|xx)"
+"""The ``status`` tags that count as errors: 4xx/5xx codes, or their class when
+``performance.error_tracking.track_error_details`` is off."""
 
-ERROR_RATE_METRIC = "http.request.error_rate_percent"
-"""Share of 4xx/5xx requests in the performance window, in percent."""
-MEAN_METRIC = "http.request.mean_seconds"
-"""Mean request duration in the performance window."""
-P95_METRIC = "http.request.p95_seconds"
-"""95th percentile of the request durations in the performance window."""
+_UNITS = (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1))
+
+
+def _promql_duration(window: str | float) -> str:
+    ms = max(1, round(parse_duration(window) / 1_000_000))
+    return next(f"{ms // size}{unit}" for unit, size in _UNITS if ms % size == 0)
+
+
+def _each_endpoint_and_all(template: str, by: str = "") -> str:
+    # one alert per endpoint and one for all of them (no tags), as the report's figures;
+    # "<by>" is where each aggregation's grouping goes
+    per_endpoint = template.replace("<by>", f"by ({by}endpoint) ")
+    overall = template.replace("<by>", f"by ({by.rstrip(', ')}) " if by else "")
+    return f"({per_endpoint} or {overall})"
+
+
+def expressions(thresholds: PerformanceThresholds, window: str | float = "5m") -> dict[str, str]:
+    """The PromQL condition of each built-in rule (by rule name, without the group)."""
+    w = _promql_duration(window)
+    errors = f'count_over_time({REQUESTS}{{status=~"{ERROR_STATUS}"}}[{w}])'
+    count = f"count_over_time({REQUESTS}[{w}])"
+    total = f"sum_over_time({REQUESTS}[{w}])"
+    buckets = f"rate({REQUESTS}_bucket[{w}])"
+    ratio = f"sum <by>({errors}) / sum <by>({count})"
+    mean = f"sum <by>({total}) / sum <by>({count})"
+    p95 = f"histogram_quantile(0.95, sum <by>({buckets}))"
+    return {
+        "high_error_rate": f"{_each_endpoint_and_all(ratio)} > {thresholds.error_rate!r}",
+        "high_mean_response_time": f"{_each_endpoint_and_all(mean)} > {thresholds.mean_seconds!r}",
+        "high_p95_response_time": f"{_each_endpoint_and_all(p95, 'le, ')} > "
+        f"{thresholds.p95_seconds!r}",
+    }
 
 
 def default_rules(
-    thresholds: PerformanceThresholds, channels: Sequence[str] = ("log",)
+    thresholds: PerformanceThresholds,
+    channels: Sequence[str] = ("log",),
+    window: str | float = "5m",
 ) -> tuple[AlertRule, ...]:
-    """The built-in ``performance.*`` rules for ``thresholds``, routed to ``channels``.
+    """The built-in ``performance.*`` rules for ``thresholds`` over ``window``, routed to
+    ``channels``.
 
-    No data (no requests in the window) resolves them, as a Prometheus ratio of rates
-    without traffic has no value.
+    They are warnings with ``for: 0`` (the window already smooths); a window without
+    requests has no result, which resolves them, as a Prometheus ratio of rates without
+    traffic has no value.
     """
-    common = {"operator": "gt", "severity": "warning", "channels": tuple(channels), "no_data": "ok"}
-    specs = (
-        (
-            "high_error_rate",
-            ERROR_RATE_METRIC,
-            thresholds.error_rate * 100,
-            "High error rate: {value}% of requests failed (> {threshold}%)",
-        ),
-        (
-            "high_mean_response_time",
-            MEAN_METRIC,
-            thresholds.mean_seconds,
-            "High average response time: {value}s (> {threshold}s)",
-        ),
-        (
-            "high_p95_response_time",
-            P95_METRIC,
-            thresholds.p95_seconds,
-            "High 95th percentile response time: {value}s (> {threshold}s)",
-        ),
-    )
+    exprs = expressions(thresholds, window)
+    summaries = {
+        "high_error_rate": "High error rate: {{ $value | humanizePercentage }} of requests "
+        f"failed (> {thresholds.error_rate * 100:g}%)",
+        "high_mean_response_time": "High average response time: "
+        f"{{{{ $value | humanizeDuration }}}} (> {thresholds.mean_seconds:g}s)",
+        "high_p95_response_time": "High 95th percentile response time: "
+        f"{{{{ $value | humanizeDuration }}}} (> {thresholds.p95_seconds:g}s)",
+    }
     return tuple(
         AlertRule.create(
-            f"performance.{name}", metric=metric, threshold=limit, summary=summary, **common
+            f"performance.{name}",
+            expr=expr,
+            severity="warning",
+            channels=tuple(channels),
+            annotations={"summary": summaries[name]},
         )
-        for name, metric, limit, summary in specs
+        for name, expr in exprs.items()
     )
 
 
@@ -96,40 +118,3 @@ def with_defaults(rules: RuleSet, defaults: Sequence[AlertRule]) -> RuleSet:
     own = {r.name for r in rules.alerts}
     added = tuple(r for r in defaults if r.name not in own)
     return rules.model_copy(update={"alerts": (*rules.alerts, *added)})
-
-
-@dataclass
-class PerformanceFigures:
-    """Writes the request figures the built-in rules read (see the module docstring)."""
-
-    window_ns: int
-    thresholds: PerformanceThresholds = field(default_factory=PerformanceThresholds)
-    _written: set[SeriesKey] = field(default_factory=set, repr=False)
-
-    def series_at(self, store: Store, now_ns: int) -> list[Series]:
-        """The figures over ``(now_ns - window, now_ns]`` as one-sample series at ``now_ns``."""
-        start, end = now_ns - self.window_ns + 1, now_ns + 1
-        found = store.query(REQUEST_METRIC, np.datetime64(start, "ns"), np.datetime64(end, "ns"))
-        summary = summarize_series(found, start, end, self.thresholds)
-        values: dict[SeriesKey, float] = {}
-        for perf in (summary.overall, *summary.endpoints.values()):
-            if not perf.count:
-                continue
-            try:
-                tags = EMPTY_TAGS if perf.endpoint == OVERALL else Tags({"endpoint": perf.endpoint})
-            except ValueError as exc:  # requests recorded without a usable endpoint tag
-                logger.debug("performance figures: skipping endpoint %r: %s", perf.endpoint, exc)
-                continue
-            figures = (
-                (ERROR_RATE_METRIC, perf.error_rate * 100),
-                (MEAN_METRIC, perf.mean_seconds),
-                (P95_METRIC, perf.percentiles_seconds["p95"]),
-            )
-            for metric, value in figures:
-                values[SeriesKey(metric, tags)] = float(value)
-        # series written before that have no requests now get NaN: their alerts resolve
-        for key in self._written - values.keys():
-            values[key] = float("nan")
-        self._written = {k for k, v in values.items() if v == v}
-        ts = np.array([now_ns], dtype=np.int64)
-        return [Series(k, ts, np.array([v], dtype=np.float64)) for k, v in values.items()]
