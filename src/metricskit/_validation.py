@@ -200,8 +200,11 @@ def describe_pydantic_error(err: Mapping[str, Any], known: Sequence[str]) -> str
     # all inside a secret mapping (a header's value under ``headers``)
     if any(isinstance(p, str) and is_secret_key(p) for p in err["loc"][:-1]):
         return f"{loc}: {message}"
-    got = repr(redact(err.get("input"), err["loc"][-1] if err["loc"] else ""))
-    return f"{loc}: {message}" if got in message else f"{loc}: {message} (got {got})"
+    value = redact(err.get("input"), err["loc"][-1] if err["loc"] else "")
+    # not twice: "unknown name 'cpu'", "a duration cannot be negative (-5)"
+    shown = repr(value) if isinstance(value, str) else f"({value!r})"
+    quoted = shown in message
+    return f"{loc}: {message}" if quoted else f"{loc}: {message} (got {value!r})"
 
 
 def pydantic_config_error(
