@@ -47,10 +47,11 @@ import re
 import string
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -65,7 +66,6 @@ from metricskit._time import NS_PER_S, parse_duration
 from metricskit._validation import (
     FIELD_ERROR,
     Number,
-    Seconds,
     describe_pydantic_error,
     pydantic_config_error,
 )
@@ -154,6 +154,14 @@ def check_expr(expr: str) -> str:
     except QueryError as exc:
         raise ValueError(f"invalid PromQL: {exc}") from None
     return expr
+
+
+def _seconds(value: Any) -> float:
+    # Durations may be seconds (the seed) or strings like "5m"; both end up as seconds.
+    return parse_duration(value) / NS_PER_S
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 def _check_template(text: str | None) -> str | None:
