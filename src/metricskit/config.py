@@ -3,10 +3,15 @@
 Every section of the seed's file is read and checked: ``collection``, ``storage``,
 ``alerts`` (and ``recording``), ``notifications``, ``dashboard``, ``performance``,
 ``integrations`` and ``debug``; metricskit adds ``health_checks`` (what the collector
-checks) and ``service`` (where logs and the pid file go). An empty file is a valid
-config: every key has a default. Any problem is one :class:`~metricskit.errors.ConfigError`
-naming the file and line (``monitoring.yaml:12: unknown key 'treshold' in
-alerts.system.high_cpu (did you mean 'threshold'?)``).
+checks) and ``service`` (where logs and the pid file go). Each section is a
+:class:`~metricskit._validation.ConfigSection` model owned by the code that uses it:
+``collection`` in :mod:`metricskit.collect.sources.config`, ``notifications`` in
+:mod:`metricskit.alerting.channels.config`, the rules in
+:mod:`metricskit.alerting.rules_model`, the rest here; :func:`parse_config` assembles
+them. An empty file is a valid config: every key has a default. Any problem is one
+:class:`~metricskit.errors.ConfigError` naming the file and line
+(``monitoring.yaml:12: unknown key 'treshold' in alerts.system.high_cpu (did you mean
+'threshold'?)``).
 
 ``${VAR}`` and ``${VAR:-default}`` in any string value come from the environment; a
 variable that is not set (and has no default) is an error naming it, except in a
