@@ -432,7 +432,7 @@ def test_loaded_sections_are_the_models_the_components_take(tmp_path: Path) -> N
         tmp_path / "m.yaml",
         text="collection:\n  interval_seconds: 5m\n  enabled_metrics: {system: [], business: []}\n"
         "  intervals: {application: 30}\n"
-        "notifications:\n  slack: {webhook_url: 'https://h/x', enabled: false}\n",
+        "notifications:\n  slack: {webhook_url: 'https://h/x'}\n  email: {enabled: false}\n",
     )
     assert isinstance(cfg.collection, CollectionConfig)
     assert isinstance(cfg.notifications, NotificationsConfig)
@@ -440,10 +440,12 @@ def test_loaded_sections_are_the_models_the_components_take(tmp_path: Path) -> N
     assert cfg.collection.interval("application") == 30.0
     assert "intervals" in cfg["collection"] and "retention_days" not in cfg["collection"]
     assert isinstance(cfg.notifications["slack"], SlackConfig)
-    assert "email" not in cfg.notifications and cfg.notifications.get("email") is None
-    assert cfg.notifications.channel_names() == ("log",)  # slack says enabled: false
+    assert "webhook" not in cfg.notifications and cfg.notifications.get("webhook") is None
+    # a channel switched off needs none of its keys (email's recipients), as in 0.1
+    assert "email" in cfg.notifications and cfg.notifications.email is None
+    assert cfg.notifications.channel_names() == ("log", "slack")
     with Notifier.from_config(cfg.notifications, log_dir=tmp_path) as notifier:
-        assert list(notifier.channels) == ["log"]
+        assert list(notifier.channels) == ["log", "slack"]
     store = open_store("memory://")
     with Recorder(store) as rec:
         collector = Collector.from_config(rec, cfg.collection, app_url="http://127.0.0.1:9")

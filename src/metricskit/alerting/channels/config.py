@@ -21,6 +21,7 @@ URL shows its host only, a header's or a password's value not at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -188,16 +189,30 @@ class NotificationsConfig(ConfigSection):
     alertmanager: AlertmanagerConfig | None = None
     delivery: DeliveryConfig = DeliveryConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _switched_off(cls, data: Any) -> Any:
+        # ``email: {enabled: false}`` turns a channel off without the keys it would need
+        # to send (as in 0.1): such a section is left unread, as if not written
+        if not isinstance(data, Mapping):
+            return data
+        return {
+            key: None if key in _CHANNELS and _says_off(value) else value
+            for key, value in data.items()
+        }
+
     def enabled_channels(self) -> dict[str, ChannelConfig]:
         """The network channels configured and not ``enabled: false``, by name."""
-        found = {
-            "slack": self.slack,
-            "email": self.email,
-            "webhook": self.webhook,
-            "alertmanager": self.alertmanager,
-        }
+        found = {name: getattr(self, name) for name in _CHANNELS}
         return {name: c for name, c in found.items() if c is not None and c.enabled}
 
     def channel_names(self) -> tuple[str, ...]:
         """The channels a notifier built from this section has: ``log`` and the enabled."""
         return ("log", *self.enabled_channels())
+
+
+_CHANNELS = ("slack", "email", "webhook", "alertmanager")
+
+
+def _says_off(section: Any) -> bool:
+    return isinstance(section, Mapping) and section.get("enabled") is False
