@@ -107,7 +107,9 @@ class ConfigSection(BaseModel):
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, redact(value, name or "")
+            # a nested section redacts its own fields (a channel's URL shows its host)
+            shown = value if isinstance(value, ConfigSection) else redact(value, name or "")
+            yield name, shown
 
     def __getitem__(self, key: str) -> Any:
         """``section["key"]``: the field ``key`` (its default when the file left it out)."""
