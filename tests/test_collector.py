@@ -287,7 +287,7 @@ def test_from_config_groups_intervals_and_errors(store):
     )
     for bad, message in [
         ({"interval_second": 60}, "did you mean 'interval_seconds'"),
-        ({"enabled_metrics": {"sys": []}}, "unknown group 'sys'"),
+        ({"enabled_metrics": {"sys": []}}, "unknown key 'sys' in collection.enabled_metrics"),
         ({"enabled_metrics": {"system": ["cpu"]}}, "unknown name 'cpu'"),
         ({"enabled_metrics": {"system": "cpu_usage"}}, "must be a list"),
         ({"interval_seconds": 0}, "must be > 0"),

@@ -336,3 +336,122 @@ def test_dashboard_section_titles_are_used(tmp_path: Path) -> None:
         if p["type"] == "row"
     ]
     assert rows == ["Box health", "App Stuff"]
+
+
+# one bad value in each section: (section, text, line, in the message)
+EACH_SECTION = [
+    ("collection", "collection:\n  interval_seconds: 60\n  intervals:\n    business: -5\n", 4,
+     "collection.intervals.business"),
+    ("collection", "collection:\n  enabled_metrics:\n    system:\n      - cpu_usage\n"
+     "      - cpu_usag\n", 5, "did you mean 'cpu_usage'"),
+    ("collection", "collection:\n  enabled_metrics:\n    sytem: []\n", 3,
+     "unknown key 'sytem' in collection.enabled_metrics (did you mean 'system'?)"),
+    ("collection", "collection:\n  enabled_metrics:\n    system: cpu_usage\n", 3, "list of names"),
+    ("storage", "storage:\n  type: sqlite\n  cleanup_enabled: maybe\n", 3,
+     "storage.cleanup_enabled"),
+    ("alerts", "alerts:\n  s:\n    r:\n      metric: a.b\n      threshold: 1\n"
+     "      operator: gt\n      severity: urgent\n", 7, "severity"),
+    ("recording", "recording:\n  g:\n    r:\n      target: a.c\n      source: a.b\n"
+     "      function: nope\n", 6, "function"),
+    ("groups", "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: 'up > 1'\n"
+     "        for: soon\n", 6, "for"),
+    ("notifications", "notifications:\n  pagerduty: {}\n", 2, "unknown key 'pagerduty'"),
+    ("notifications", "notifications:\n  slack:\n    webhook_url: https://h/x\n"
+     "    channels:\n      default: '#a'\n      urgent: '#b'\n", 6, "slack.channels.urgent"),
+    ("notifications", "notifications:\n  email:\n    recipients:\n      critical:\n"
+     "        - admin@example.com\n      warning: [nobody]\n", 6, "email addresses"),
+    ("notifications", "notifications:\n  email:\n    recipients: {critical: [a@b]}\n"
+     "    starttls: true\n    ssl: true\n", 5, "not both"),
+    ("notifications", "notifications:\n  webhook:\n    url: http://127.0.0.1:9/hook\n"
+     "    headers:\n      Authorization: [SECRETHDR]\n", 5, "headers.Authorization"),
+    ("notifications", "notifications:\n  alertmanager:\n    url: http://127.0.0.1:9093\n"
+     "    resolve_timeout_seconds: 0\n", 4, "resolve_timeout_seconds"),
+    ("notifications", "notifications:\n  log:\n    path: ''\n", 3, "non-empty string"),
+    ("notifications", "notifications:\n  delivery:\n    queue_size: 10\n    attempts: 0\n", 4,
+     "delivery.attempts"),
+    ("dashboard", "dashboard:\n  window: sometimes\n", 2, "dashboard.window"),
+    ("performance", "performance:\n  thresholds:\n    degradation_factor: 1\n", 3,
+     "degradation_factor"),
+    ("integrations", "integrations:\n  grafana:\n    enabled: perhaps\n", 3,
+     "integrations.grafana.enabled"),
+    ("debug", "debug:\n  verbose_logging: 7\n", 2, "debug.verbose_logging"),
+    ("health_checks", "health_checks:\n  app_url: [1]\n", 2, "health_checks.app_url"),
+    ("service", "service:\n  log_dir: logs\n  evaluation_interval_seconds: 0\n", 3,
+     "evaluation_interval_seconds"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("section", "text", "line", "message"),
+    EACH_SECTION,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(EACH_SECTION)],
+)
+def test_a_bad_value_in_each_section_names_file_and_line(
+    tmp_path: Path, section: str, text: str, line: int, message: str
+) -> None:
+    path = tmp_path / "monitoring.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert (info.value.path, info.value.line) == (str(path), line), f"{section}: {info.value}"
+    assert message in str(info.value), info.value
+    assert "SECRET" not in str(info.value)
+
+
+def test_every_section_is_covered_by_a_bad_value() -> None:
+    from metricskit.config import SECTIONS
+
+    assert {case[0] for case in EACH_SECTION} == set(SECTIONS)
+
+
+def test_the_rule_engine_reports_a_bad_channel_with_its_line(tmp_path: Path) -> None:
+    """``RuleEngine.from_yaml`` validates ``notifications`` with the loader's model."""
+    from metricskit import open_store
+    from metricskit.alerting.engine import RuleEngine
+
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "alerts: {}\nnotifications:\n  slack:\n    webhook_url: https://h/x\n    chanels: {}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        RuleEngine.from_yaml(str(path), open_store("memory://"))
+    assert (info.value.path, info.value.line) == (str(path), 5)
+    assert "did you mean 'channels'" in str(info.value)
+
+
+def test_loaded_sections_are_the_models_the_components_take(tmp_path: Path) -> None:
+    """A loaded config hands its models to Collector/Notifier as they are; a plain mapping
+    (the seed's style) is validated into the same model; both read like the seed's dict."""
+    from metricskit import Recorder, open_store
+    from metricskit.alerting.channels.config import NotificationsConfig, SlackConfig
+    from metricskit.alerting.notify import Notifier
+    from metricskit.collect.collector import Collector
+    from metricskit.collect.sources.config import CollectionConfig
+
+    cfg = load_config(
+        tmp_path / "m.yaml",
+        text="collection:\n  interval_seconds: 5m\n  enabled_metrics: {system: [], business: []}\n"
+        "  intervals: {application: 30}\n"
+        "notifications:\n  slack: {webhook_url: 'https://h/x'}\n  email: {enabled: false}\n",
+    )
+    assert isinstance(cfg.collection, CollectionConfig)
+    assert isinstance(cfg.notifications, NotificationsConfig)
+    assert cfg["collection"]["interval_seconds"] == 300.0
+    assert cfg.collection.interval("application") == 30.0
+    assert "intervals" in cfg["collection"] and "retention_days" not in cfg["collection"]
+    assert isinstance(cfg.notifications["slack"], SlackConfig)
+    assert "webhook" not in cfg.notifications and cfg.notifications.get("webhook") is None
+    # a channel switched off needs none of its keys (email's recipients), as in 0.1
+    assert "email" in cfg.notifications and cfg.notifications.email is None
+    assert cfg.notifications.channel_names() == ("log", "slack")
+    with Notifier.from_config(cfg.notifications, log_dir=tmp_path) as notifier:
+        assert list(notifier.channels) == ["log", "slack"]
+    store = open_store("memory://")
+    with Recorder(store) as rec:
+        collector = Collector.from_config(rec, cfg.collection, app_url="http://127.0.0.1:9")
+        assert {j.interval_ns for j in collector.sources} == {30 * 10**9}
+        collector.close()
+        same = Collector.from_config(rec, cfg.collection.model_dump(), app_url="http://127.0.0.1:9")
+        assert [j.name for j in same.sources] == [j.name for j in collector.sources]
+        same.close()
+    store.close()

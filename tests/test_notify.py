@@ -405,10 +405,13 @@ def test_from_config_without_a_section_has_just_the_log(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"pagerduty": {}}, "notifications.pagerduty: unknown notification channel"),
-        ({"slack": {}}, "notifications.slack.webhook_url: is required"),
+        ({"pagerduty": {}}, "unknown key 'pagerduty' in notifications; known: log, slack"),
+        ({"slack": {}}, "notifications.slack.webhook_url: required key missing"),
         ({"slack": {"webhook_url": "${SLACK_WEBHOOK_URL}"}}, "environment variable"),
-        ({"slack": {"webhook_url": "https://h/x", "chanels": {}}}, "unknown key(s) chanels"),
+        (
+            {"slack": {"webhook_url": "https://h/x", "chanels": {}}},
+            "unknown key 'chanels' in notifications.slack (did you mean 'channels'?)",
+        ),
         ({"slack": {"webhook_url": "https://h/x", "channels": {"urgent": "#x"}}}, "urgent"),
         ({"slack": "https://h/x"}, "expected a mapping, not str"),
         ({"email": {"recipients": {}}}, "recipients: is required"),
@@ -417,11 +420,22 @@ def test_from_config_without_a_section_has_just_the_log(tmp_path: Path) -> None:
             {"email": {"recipients": {"critical": ["a@b"]}, "ssl": True, "starttls": True}},
             "not both",
         ),
-        ({"email": {"recipients": {"info": ["a@b"]}, "smtp_port": "25"}}, "port number"),
+        ({"email": {"recipients": {"info": ["a@b"]}, "smtp_port": 70000}}, "port number"),
         ({"email": {"recipients": {"info": ["a@b"]}, "password": "SECRETPW"}}, "go together"),
         ({"webhook": {"url": "ftp://x/SECRETPATH"}}, "http:// or https://"),
-        ({"webhook": {"url": "http://x", "headers": {"A": 1}}}, "must be strings"),
-        ({"delivery": {"attempts": 0}}, "delivery.attempts: must be an integer >= 1"),
+        (
+            {"webhook": {"url": "http://x", "headers": {"A": 1}}},
+            "headers.A: Input should be a valid",
+        ),
+        ({"webhook": {"url": "http://x", "headers": {"A": ["SECRETHDR"]}}}, "headers.A"),
+        (
+            {"email": {"recipients": {"info": ["a@b"]}, "username": "u", "password": ["SECRETPW"]}},
+            "password",
+        ),
+        (
+            {"delivery": {"attempts": 0}},
+            "delivery.attempts: Input should be greater than or equal to 1",
+        ),
         ({"delivery": {"base_delay_seconds": -1}}, "base_delay_seconds"),
         ({"log": {"path": ""}}, "log.path: must be a non-empty string"),
     ],

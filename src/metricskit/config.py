@@ -3,10 +3,15 @@
 Every section of the seed's file is read and checked: ``collection``, ``storage``,
 ``alerts`` (and ``recording``), ``notifications``, ``dashboard``, ``performance``,
 ``integrations`` and ``debug``; metricskit adds ``health_checks`` (what the collector
-checks) and ``service`` (where logs and the pid file go). An empty file is a valid
-config: every key has a default. Any problem is one :class:`~metricskit.errors.ConfigError`
-naming the file and line (``monitoring.yaml:12: unknown key 'treshold' in
-alerts.system.high_cpu (did you mean 'threshold'?)``).
+checks) and ``service`` (where logs and the pid file go). Each section is a
+:class:`~metricskit._validation.ConfigSection` model owned by the code that uses it:
+``collection`` in :mod:`metricskit.collect.sources.config`, ``notifications`` in
+:mod:`metricskit.alerting.channels.config`, the rules in
+:mod:`metricskit.alerting.rules_model`, the rest here; :func:`parse_config` assembles
+them. An empty file is a valid config: every key has a default. Any problem is one
+:class:`~metricskit.errors.ConfigError` naming the file and line
+(``monitoring.yaml:12: unknown key 'treshold' in alerts.system.high_cpu (did you mean
+'threshold'?)``).
 
 ``${VAR}`` and ``${VAR:-default}`` in any string value come from the environment; a
 variable that is not set (and has no default) is an error naming it, except in a
@@ -21,36 +26,36 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from metricskit._env import substitute_env
 from metricskit._secrets import redact
 from metricskit._time import parse_duration
-from metricskit._validation import (
-    Integer,
-    Number,
-    locate_config_error,
-    pydantic_config_error,
-)
+from metricskit._validation import ConfigSection, Integer, Number, validate_section
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
+from metricskit.alerting.channels.config import NotificationsConfig
+from metricskit.alerting.notify import routing_warnings
 from metricskit.alerting.rules_model import RuleSet, parse_rules
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
-from metricskit.errors import ConfigError, MetricsKitError, UnknownSectionError
+from metricskit.collect.sources.config import CollectionConfig
+from metricskit.errors import UnknownSectionError
 from metricskit.model import validate_name
 from metricskit.query.performance import PerformanceThresholds
 
 __all__ = [
+    "CollectionConfig",
     "DashboardConfig",
     "DebugConfig",
     "HealthChecksConfig",
     "IntegrationsConfig",
     "MonitoringConfig",
+    "NotificationsConfig",
     "PerformanceConfig",
     "ServiceConfig",
     "StorageConfig",
@@ -58,17 +63,7 @@ __all__ = [
 ]
 
 
-class _Section(BaseModel):
-    # numbers are Number/Integer: ``port: true`` is a mistake to report, not a 1
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    def __repr_args__(self) -> Any:
-        # repr() and str() show credentials (a store URL's password, an API key) redacted
-        for name, value in super().__repr_args__():
-            yield name, redact(value, name or "")
-
-
-class StorageConfig(_Section):
+class StorageConfig(ConfigSection):
     """``storage:`` — which store, and how big it may grow."""
 
     type: str = "sqlite"
@@ -100,7 +95,7 @@ class StorageConfig(_Section):
         return f"sqlite:///{location}" if self.type == "sqlite" else f"parquet://{location}"
 
 
-class DashboardSection(_Section):
+class DashboardSection(ConfigSection):
     """One dashboard section: its metrics (and an optional title)."""
 
     title: str | None = None
@@ -114,7 +109,7 @@ class DashboardSection(_Section):
         return v
 
 
-class DashboardConfig(_Section):
+class DashboardConfig(ConfigSection):
     """``dashboard:`` — sections of metrics to chart; the seed's four by default."""
 
     sections: dict[str, DashboardSection] = Field(
@@ -140,7 +135,7 @@ class DashboardConfig(_Section):
         return {name: s.title for name, s in self.sections.items() if s.title is not None}
 
 
-class ResponseTimeTracking(_Section):
+class ResponseTimeTracking(ConfigSection):
     """``performance.response_time_tracking``."""
 
     slow_request_threshold_ms: Number = Field(default=1000.0, gt=0)
@@ -155,14 +150,14 @@ class ResponseTimeTracking(_Section):
         return v
 
 
-class ErrorTracking(_Section):
+class ErrorTracking(ConfigSection):
     """``performance.error_tracking``."""
 
     error_rate_window_minutes: Number = Field(default=5.0, gt=0)
     track_error_details: bool = True
 
 
-class PerformanceLimits(_Section):
+class PerformanceLimits(ConfigSection):
     """``performance.thresholds``: when request performance is an issue (seed defaults)."""
 
     mean_response_seconds: Number = Field(default=2.0, gt=0)
@@ -173,7 +168,7 @@ class PerformanceLimits(_Section):
     min_requests: Integer = Field(default=10, ge=1)
 
 
-class PerformanceConfig(_Section):
+class PerformanceConfig(ConfigSection):
     """``performance:`` — request tracking figures and issue thresholds."""
 
     response_time_tracking: ResponseTimeTracking = ResponseTimeTracking()
@@ -200,14 +195,14 @@ class PerformanceConfig(_Section):
         return f"{self.error_tracking.error_rate_window_minutes:g}m"
 
 
-class BasicAuth(_Section):
+class BasicAuth(ConfigSection):
     """Credentials for HTTP basic auth."""
 
     username: str
     password: str = Field(repr=False)
 
 
-class PrometheusIntegration(_Section):
+class PrometheusIntegration(ConfigSection):
     """``integrations.prometheus``: the ``/metrics`` endpoint."""
 
     enabled: bool = False
@@ -225,7 +220,7 @@ class PrometheusIntegration(_Section):
         return v
 
 
-class GrafanaIntegration(_Section):
+class GrafanaIntegration(ConfigSection):
     """``integrations.grafana``: the dashboard ``metricskit grafana export`` writes, and
     where it pushes it (Grafana's HTTP API) when enabled."""
 
@@ -238,14 +233,14 @@ class GrafanaIntegration(_Section):
     title: str = "metricskit"
 
 
-class IntegrationsConfig(_Section):
+class IntegrationsConfig(ConfigSection):
     """``integrations:``."""
 
     prometheus: PrometheusIntegration = PrometheusIntegration()
     grafana: GrafanaIntegration = GrafanaIntegration()
 
 
-class DebugConfig(_Section):
+class DebugConfig(ConfigSection):
     """``debug:`` — ``enabled``/``verbose_logging`` log at DEBUG; ``performance_profiling``
     logs how long each collection and evaluation took."""
 
@@ -254,7 +249,7 @@ class DebugConfig(_Section):
     performance_profiling: bool = False
 
 
-class HealthChecksConfig(_Section):
+class HealthChecksConfig(ConfigSection):
     """``health_checks:`` — the application and database the collector checks."""
 
     app_url: str | None = None
@@ -263,7 +258,7 @@ class HealthChecksConfig(_Section):
     """SQLAlchemy URL of the app's database (``postgresql+psycopg://...``)."""
 
 
-class ServiceConfig(_Section):
+class ServiceConfig(ConfigSection):
     """``service:`` — where the monitoring service writes its files."""
 
     log_dir: str = "."
@@ -276,7 +271,9 @@ class ServiceConfig(_Section):
     several hosts can share one store."""
 
 
-_MODELS: dict[str, type[_Section]] = {
+_MODELS: dict[str, type[ConfigSection]] = {
+    "collection": CollectionConfig,
+    "notifications": NotificationsConfig,
     "storage": StorageConfig,
     "dashboard": DashboardConfig,
     "performance": PerformanceConfig,
@@ -285,8 +282,9 @@ _MODELS: dict[str, type[_Section]] = {
     "health_checks": HealthChecksConfig,
     "service": ServiceConfig,
 }
-_OTHER_SECTIONS = ("collection", "alerts", "recording", "groups", "notifications")
-SECTIONS = (*_OTHER_SECTIONS, *_MODELS)
+# the rules' sections, validated by metricskit.alerting.rules_model
+_RULE_SECTIONS = ("alerts", "recording", "groups")
+SECTIONS = ("collection", *_RULE_SECTIONS, *(name for name in _MODELS if name != "collection"))
 
 
 @dataclass(frozen=True, repr=False)
@@ -295,10 +293,10 @@ class MonitoringConfig:
 
     path: str | None
     base_dir: Path
-    collection: Mapping[str, Any]
+    collection: CollectionConfig
     storage: StorageConfig
     rules: RuleSet
-    notifications: Mapping[str, Any]
+    notifications: NotificationsConfig
     dashboard: DashboardConfig
     performance: PerformanceConfig
     integrations: IntegrationsConfig
@@ -319,13 +317,12 @@ class MonitoringConfig:
     @property
     def interval_seconds(self) -> float:
         """The collection interval (seed default 60 s)."""
-        return parse_duration(self.collection.get("interval_seconds", 60)) / 1e9
+        return self.collection.interval_seconds
 
     @property
     def retention_days(self) -> float | None:
         """Samples older than this are deleted when ``storage.cleanup_enabled``."""
-        days = self.collection.get("retention_days", 30)
-        return float(days) if self.storage.cleanup_enabled and days is not None else None
+        return self.collection.retention_days if self.storage.cleanup_enabled else None
 
     def __repr__(self) -> str:
         fields = (
@@ -359,67 +356,6 @@ class MonitoringConfig:
         return self.resolve(self.service.log_dir)
 
 
-def _known_keys(loc: Sequence[Any]) -> Sequence[str]:
-    model: Any = _MODELS.get(str(loc[0])) if loc else None
-    for part in loc[1:-1]:
-        field = model.model_fields.get(str(part)) if model is not None else None
-        annotation = getattr(field, "annotation", None)
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
-    return list(model.model_fields) if model is not None else list(SECTIONS)
-
-
-def _check_retention(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
-    """``collection.retention_days``: days > 0, or null to keep everything."""
-    days = collection.get("retention_days", 30)
-    if days is None:
-        return
-    try:
-        ok = not isinstance(days, bool) and float(days) > 0
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise doc.error(
-            f"collection.retention_days: expected a number of days > 0 or null, not {days!r}",
-            ("collection", "retention_days"),
-        )
-
-
-def _check_collection(doc: YamlDocument, collection: Mapping[str, Any]) -> None:
-    from metricskit.collect.sources.config import plan_sources
-
-    _check_retention(doc, collection)
-
-    try:
-        for planned in plan_sources(collection):
-            planned.source.close()
-    except ConfigError as exc:
-        raise locate_config_error(doc, exc) from None
-    except MetricsKitError as exc:
-        raise doc.error(str(exc), ("collection",)) from None
-
-
-def _check_notifications(
-    doc: YamlDocument,
-    notifications: Mapping[str, Any],
-    log_dir: Path,
-    rules: RuleSet,
-    unavailable: Mapping[str, str],
-) -> list[str]:
-    """Raise for a bad channel section; the warnings about channels off or missing."""
-    from metricskit.alerting.notify import Notifier
-
-    try:
-        notifier = Notifier.from_config(notifications, log_dir=log_dir, unavailable=unavailable)
-    except ConfigError as exc:
-        raise locate_config_error(doc, exc) from None
-    notifier.close(timeout=0)
-    return notifier.routing_warnings(rules.alerts, doc)
-
-
 def parse_config(doc: YamlDocument) -> MonitoringConfig:
     """Validate a loaded document into a :class:`MonitoringConfig`."""
     raw = doc.data if doc.data is not None else {}
@@ -432,29 +368,16 @@ def parse_config(doc: YamlDocument) -> MonitoringConfig:
             raise doc.error(f"unknown section {key!r}{did}; known: {', '.join(SECTIONS)}", (key,))
     substituted, unavailable = substitute_env(doc)
     data: dict[str, Any] = substituted.data or {}
-    sections: dict[str, Any] = {}
-    for name, model in _MODELS.items():
-        try:
-            sections[name] = model.model_validate(data.get(name) or {})
-        except ValidationError as exc:
-            raise pydantic_config_error(doc, exc, _known_keys, (name,)) from None
-    base_dir = Path(doc.path).resolve().parent if doc.path else Path.cwd()
-    collection = data.get("collection") or {}
-    notifications = data.get("notifications") or {}
-    for name, value in (("collection", collection), ("notifications", notifications)):
-        if not isinstance(value, dict):
-            raise doc.error(f"{name} must be a mapping, not {type(value).__name__}", (name,))
-    _check_collection(doc, collection)
-    service: ServiceConfig = sections["service"]
+    sections: dict[str, Any] = {
+        n: validate_section(m, data.get(n), (n,), doc) for n, m in _MODELS.items()
+    }
     rules = parse_rules(substituted)
-    log_dir = (base_dir / service.log_dir).resolve()
-    warnings = _check_notifications(doc, notifications, log_dir, rules, unavailable)
+    notifications: NotificationsConfig = sections["notifications"]
+    warnings = routing_warnings(rules.alerts, notifications.channel_names(), unavailable, doc=doc)
     return MonitoringConfig(
         path=doc.path,
-        base_dir=base_dir,
-        collection=collection,
+        base_dir=Path(doc.path).resolve().parent if doc.path else Path.cwd(),
         rules=rules,
-        notifications=notifications,
         **sections,
         unavailable_channels=unavailable,
         warnings=tuple(warnings),

@@ -7,11 +7,9 @@ import operator as _op
 import re
 import string
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BeforeValidator
-
-from metricskit._time import NS_PER_S, parse_duration
+from metricskit._validation import Seconds
 from metricskit.errors import QueryError
 
 if TYPE_CHECKING:
@@ -67,15 +65,6 @@ TEMPLATE_FIELDS = (
 
 EXPR_METRIC = ""
 """``metric`` of an expression rule (it has none; its alerts' keys carry this name)."""
-
-
-def _seconds(value: Any) -> float:
-    # Durations may be seconds (the seed) or strings like "5m"; both end up as seconds.
-    return parse_duration(value) / NS_PER_S
-
-
-Seconds = Annotated[float, BeforeValidator(_seconds)]
-"""A duration field: seconds or a duration string (``"5m"``), held as float seconds."""
 
 
 def parse_expr(expr: str) -> Node:

@@ -38,7 +38,7 @@ from typing import Any
 
 from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
-from metricskit._validation import locate_config_error
+from metricskit._validation import validate_section
 from metricskit._yaml import load_yaml
 from metricskit.alerting._data import read_metrics
 from metricskit.alerting._evaluate import Outcome, RuleState
@@ -62,7 +62,7 @@ from metricskit.alerting.rules_model import (
     RuleSet,
     parse_rules,
 )
-from metricskit.errors import ConfigError, InvalidArgumentError, StateError
+from metricskit.errors import InvalidArgumentError, StateError
 from metricskit.store import Store
 
 __all__ = ["STATE_METRIC", "ActiveAlert", "ComputedSeries", "RuleEngine", "Silence"]
@@ -151,18 +151,15 @@ class RuleEngine:
         doc, unavailable = substitute_env(load_yaml(path))
         ruleset = parse_rules(doc)
         if notifier is None:
+            from metricskit.alerting.channels.config import NotificationsConfig
             from metricskit.alerting.notify import Notifier
 
             # already substituted above, as load_config does: the same file works in both
             section = doc.data.get("notifications") if isinstance(doc.data, dict) else None
+            config = validate_section(NotificationsConfig, section, ("notifications",), doc)
             # a relative log path is relative to the rule file, as in the config loader
             base = log_dir if log_dir is not None else os.path.dirname(os.path.abspath(path))
-            try:
-                notifier = Notifier.from_config(section, log_dir=base, unavailable=unavailable)
-            except ConfigError as exc:
-                raise locate_config_error(doc, exc) from None
-            except ValueError as exc:  # e.g. two channels with one name
-                raise doc.error(str(exc), ("notifications",)) from None
+            notifier = Notifier.from_config(config, log_dir=base, unavailable=unavailable)
             for warning in notifier.routing_warnings(ruleset.alerts, doc):
                 logger.warning("%s", warning)
         return cls(ruleset, store, notifier=notifier, clock=clock)

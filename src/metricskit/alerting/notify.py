@@ -8,7 +8,7 @@ finally logs the failure on the ``metricskit.alerting.notify`` logger and counts
 drops its oldest event (counted) rather than block or grow without bound: a notifier
 must never slow down or break the loop that evaluates rules.
 
-    notifier = Notifier.from_config(config["notifications"], log_dir="logs")
+    notifier = Notifier.from_config(config.notifications, log_dir="logs")
     notifier.notify(events)          # never blocks, never raises
     notifier.test_channels()         # {"log": "ok", "slack": "error: slack (...): HTTP 404"}
     notifier.close()
@@ -21,189 +21,41 @@ import os
 import random
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from metricskit._time import Clock, SystemClock
+from metricskit._validation import validate_section
+from metricskit.alerting._delivery import ChannelStats, ChannelWorker, RetryPolicy, describe_error
 from metricskit.alerting.channels import (
     AlertmanagerChannel,
     Channel,
-    DeliveryError,
     EmailChannel,
     LogChannel,
     SlackChannel,
     WebhookChannel,
 )
-from metricskit.alerting.channels.base import Section, config_error, escape_control
+from metricskit.alerting.channels.base import escape_control
+from metricskit.alerting.channels.config import NotificationsConfig
 from metricskit.alerting.events import AlertEvent, AlertState, Severity, fingerprint_of
-from metricskit.errors import ConfigError, InvalidArgumentError, NotificationError
+from metricskit.errors import InvalidArgumentError
 from metricskit.model import EMPTY_TAGS
 
 if TYPE_CHECKING:
     from metricskit._yaml import YamlDocument
     from metricskit.alerting.rules_model import AlertRule
 
-__all__ = ["ChannelStats", "Notifier", "RetryPolicy", "make_test_event"]
+__all__ = ["ChannelStats", "Notifier", "RetryPolicy", "make_test_event", "routing_warnings"]
 
 logger = logging.getLogger("metricskit.alerting.notify")
 
 _CLOCK_RECHECK_S = 0.1
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[[Any], Channel]] = {
     "slack": SlackChannel.from_config,
     "email": EmailChannel.from_config,
     "webhook": WebhookChannel.from_config,
     "alertmanager": AlertmanagerChannel.from_config,
 }
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently a failed delivery is retried.
-
-    Attempt ``n`` (1-based) that fails waits ``min(max_delay, base_delay * 2**(n-1))``,
-    jittered to between half and all of it so that many notifiers do not retry in step.
-    A receiver's ``Retry-After`` replaces the computed delay, capped at ``max_retry_after``.
-    """
-
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_retry_after: float = 300.0
-
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt``."""
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        full = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        return full / 2 + rng.uniform(0, full / 2)
-
-
-@dataclass
-class ChannelStats:
-    """Counters for one channel; ``sent``/``failed``/``dropped`` count events."""
-
-    sent: int = 0
-    failed: int = 0
-    dropped: int = 0
-    retries: int = 0
-
-    def to_dict(self) -> dict[str, int]:
-        """The counters as a plain dict."""
-        return {
-            "sent": self.sent,
-            "failed": self.failed,
-            "dropped": self.dropped,
-            "retries": self.retries,
-        }
-
-
-class _Worker:
-    """One channel's bounded queue and the thread that drains it."""
-
-    def __init__(self, channel: Channel, notifier: Notifier) -> None:
-        self.channel = channel
-        self.queue: deque[AlertEvent] = deque()
-        self.cond = threading.Condition()
-        self.in_flight = 0
-        self.stats = ChannelStats()
-        self._notifier = notifier
-        self.thread = threading.Thread(
-            target=self._run, name=f"metricskit-notify-{channel.name}", daemon=True
-        )
-
-    def put(self, event: AlertEvent) -> None:
-        with self.cond:
-            if len(self.queue) >= self._notifier.queue_size:
-                lost = self.queue.popleft()
-                self.stats.dropped += 1
-                logger.warning(
-                    "notification queue of channel %r is full (%d); dropped the oldest event "
-                    "(%s %s)",
-                    self.channel.name,
-                    self._notifier.queue_size,
-                    lost.rule,
-                    lost.state.value,
-                )
-            self.queue.append(event)
-            self.cond.notify_all()
-
-    def idle(self) -> bool:
-        return not self.queue and self.in_flight == 0
-
-    def _run(self) -> None:
-        stop = self._notifier._stop
-        while True:
-            with self.cond:
-                while not self.queue and not stop.is_set():
-                    self.cond.wait()
-                if stop.is_set():
-                    return
-                size = min(len(self.queue), self._notifier.batch_size)
-                batch = [self.queue.popleft() for _ in range(size)]
-                self.in_flight = len(batch)
-            try:
-                self._deliver(batch)
-            finally:
-                with self.cond:
-                    self.in_flight = 0
-                    self.cond.notify_all()
-
-    def _deliver(self, batch: list[AlertEvent]) -> None:
-        policy, name = self._notifier.retry, self.channel.name
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                self.channel.send(batch)
-            except Exception as exc:  # a channel bug must not kill its worker
-                error = _describe_error(exc)
-                retryable = not isinstance(exc, DeliveryError) or exc.retryable
-                retry_after = exc.retry_after if isinstance(exc, DeliveryError) else None
-                if not retryable or attempt == policy.attempts:
-                    self._give_up(batch, f"{error} (attempt {attempt} of {policy.attempts})")
-                    return
-                wait = policy.delay(attempt, self._notifier._rng, retry_after)
-                logger.info(
-                    "channel %r: %s; retry %d of %d in %.3gs%s",
-                    name,
-                    error,
-                    attempt,
-                    policy.attempts - 1,
-                    wait,
-                    " (Retry-After)" if retry_after is not None else "",
-                )
-                with self.cond:
-                    self.stats.retries += 1
-                if self._notifier._wait(wait):
-                    self._give_up(batch, f"{error} (notifier closed before retrying)")
-                    return
-            else:
-                with self.cond:
-                    # in one step with the count, so stats() never sees it twice or not at all
-                    self.stats.sent += len(batch)
-                    self.in_flight = 0
-                return
-
-    def _give_up(self, batch: list[AlertEvent], why: str) -> None:
-        with self.cond:
-            self.stats.failed += len(batch)
-            self.in_flight = 0
-        rules = sorted({e.rule for e in batch})
-        logger.error(
-            "channel %r failed to deliver %d event(s) (rules: %s): %s",
-            self.channel.name,
-            len(batch),
-            escape_control(", ".join(rules)),
-            why,
-        )
-
-
-def _describe_error(exc: BaseException) -> str:
-    # Channels scrub their own NotificationErrors; anything else is a channel bug whose
-    # message we do not trust with secrets, so only its type is shown.
-    if isinstance(exc, NotificationError):
-        return str(exc)
-    return f"unexpected {type(exc).__name__} in channel"
 
 
 class Notifier:
@@ -245,15 +97,23 @@ class Notifier:
         self._unknown: dict[str, int] = {}
         self.unavailable: dict[str, str] = dict(unavailable or {})
         """Channels the config names but that could not be built, with the reason."""
-        self._workers: dict[str, _Worker] = {}
+        self._workers: dict[str, ChannelWorker] = {}
         for channel in channels:
             if channel.name in self._workers:
                 raise InvalidArgumentError(f"two channels are named {channel.name!r}")
-            self._workers[channel.name] = _Worker(channel, self)
+            self._workers[channel.name] = ChannelWorker(
+                channel,
+                retry=self.retry,
+                queue_size=queue_size,
+                batch_size=batch_size,
+                rng=self._rng,
+                stop=self._stop,
+                wait=self._wait,
+            )
         self.fallback = fallback if fallback in self._workers else None
         """Where events routed to a channel that does not exist go (``None``: dropped)."""
         for worker in self._workers.values():
-            worker.thread.start()
+            worker.start()
 
     def _wait(self, seconds: float) -> bool:
         """Wait ``seconds`` by the clock before a retry; True if closed meanwhile."""
@@ -315,46 +175,16 @@ class Notifier:
             )
 
     def _why_missing(self, name: str) -> str:
-        reason = self.unavailable.get(name)
-        if reason is not None:
-            return f"which is off: {reason}"
-        return f"which is not configured (configured: {', '.join(sorted(self._workers)) or 'none'})"
+        return _why_missing(name, self._workers, self.unavailable)
 
     def _instead(self) -> str:
-        if self.fallback is None:
-            return "its events are dropped"
-        return f"its events go to the {self.fallback!r} channel instead"
+        return _instead(self.fallback)
 
     def routing_warnings(
         self, rules: Iterable[AlertRule], doc: YamlDocument | None = None
     ) -> list[str]:
-        """One line per channel that is off, or that enabled rules route to but is missing.
-
-        A line about rules starts with the first rule's ``channels`` key as ``file:line``
-        when ``doc`` (the file the rules come from) is given, and says where their events
-        go instead.
-        """
-        routed: dict[str, list[AlertRule]] = {}
-        for rule in rules:
-            for name in rule.channels if rule.enabled else ():
-                if name not in self._workers:
-                    routed.setdefault(name, []).append(rule)
-        out = [
-            escape_control(f"{reason}; channel {name!r} is off")
-            for name, reason in sorted(self.unavailable.items())
-            if name not in routed
-        ]
-        for name, users in sorted(routed.items()):
-            first, more = users[0], len(users) - 1
-            message = (
-                f"rule {first.name}{f' (and {more} more)' if more else ''} routes to channel "
-                f"{name!r}, {self._why_missing(name)}; {self._instead()}"
-            )
-            if doc is not None:
-                key = first.name[len(first.group) + 1 :] if first.group else first.name
-                message = str(doc.error(message, ("alerts", first.group, key, "channels")))
-            out.append(escape_control(message))
-        return out
+        """:func:`routing_warnings` for this notifier's channels."""
+        return routing_warnings(rules, self._workers, self.unavailable, self.fallback, doc)
 
     @property
     def unknown_channels(self) -> dict[str, int]:
@@ -436,7 +266,7 @@ class Notifier:
             try:
                 worker.channel.send([event])
             except Exception as exc:
-                results[name] = f"error: {_describe_error(exc)}"
+                results[name] = f"error: {describe_error(exc)}"
             else:
                 results[name] = "ok"
         return results
@@ -444,62 +274,86 @@ class Notifier:
     @classmethod
     def from_config(
         cls,
-        notifications: Mapping[str, Any] | None,
+        notifications: NotificationsConfig | Mapping[str, Any] | None,
         *,
         log_dir: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> Notifier:
         """Build from the config's ``notifications`` section (already env-substituted).
 
-        Keys: ``log``, ``slack``, ``email``, ``webhook``, ``alertmanager`` (each may say
-        ``enabled: false``) and ``delivery`` (``attempts``, ``base_delay_seconds``,
-        ``max_delay_seconds``, ``max_retry_after_seconds``, ``queue_size``, ``batch_size``).
-        ``log`` always exists; its relative path is taken under ``log_dir``. Keyword
-        ``options`` are passed to the constructor (e.g. ``rng``). A bad value raises
-        :class:`~metricskit.errors.ConfigError`.
+        Takes the :class:`~metricskit.alerting.channels.config.NotificationsConfig` of a
+        loaded config, or a plain mapping (validated into one; ``None`` is the defaults):
+        ``log``, ``slack``, ``email``, ``webhook``, ``alertmanager`` (each may say
+        ``enabled: false``) and ``delivery``. ``log`` always exists; its relative path is
+        taken under ``log_dir``. Keyword ``options`` are passed to the constructor (e.g.
+        ``rng``, ``unavailable``). A bad value raises :class:`~metricskit.errors.ConfigError`.
         """
-        section = notifications or {}
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"notifications: expected a mapping, not {type(section).__name__}")
-        known = {"log", "delivery", *_BUILDERS}
-        unknown = sorted(str(k) for k in section if k not in known)
-        if unknown:
-            raise config_error(
-                unknown[0], f"unknown notification channel; known: {', '.join(sorted(known))}"
-            )
-        channels: list[Channel] = [LogChannel.from_config(section.get("log"), base_dir=log_dir)]
-        for key, build in _BUILDERS.items():
-            data = section.get(key)
-            if data is None or (isinstance(data, Mapping) and data.get("enabled", True) is False):
-                continue
-            channels.append(build(data))
-        return cls(channels, **_delivery_options(section.get("delivery")), **options)
+        config = validate_section(NotificationsConfig, notifications, ("notifications",))
+        channels: list[Channel] = [LogChannel.from_config(config.log, base_dir=log_dir)]
+        channels += [_BUILDERS[name](c) for name, c in config.enabled_channels().items()]
+        d = config.delivery
+        retry = RetryPolicy(
+            attempts=d.attempts,
+            base_delay=d.base_delay_seconds,
+            max_delay=d.max_delay_seconds,
+            max_retry_after=d.max_retry_after_seconds,
+        )
+        return cls(
+            channels, retry=retry, queue_size=d.queue_size, batch_size=d.batch_size, **options
+        )
 
 
-def _delivery_options(data: object) -> dict[str, Any]:
-    d = Section(
-        data,
-        "delivery",
-        (
-            "attempts",
-            "base_delay_seconds",
-            "max_delay_seconds",
-            "max_retry_after_seconds",
-            "queue_size",
-            "batch_size",
-        ),
-    )
-    defaults = RetryPolicy()
-    return {
-        "retry": RetryPolicy(
-            attempts=d.integer("attempts", defaults.attempts, minimum=1),
-            base_delay=d.number("base_delay_seconds", defaults.base_delay),
-            max_delay=d.number("max_delay_seconds", defaults.max_delay),
-            max_retry_after=d.number("max_retry_after_seconds", defaults.max_retry_after),
-        ),
-        "queue_size": d.integer("queue_size", 1000, minimum=1),
-        "batch_size": d.integer("batch_size", 100, minimum=1),
-    }
+def _why_missing(name: str, configured: Collection[str], unavailable: Mapping[str, str]) -> str:
+    reason = unavailable.get(name)
+    if reason is not None:
+        return f"which is off: {reason}"
+    return f"which is not configured (configured: {', '.join(sorted(configured)) or 'none'})"
+
+
+def _instead(fallback: str | None) -> str:
+    if fallback is None:
+        return "its events are dropped"
+    return f"its events go to the {fallback!r} channel instead"
+
+
+def routing_warnings(
+    rules: Iterable[AlertRule],
+    channels: Collection[str],
+    unavailable: Mapping[str, str] | None = None,
+    fallback: str | None = "log",
+    doc: YamlDocument | None = None,
+) -> list[str]:
+    """One line per channel that is off, or that enabled rules route to but is missing.
+
+    ``channels`` are the names a notifier has, ``unavailable`` those the config names
+    but left off (with why), ``fallback`` where events for a missing channel go. A line
+    about rules starts with the first rule's ``channels`` key as ``file:line`` when
+    ``doc`` (the file the rules come from) is given, and says where their events go
+    instead.
+    """
+    unavailable = unavailable or {}
+    fallback = fallback if fallback in channels else None
+    routed: dict[str, list[AlertRule]] = {}
+    for rule in rules:
+        for name in rule.channels if rule.enabled else ():
+            if name not in channels:
+                routed.setdefault(name, []).append(rule)
+    out = [
+        escape_control(f"{reason}; channel {name!r} is off")
+        for name, reason in sorted(unavailable.items())
+        if name not in routed
+    ]
+    for name, users in sorted(routed.items()):
+        first, more = users[0], len(users) - 1
+        message = (
+            f"rule {first.name}{f' (and {more} more)' if more else ''} routes to channel "
+            f"{name!r}, {_why_missing(name, channels, unavailable)}; {_instead(fallback)}"
+        )
+        if doc is not None:
+            key = first.name[len(first.group) + 1 :] if first.group else first.name
+            message = str(doc.error(message, ("alerts", first.group, key, "channels")))
+        out.append(escape_control(message))
+    return out
 
 
 def make_test_event(channel: str, now_ns: int | None = None) -> AlertEvent:

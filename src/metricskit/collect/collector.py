@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration
 from metricskit.collect.sources.base import CallableSource, Sample, Source, as_samples
 from metricskit.errors import ConfigError, MetricsKitError, StateError
+
+if TYPE_CHECKING:
+    from metricskit.collect.sources.config import CollectionConfig
 
 __all__ = ["SELF_METRIC", "Collector", "RecorderLike", "ScheduledSource"]
 
@@ -454,7 +457,7 @@ class Collector:
     def from_config(
         cls,
         recorder: RecorderLike,
-        collection: Mapping[str, Any],
+        collection: CollectionConfig | Mapping[str, Any] | None,
         app_url: str | None = None,
         database_url: str | None = None,
         store: Any = None,
@@ -463,9 +466,10 @@ class Collector:
     ) -> Collector:
         """Build a collector from the seed's ``collection:`` config section.
 
-        ``store`` (for business metrics) defaults to the recorder's store. See
-        :mod:`metricskit.collect.sources.config` for which ``enabled_metrics`` names enable
-        which metrics.
+        ``collection`` is a loaded config's ``CollectionConfig`` (``config.collection``) or
+        a plain mapping, validated into one. ``store`` (for business metrics) defaults to
+        the recorder's store. See :mod:`metricskit.collect.sources.config` for which
+        ``enabled_metrics`` names enable which metrics.
         """
         from metricskit.collect.sources.config import plan_sources
 

@@ -18,15 +18,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from metricskit._validation import validate_section
 from metricskit.alerting.channels.base import (
     Channel,
     Redactor,
-    Section,
     deliverable,
     post_json,
     redact_url,
     rfc3339,
 )
+from metricskit.alerting.channels.config import AlertmanagerConfig, WebhookConfig
 from metricskit.alerting.events import AlertEvent, AlertState
 
 __all__ = [
@@ -172,22 +173,16 @@ class WebhookChannel(_HTTPChannel):
         self.max_alerts = max_alerts
 
     @classmethod
-    def from_config(cls, data: object) -> WebhookChannel:
+    def from_config(cls, config: WebhookConfig | Mapping[str, Any]) -> WebhookChannel:
         """Build from ``notifications.webhook``: ``{url, headers, receiver, max_alerts, ...}``."""
-        section = Section(
-            data,
-            "webhook",
-            ("url", "headers", "receiver", "external_url", "max_alerts", "timeout_seconds"),
-        )
-        url = section.url("url", required=True)
-        assert url is not None
+        c = validate_section(WebhookConfig, config, ("notifications", "webhook"))
         return cls(
-            url,
-            headers=section.string_map("headers"),
-            receiver=section.string("receiver", "metricskit") or "metricskit",
-            external_url=section.string("external_url", "") or "",
-            max_alerts=section.integer("max_alerts", 0),
-            timeout=section.number("timeout_seconds", 10.0, minimum=0.001),
+            c.url,
+            headers=c.headers,
+            receiver=c.receiver,
+            external_url=c.external_url,
+            max_alerts=c.max_alerts,
+            timeout=c.timeout_seconds,
         )
 
     def send(self, events: Sequence[AlertEvent]) -> None:
@@ -232,24 +227,15 @@ class AlertmanagerChannel(_HTTPChannel):
         self.resolve_timeout_seconds = resolve_timeout_seconds
 
     @classmethod
-    def from_config(cls, data: object) -> AlertmanagerChannel:
+    def from_config(cls, config: AlertmanagerConfig | Mapping[str, Any]) -> AlertmanagerChannel:
         """Build from ``notifications.alertmanager``: ``{url, headers, generator_url, ...}``."""
-        section = Section(
-            data,
-            "alertmanager",
-            ("url", "headers", "generator_url", "resolve_timeout_seconds", "timeout_seconds"),
-        )
-        url = section.url("url", required=True)
-        assert url is not None
-        resolve = section.data.get("resolve_timeout_seconds")
+        c = validate_section(AlertmanagerConfig, config, ("notifications", "alertmanager"))
         return cls(
-            url,
-            headers=section.string_map("headers"),
-            generator_url=section.url("generator_url"),
-            resolve_timeout_seconds=(
-                None if resolve is None else section.number("resolve_timeout_seconds", 0, minimum=1)
-            ),
-            timeout=section.number("timeout_seconds", 10.0, minimum=0.001),
+            c.url,
+            headers=c.headers,
+            generator_url=c.generator_url,
+            resolve_timeout_seconds=c.resolve_timeout_seconds,
+            timeout=c.timeout_seconds,
         )
 
     def alerts_payload(self, events: Sequence[AlertEvent]) -> list[dict[str, Any]]:

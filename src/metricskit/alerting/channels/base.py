@@ -27,7 +27,7 @@ import requests
 from metricskit._secrets import redact_url
 from metricskit._time import format_duration
 from metricskit.alerting.events import AlertEvent, AlertState
-from metricskit.errors import ConfigError, DeliveryError
+from metricskit.errors import DeliveryError
 
 __all__ = [
     "Channel",
@@ -246,93 +246,3 @@ def tags_text(event: AlertEvent) -> str:
     """``host=web1 region=eu`` (empty string when the series has no tags), control
     characters escaped."""
     return escape_control(" ".join(f"{k}={v}" for k, v in event.tags.items_tuple))
-
-
-def config_error(where: str, message: str) -> ConfigError:
-    """A :class:`ConfigError` about ``notifications.<where>``."""
-    return ConfigError(f"notifications.{where}: {message}")
-
-
-class Section:
-    """Typed, validated access to one channel's config mapping; bad values -> ConfigError.
-
-    Messages name the key and the expected type but never echo the value, which may be a
-    secret (a webhook URL, a password).
-    """
-
-    def __init__(self, data: object, where: str, known: Iterable[str]) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, Mapping):
-            raise config_error(where, f"expected a mapping, not {type(data).__name__}")
-        allowed = set(known) | {"enabled"}
-        unknown = sorted(str(k) for k in data if k not in allowed)
-        if unknown:
-            raise config_error(
-                where, f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}"
-            )
-        self.data: Mapping[str, Any] = data
-        self.where = where
-
-    def error(self, key: str, message: str) -> ConfigError:
-        """A ConfigError about ``key`` in this section."""
-        return config_error(f"{self.where}.{key}", message)
-
-    def string(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
-        """A non-empty string, ``default`` when absent."""
-        value = self.data.get(key)
-        if value is None:
-            if required:
-                raise self.error(key, "is required")
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(key, f"must be a non-empty string, not {type(value).__name__}")
-        return value
-
-    def url(self, key: str, *, required: bool = False) -> str | None:
-        """An http(s) URL with a host (the value stays out of the message)."""
-        value = self.string(key, required=required)
-        if value is None:
-            return None
-        try:
-            parts = urlsplit(value)
-            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:
-            ok = False
-        if not ok:
-            hint = " (is the environment variable it names set?)" if "${" in value else ""
-            raise self.error(key, f"must be an http:// or https:// URL with a host{hint}")
-        return value
-
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        """A finite number >= ``minimum``."""
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, f"must be a number, not {type(value).__name__}")
-        if not math.isfinite(value) or value < minimum:
-            raise self.error(key, f"must be a finite number >= {minimum:g}, not {value!r}")
-        return float(value)
-
-    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
-        """An integer >= ``minimum``."""
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"must be an integer >= {minimum}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        """A boolean."""
-        value = self.data.get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, not {type(value).__name__}")
-        return value
-
-    def string_map(self, key: str) -> dict[str, str]:
-        """A mapping of strings to strings (values kept out of messages: headers hold tokens)."""
-        value = self.data.get(key) or {}
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"must be a mapping, not {type(value).__name__}")
-        for k, v in value.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                raise self.error(f"{k}", "keys and values must be strings")
-        return dict(value)

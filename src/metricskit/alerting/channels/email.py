@@ -22,17 +22,18 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
+from metricskit._validation import validate_section
 from metricskit.alerting.channels.base import (
     Channel,
     DeliveryError,
     Redactor,
-    Section,
     deliverable,
     escape_control,
     event_headline,
     rfc3339,
     tags_text,
 )
+from metricskit.alerting.channels.config import EmailConfig
 from metricskit.alerting.events import AlertEvent, AlertState, Severity
 from metricskit.errors import InvalidArgumentError
 
@@ -110,63 +111,19 @@ class EmailChannel(Channel):
         self._redactor = Redactor(secrets=[password] if password else [])
 
     @classmethod
-    def from_config(cls, data: object) -> EmailChannel:
+    def from_config(cls, config: EmailConfig | Mapping[str, Any]) -> EmailChannel:
         """Build from ``notifications.email``; see the module docstring for the keys."""
-        section = Section(
-            data,
-            "email",
-            (
-                "recipients",
-                "smtp_host",
-                "smtp_port",
-                "sender",
-                "username",
-                "password",
-                "starttls",
-                "ssl",
-                "timeout_seconds",
-            ),
-        )
-        raw = section.data.get("recipients")
-        if not isinstance(raw, Mapping) or not raw:
-            raise section.error("recipients", "is required: a mapping of severity to addresses")
-        recipients: dict[str, list[str]] = {}
-        for key, addresses in raw.items():
-            if key != "default":
-                try:
-                    Severity.from_str(key)
-                except ValueError:
-                    raise section.error(
-                        f"recipients.{key}", "must be 'default' or a severity"
-                    ) from None
-            if isinstance(addresses, str):
-                addresses = [addresses]
-            if not isinstance(addresses, list) or not all(
-                isinstance(a, str) and "@" in a for a in addresses
-            ):
-                raise section.error(f"recipients.{key}", "must be a list of email addresses")
-            recipients[str(key)] = addresses
-        starttls, use_ssl = section.flag("starttls", False), section.flag("ssl", False)
-        if starttls and use_ssl:
-            raise section.error("ssl", "choose starttls or ssl, not both")
-        username, password = section.string("username"), section.string("password")
-        if (username is None) != (password is None):
-            raise section.error("password", "username and password go together")
-        port = section.data.get("smtp_port")
-        if port is not None and (
-            isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536
-        ):
-            raise section.error("smtp_port", "must be a port number (1-65535)")
+        c = validate_section(EmailConfig, config, ("notifications", "email"))
         return cls(
-            recipients,
-            smtp_host=section.string("smtp_host", "localhost") or "localhost",
-            smtp_port=port,
-            sender=section.string("sender", "metricskit@localhost") or "metricskit@localhost",
-            username=username,
-            password=password,
-            starttls=starttls,
-            use_ssl=use_ssl,
-            timeout=section.number("timeout_seconds", 10.0, minimum=0.001),
+            c.recipients,
+            smtp_host=c.smtp_host,
+            smtp_port=c.smtp_port,
+            sender=c.sender,
+            username=c.username,
+            password=c.password,
+            starttls=c.starttls,
+            use_ssl=c.ssl,
+            timeout=c.timeout_seconds,
         )
 
     def recipients_for(self, severity: Severity) -> tuple[str, ...]:

@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from metricskit._files import open_append
+from metricskit._validation import validate_section
 from metricskit.alerting.channels.base import (
     Channel,
     DeliveryError,
-    Section,
     escape_control,
     event_headline,
     rfc3339,
     tags_text,
 )
+from metricskit.alerting.channels.config import DEFAULT_LOG_PATH, LogConfig
 from metricskit.alerting.events import AlertEvent, AlertState
 
 __all__ = ["DEFAULT_LOG_PATH", "LogChannel", "format_log_line"]
-
-DEFAULT_LOG_PATH = "monitoring_alerts.log"
 
 _PREFIX = {
     AlertState.FIRING: "ALERT",
@@ -65,10 +64,14 @@ class LogChannel(Channel):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, data: object, *, base_dir: str | os.PathLike[str] | None) -> LogChannel:
-        """Build from ``notifications.log`` (``{path}``); relative paths go under ``base_dir``."""
-        section = Section(data, "log", ("path",))
-        path = Path(section.string("path", DEFAULT_LOG_PATH) or DEFAULT_LOG_PATH)
+    def from_config(
+        cls,
+        config: LogConfig | Mapping[str, Any] | None,
+        *,
+        base_dir: str | os.PathLike[str] | None,
+    ) -> LogChannel:
+        """Build from ``notifications.log``; a relative ``path`` goes under ``base_dir``."""
+        path = Path(validate_section(LogConfig, config, ("notifications", "log")).path)
         if base_dir is not None and not path.is_absolute():
             path = Path(base_dir) / path
         return cls(path)

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from metricskit._validation import validate_section
 from metricskit.alerting.channels.base import (
     Channel,
     Redactor,
-    Section,
     deliverable,
     escape_control,
     event_headline,
@@ -26,6 +26,7 @@ from metricskit.alerting.channels.base import (
     redact_url,
     tags_text,
 )
+from metricskit.alerting.channels.config import SlackConfig
 from metricskit.alerting.events import AlertEvent, AlertState, Severity
 
 __all__ = ["SlackChannel", "slack_payload"]
@@ -90,26 +91,10 @@ class SlackChannel(Channel):
         self._redactor = Redactor(webhook_url)
 
     @classmethod
-    def from_config(cls, data: object) -> SlackChannel:
+    def from_config(cls, config: SlackConfig | Mapping[str, Any]) -> SlackChannel:
         """Build from ``notifications.slack``: ``{webhook_url, channels, timeout_seconds}``."""
-        section = Section(data, "slack", ("webhook_url", "channels", "timeout_seconds"))
-        url = section.url("webhook_url", required=True)
-        assert url is not None
-        channels = section.string_map("channels")
-        for key in channels:
-            if key != "default":
-                try:
-                    Severity.from_str(key)
-                except ValueError:
-                    raise section.error(
-                        f"channels.{key}",
-                        "must be 'default' or a severity (info, warning, critical)",
-                    ) from None
-        return cls(
-            url,
-            channels={k.lower(): v for k, v in channels.items()},
-            timeout=section.number("timeout_seconds", 10.0, minimum=0.001),
-        )
+        c = validate_section(SlackConfig, config, ("notifications", "slack"))
+        return cls(c.webhook_url, channels=c.channels, timeout=c.timeout_seconds)
 
     def channel_for(self, severity: Severity) -> str | None:
         """The Slack channel for ``severity``: its own entry, else ``default``, else None."""

@@ -4,7 +4,7 @@
 
     collection:
       interval_seconds: 60
-      retention_days: 30                 # read by the store's retention, ignored here
+      retention_days: 30                 # read by the service's retention, ignored here
       enabled_metrics:
         system: [cpu_usage, memory_usage, disk_usage]
         application: [health_status, response_times]
@@ -12,10 +12,10 @@
       intervals:                         # optional, seconds per group
         application: 30
 
-Each ``enabled_metrics`` entry is a group name from :data:`METRIC_GROUPS`, ``all``, or
-a full metric name. A group left out of ``enabled_metrics`` is collected entirely; an
+Each ``enabled_metrics`` entry is a name from :data:`METRIC_GROUPS`, ``all``, or a full
+metric name. A group left out of ``enabled_metrics`` is collected entirely; an
 empty list turns the group off. ``interval_seconds`` (default 60) applies to every
-group unless ``intervals`` overrides it.
+group unless ``intervals`` overrides it. :class:`CollectionConfig` is the section's model.
 
 Sources need what they measure: HTTP checks need ``app_url`` (the seed's three checks,
 :func:`~metricskit.collect.sources.default_http_checks`), the database check needs
@@ -31,15 +31,32 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from metricskit._time import NS_PER_S, Clock, parse_duration
+from pydantic import Field, ValidationInfo, field_validator
+
+from metricskit._time import Clock
+from metricskit._validation import (
+    ConfigSection,
+    Number,
+    PositiveSeconds,
+    field_error,
+    validate_section,
+)
 from metricskit.collect.sources.base import Source
 from metricskit.collect.sources.business import BUSINESS_DERIVATIONS, Business
 from metricskit.collect.sources.database import DatabaseCheck
 from metricskit.collect.sources.http import default_http_checks
 from metricskit.collect.sources.system import SYSTEM_METRICS, System
-from metricskit.errors import ConfigError, MetricsKitError
+from metricskit.errors import ConfigError
 
-__all__ = ["METRIC_GROUPS", "PlannedSource", "plan_sources", "resolve_enabled"]
+__all__ = [
+    "METRIC_GROUPS",
+    "CollectionConfig",
+    "EnabledMetrics",
+    "GroupIntervals",
+    "PlannedSource",
+    "plan_sources",
+    "resolve_enabled",
+]
 
 log = logging.getLogger("metricskit.collect.collector")
 
@@ -71,7 +88,88 @@ _ALL = {
     group: tuple(m for names in table.values() for m in names)
     for group, table in METRIC_GROUPS.items()
 }
-_KEYS = ("interval_seconds", "retention_days", "enabled_metrics", "intervals")
+
+
+def _expand(group: str, name: str) -> tuple[str, ...]:
+    """The metrics one ``enabled_metrics.<group>`` entry enables; ValueError if none."""
+    table = METRIC_GROUPS[group]
+    if name == "all":
+        return _ALL[group]
+    if name in table:
+        return table[name]
+    if name in _ALL[group]:
+        return (name,)
+    choices = [*table, "all", *_ALL[group]]
+    hint = difflib.get_close_matches(str(name), choices, n=1)
+    did = f" (did you mean {hint[0]!r}?)" if hint else ""
+    raise ValueError(f"unknown name {name!r}{did}; use one of {[*table, 'all']} or a metric name")
+
+
+class EnabledMetrics(ConfigSection):
+    """``collection.enabled_metrics``: per group, the names to collect (``None``: all)."""
+
+    system: tuple[str, ...] | None = None
+    application: tuple[str, ...] | None = None
+    business: tuple[str, ...] | None = None
+
+    @field_validator("system", "application", "business", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if value is not None and (isinstance(value, str) or not isinstance(value, list | tuple)):
+            raise ValueError("must be a list of names")
+        return value
+
+    @field_validator("system", "application", "business")
+    @classmethod
+    def _known_names(cls, value: tuple[str, ...] | None, info: ValidationInfo) -> Any:
+        for index, name in enumerate(value or ()):
+            try:
+                _expand(str(info.field_name), name)
+            except ValueError as exc:
+                raise field_error(index, str(exc)) from None  # at the list item's line
+        return value
+
+    def metrics(self, group: str) -> frozenset[str]:
+        """The metric names ``group`` collects."""
+        names: tuple[str, ...] | None = getattr(self, group)
+        if names is None:
+            return frozenset(_ALL[group])
+        return frozenset(m for name in names for m in _expand(group, name))
+
+
+class GroupIntervals(ConfigSection):
+    """``collection.intervals``: a group's own interval, overriding ``interval_seconds``."""
+
+    system: PositiveSeconds | None = None
+    application: PositiveSeconds | None = None
+    business: PositiveSeconds | None = None
+
+
+class CollectionConfig(ConfigSection):
+    """``collection:`` — what the collector measures and how often."""
+
+    interval_seconds: PositiveSeconds = 60.0
+    """Seconds between collections of every group (a duration such as ``"1m"`` reads too)."""
+    retention_days: Number | None = Field(default=30.0, gt=0)
+    """Samples older than this are deleted by the service; ``None`` keeps everything."""
+    enabled_metrics: EnabledMetrics = EnabledMetrics()
+    intervals: GroupIntervals = GroupIntervals()
+
+    def interval(self, group: str) -> float:
+        """Seconds between collections of ``group``."""
+        own: float | None = getattr(self.intervals, group)
+        return self.interval_seconds if own is None else own
+
+
+def resolve_enabled(group: str, names: Iterable[str] | None) -> frozenset[str]:
+    """The metric names an ``enabled_metrics.<group>`` list enables."""
+    if group not in METRIC_GROUPS:
+        raise ConfigError(
+            f"collection.enabled_metrics: unknown group {group!r}; known: {list(METRIC_GROUPS)}"
+        )
+    return validate_section(
+        EnabledMetrics, {group: names}, ("collection", "enabled_metrics")
+    ).metrics(group)
 
 
 @dataclass(frozen=True)
@@ -83,78 +181,19 @@ class PlannedSource:
     only: frozenset[str]
 
 
-def resolve_enabled(group: str, names: Iterable[str] | None) -> frozenset[str]:
-    """The metric names an ``enabled_metrics.<group>`` list enables."""
-    if group not in METRIC_GROUPS:
-        raise ConfigError(
-            f"collection.enabled_metrics: unknown group {group!r}; known: {list(METRIC_GROUPS)}"
-        )
-    if names is None:
-        return frozenset(_ALL[group])
-    if isinstance(names, str) or not isinstance(names, Iterable):
-        raise ConfigError(f"collection.enabled_metrics.{group} must be a list, not {names!r}")
-    table = METRIC_GROUPS[group]
-    out: set[str] = set()
-    for name in names:
-        if name == "all":
-            out.update(_ALL[group])
-        elif name in table:
-            out.update(table[name])
-        elif name in _ALL[group]:
-            out.add(name)
-        else:
-            choices = [*table, "all", *_ALL[group]]
-            hint = difflib.get_close_matches(str(name), choices, n=1)
-            did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(
-                f"collection.enabled_metrics.{group}: unknown name {name!r}{did}; "
-                f"use one of {[*table, 'all']} or a metric name"
-            )
-    return frozenset(out)
-
-
-def _seconds(value: Any, where: str) -> float:
-    try:
-        ns = parse_duration(value)
-    except MetricsKitError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if ns <= 0:
-        raise ConfigError(f"{where} must be > 0, got {value!r}")
-    return ns / NS_PER_S
-
-
 def plan_sources(
-    collection: Mapping[str, Any],
+    collection: CollectionConfig | Mapping[str, Any] | None,
     *,
     app_url: str | None = None,
     database_url: str | None = None,
     store: Any = None,
     clock: Clock | None = None,
 ) -> list[PlannedSource]:
-    """The sources a ``collection:`` section asks for; see the module docstring."""
-    if not isinstance(collection, Mapping):
-        raise ConfigError(f"collection must be a mapping, not {type(collection).__name__}")
-    for key in collection:
-        if key not in _KEYS:
-            hint = difflib.get_close_matches(str(key), _KEYS, n=1)
-            did = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"collection: unknown key {key!r}{did}; known: {list(_KEYS)}")
-    base = _seconds(collection.get("interval_seconds", 60), "collection.interval_seconds")
-    intervals = collection.get("intervals") or {}
-    enabled = collection.get("enabled_metrics") or {}
-    for what, value in (("intervals", intervals), ("enabled_metrics", enabled)):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"collection.{what} must be a mapping, not {value!r}")
-        for group in value:
-            if group not in METRIC_GROUPS:
-                raise ConfigError(
-                    f"collection.{what}: unknown group {group!r}; known: {list(METRIC_GROUPS)}"
-                )
-    wanted = {g: resolve_enabled(g, enabled.get(g)) for g in METRIC_GROUPS}
-    every = {
-        g: _seconds(intervals[g], f"collection.intervals.{g}") if g in intervals else base
-        for g in METRIC_GROUPS
-    }
+    """The sources a ``collection:`` section (its model, or a mapping validated into
+    one) asks for; see the module docstring."""
+    config = validate_section(CollectionConfig, collection, ("collection",))
+    wanted = {g: config.enabled_metrics.metrics(g) for g in METRIC_GROUPS}
+    every = {g: config.interval(g) for g in METRIC_GROUPS}
     plan: list[PlannedSource] = []
     system = wanted["system"] & set(SYSTEM_METRICS)
     if system:
