@@ -92,7 +92,8 @@ def pydantic_config_error(
     errors = sorted(exc.errors(), key=lambda e: _PRIORITY.get(str(e["type"]), 1))
     paths = [(*prefix, *_location(e)) for e in errors]
     text = "; ".join(
-        describe_pydantic_error({**e, "loc": loc}, known_keys(loc))
+        # the blamed field is added to the location once, by describe_pydantic_error
+        describe_pydantic_error({**e, "loc": (*prefix, *e["loc"])}, known_keys(loc))
         for e, loc in zip(errors[:3], paths, strict=False)
     )
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
