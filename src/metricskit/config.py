@@ -27,12 +27,21 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from metricskit._env import substitute_env
 from metricskit._secrets import redact
 from metricskit._time import parse_duration
 from metricskit._validation import (
+    FIELD_ERROR,
     Integer,
     Number,
     locate_config_error,
@@ -216,6 +225,10 @@ class PrometheusIntegration(_Section):
     path: str = "/metrics"
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = Field(default=None, repr=False)
+    tls_certfile: str | None = None
+    """A PEM certificate (chain): with ``tls_keyfile``, serve HTTPS instead of HTTP."""
+    tls_keyfile: str | None = None
+    """The certificate's PEM private key (relative paths: to the config file)."""
 
     @field_validator("path")
     @classmethod
@@ -223,6 +236,20 @@ class PrometheusIntegration(_Section):
         if not v.startswith("/"):
             raise ValueError("path must start with '/'")
         return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> PrometheusIntegration:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            given, other = (
+                ("tls_certfile", "tls_keyfile")
+                if self.tls_keyfile is None
+                else ("tls_keyfile", "tls_certfile")
+            )
+            message = f"{given} needs {other} too (both or neither)"
+            raise PydanticCustomError(
+                FIELD_ERROR, "{message}", {"field": given, "message": message}
+            )
+        return self
 
 
 class GrafanaIntegration(_Section):

@@ -1,0 +1,256 @@
+"""HTTPS: a self-signed certificate made by ``openssl`` in the test, real HTTPS requests
+that verify it, plain HTTP refused, auth over TLS, and the config, the flags of
+``metricskit serve`` and ``start``, and docs/operations.md's HTTPS example."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+import metricskit as mk
+from metricskit.config import load_config
+from metricskit.errors import ConfigError, InvalidArgumentError
+from metricskit.server.app import MetricsServer
+from tests.services import binary, free_port, metricskit_serve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _certificate(folder: Path, name: str = "server") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / f"{name}.crt", folder / f"{name}.key"
+    subprocess.run(
+        [binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def store() -> Iterator[mk.Store]:
+    s = mk.open_store("memory://")
+    key = mk.SeriesKey.of("queue.depth")
+    s.write([mk.Series(key, np.array([time.time_ns()]), np.array([7.5]))])
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [{}, {"basic_auth": ("ops", "s3cret")}, {"bearer_token": "tok"}],
+    ids=["none", "basic", "bearer"],
+)
+def test_https_verified_against_the_certificate_and_auth_over_tls(
+    store: mk.Store, pem: tuple[Path, Path], auth: dict[str, object]
+) -> None:
+    cert, key = pem
+    with MetricsServer(store, port=0, tls_certfile=cert, tls_keyfile=key, **auth) as server:  # type: ignore[arg-type]
+        assert server.url.startswith("https://127.0.0.1:") and server.tls
+        credentials: dict[str, object] = {}
+        if "basic_auth" in auth:
+            credentials["auth"] = ("ops", "s3cret")
+        if "bearer_token" in auth:
+            credentials["headers"] = {"Authorization": "Bearer tok"}
+        metrics = requests.get(f"{server.url}/metrics", verify=str(cert), timeout=30, **credentials)  # type: ignore[arg-type]
+        assert metrics.status_code == 200 and "queue_depth 7.5" in metrics.text
+        query = requests.post(
+            f"{server.url}/api/v1/query",
+            data={"query": "queue_depth * 2"},
+            verify=str(cert),
+            timeout=30,
+            **credentials,  # type: ignore[arg-type]
+        )
+        assert query.json()["data"]["result"][0]["value"][1] == "15"
+        if auth:
+            denied = requests.get(f"{server.url}/metrics", verify=str(cert), timeout=30)
+            assert denied.status_code == 401
+            wrong = {"auth": ("ops", "nope")} if "basic_auth" in auth else {
+                "headers": {"Authorization": "Bearer nope"}
+            }  # fmt: skip
+            assert (
+                requests.get(
+                    f"{server.url}/metrics", verify=str(cert), timeout=30, **wrong
+                ).status_code
+                == 401
+            )  # type: ignore[arg-type]
+        # the system's CA store does not know a self-signed certificate
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.get(f"{server.url}/metrics", timeout=30)
+        # plain HTTP to the TLS port gets no HTTP answer
+        with pytest.raises(requests.ConnectionError):
+            requests.get(server.url.replace("https://", "http://") + "/metrics", timeout=30)
+        assert requests.get(f"{server.url}/metrics", verify=str(cert), timeout=30, **credentials).ok  # type: ignore[arg-type]
+
+
+def test_a_certificate_that_cannot_be_loaded_is_an_error_at_once(
+    store: mk.Store, pem: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cert, key = pem
+    _other_cert, other_key = _certificate(tmp_path, "other")
+    with pytest.raises(InvalidArgumentError, match="together, or neither"):
+        MetricsServer(store, port=0, tls_certfile=cert)
+    with pytest.raises(InvalidArgumentError, match="key values mismatch") as info:
+        MetricsServer(store, port=0, tls_certfile=cert, tls_keyfile=other_key)
+    assert str(cert) in str(info.value) and str(other_key) in str(info.value)
+    with pytest.raises(InvalidArgumentError, match="no such file"):
+        MetricsServer(store, port=0, tls_certfile=tmp_path / "missing.crt", tls_keyfile=key)
+
+
+def test_config_takes_both_files_or_neither_with_the_line(tmp_path: Path) -> None:
+    text = "integrations:\n  prometheus:\n    port: 9464\n    tls_keyfile: tls/key.pem\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "monitoring.yaml", text=text)
+    assert str(info.value) == (
+        f"{tmp_path / 'monitoring.yaml'}:4: integrations.prometheus.tls_keyfile: "
+        "tls_keyfile needs tls_certfile too (both or neither)"
+    )
+    both = text + "    tls_certfile: tls/cert.pem\n"
+    settings = load_config(tmp_path / "monitoring.yaml", text=both).integrations.prometheus
+    assert (settings.tls_certfile, settings.tls_keyfile) == ("tls/cert.pem", "tls/key.pem")
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM, then its stdout and stderr; it must exit 0."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return out, err
+
+
+def test_serve_with_the_certificate_from_the_config_or_the_flags(
+    tmp_path: Path, pem: tuple[Path, Path]
+) -> None:
+    cert, key = pem
+    (tmp_path / "tls").mkdir()
+    (tmp_path / "tls" / "c.pem").write_bytes(cert.read_bytes())
+    (tmp_path / "tls" / "k.pem").write_bytes(key.read_bytes())
+    (tmp_path / "monitoring.yaml").write_text(
+        "storage: {type: memory}\n"
+        "integrations:\n  prometheus:\n    basic_auth: {username: ops, password: pw}\n"
+        "    tls_certfile: tls/c.pem\n    tls_keyfile: tls/k.pem\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # relative paths in the config are the config file's, not the working directory's
+    proc, base = metricskit_serve(elsewhere, "-c", "../monitoring.yaml", verify=str(cert))
+    try:
+        response = requests.get(f"{base}/api/health", auth=("ops", "pw"), verify=str(cert))
+        assert response.status_code == 200 and "overall_status" in response.json()
+    finally:
+        _stop(proc)
+    (tmp_path / "plain.yaml").write_text("storage: {type: memory}\n")
+    flags = ["-c", "plain.yaml", "--tls-certfile", str(cert), "--tls-keyfile", str(key)]
+    proc, base = metricskit_serve(tmp_path, *flags, verify=str(cert))
+    try:
+        assert requests.get(f"{base}/metrics", verify=str(cert), timeout=30).status_code == 200
+    finally:
+        out, _err = _stop(proc)
+    assert f"serving {base} " in out
+
+
+def _metricskit(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "metricskit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_bad_tls_arguments_are_one_line_and_exit_3(tmp_path: Path, pem: tuple[Path, Path]) -> None:
+    cert, _key = pem
+    _other, other_key = _certificate(tmp_path, "other")
+    (tmp_path / "monitoring.yaml").write_text("storage: {type: memory}\n")
+    for args, says in [
+        (("serve", "--tls-certfile", str(cert)), "give --tls-certfile and --tls-keyfile together"),
+        (("serve", "--port", "0", "--tls-certfile", str(cert), "--tls-keyfile", str(other_key)),
+         "key values mismatch"),
+        (("start", "--quiet", "--tls-certfile", str(cert), "--tls-keyfile", str(other_key)),
+         "needs integrations.prometheus.enabled"),
+    ]:  # fmt: skip
+        done = _metricskit(tmp_path, *args)
+        assert done.returncode == 3, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], (args, done.stderr)
+
+
+def test_start_serves_https(tmp_path: Path, pem: tuple[Path, Path]) -> None:
+    cert, key = pem
+    port = free_port()
+    (tmp_path / "monitoring.yaml").write_text(
+        "storage: {type: memory}\n"
+        f"integrations:\n  prometheus: {{enabled: true, port: {port}, bearer_token: tok}}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metricskit", "start", "--quiet", "--duration", "600",
+         "--tls-certfile", str(cert), "--tls-keyfile", str(key)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        url = f"https://127.0.0.1:{port}/api/v1/labels"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                response = requests.get(
+                    url, headers={"Authorization": "Bearer tok"}, verify=str(cert), timeout=5
+                )
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "start did not serve"
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json()["status"] == "success"
+    finally:
+        _out, err = _stop(proc)
+    assert "Traceback" not in err
+
+
+def _block(text: str, lang: str) -> str:
+    found = re.search(rf"```{lang}\n(.*?)```", text, flags=re.DOTALL)
+    assert found is not None, lang
+    return found.group(1)
+
+
+def test_operations_https_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/operations.md's HTTPS section: its openssl command and config, served and
+    queried over verified HTTPS with the bearer token."""
+    binary("openssl")
+    text = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = text.split("### HTTPS", 1)[1].split("\n### ", 1)[0]
+    subprocess.run(["bash", "-euo", "pipefail", "-c", _block(section, "bash")], cwd=tmp_path,
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    config = "storage: {type: memory}\n" + _block(section, "yaml")
+    (tmp_path / "monitoring.yaml").write_text(config)
+    monkeypatch.setenv("METRICS_TOKEN", "from-the-env")
+    cert = str(tmp_path / "tls" / "metricskit.crt")
+    proc, base = metricskit_serve(tmp_path, verify=cert)
+    try:
+        bearer = {"Authorization": "Bearer from-the-env"}
+        response = requests.get(f"{base}/api/v1/labels", headers=bearer, verify=cert, timeout=30)
+        assert response.status_code == 200
+        assert requests.get(f"{base}/metrics", verify=cert, timeout=30).status_code == 401
+    finally:
+        _stop(proc)
