@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up a development environment on a fresh machine: Debian packages the interop tests
-# start (Prometheus, promtool, Alertmanager, VictoriaMetrics, Chromium, openssl for the TLS
-# tests' certificates) when we are root
-# with apt, then a virtualenv in .venv with metricskit, its extras and the backend plugins.
+# start (Prometheus, promtool, Alertmanager, VictoriaMetrics, Chromium; openssl makes the TLS
+# tests' certificates) when we are root with apt, then a virtualenv in .venv with
+# metricskit, its extras and the backend plugins.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
