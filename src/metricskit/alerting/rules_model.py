@@ -213,6 +213,7 @@ class AlertRule(BaseModel):
 
     _name: str = PrivateAttr(default="")
     _group: str = PrivateAttr(default="")
+    _alert: str | None = PrivateAttr(default=None)
 
     @classmethod
     def create(cls, name: str, **fields: Any) -> AlertRule:
@@ -239,6 +240,13 @@ class AlertRule(BaseModel):
     def group(self) -> str:
         """The YAML group the rule sits in (``"system"``)."""
         return self._group
+
+    @property
+    def prometheus_alert(self) -> str | None:
+        """The ``alert:`` name of a rule from a Prometheus ``groups:`` file (``"HighLoad"``;
+        its :attr:`name` is ``"group.HighLoad"``), which Prometheus' API reports as the
+        ``alertname``; ``None`` for the seed's rules, whose ``alertname`` is :attr:`name`."""
+        return self._alert
 
     @cached_property
     def for_ns(self) -> int:
@@ -475,11 +483,17 @@ class ExprRecordingRule(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
     _name: str = PrivateAttr(default="")
+    _group: str = PrivateAttr(default="")
 
     @property
     def name(self) -> str:
         """``"group.record"``."""
         return self._name
+
+    @property
+    def group(self) -> str:
+        """The name of the Prometheus rule group it sits in (which may hold dots)."""
+        return self._group
 
     @field_validator("record")
     @classmethod
@@ -587,7 +601,7 @@ def _prometheus_rules(
             try:
                 if rule.record is not None:
                     rec = ExprRecordingRule(record=rule.record, expr=str(rule.expr), labels=labels)
-                    rec._name = f"{group.name}.{rule.record}"
+                    rec._name, rec._group = f"{group.name}.{rule.record}", group.name
                     records.append(rec)
                     continue
                 fields: dict[str, Any] = {
@@ -605,7 +619,9 @@ def _prometheus_rules(
                         f"alert {rule.alert!r} appears twice in group {group.name!r}; "
                         "metricskit needs distinct alert names within a group"
                     )
-                alerts.append(AlertRule.create(name, **fields))
+                created = AlertRule.create(name, **fields)
+                created._group, created._alert = group.name, rule.alert
+                alerts.append(created)
             except ValidationError as exc:
                 problems = "; ".join(
                     describe_pydantic_error(e, list(ExprRecordingRule.model_fields))
