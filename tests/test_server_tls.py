@@ -4,6 +4,7 @@ that verify it, plain HTTP refused, auth over TLS, and the config, the flags of
 
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import subprocess
@@ -113,6 +114,19 @@ def test_a_certificate_that_cannot_be_loaded_is_an_error_at_once(
     assert str(cert) in str(info.value) and str(other_key) in str(info.value)
     with pytest.raises(InvalidArgumentError, match="no such file"):
         MetricsServer(store, port=0, tls_certfile=tmp_path / "missing.crt", tls_keyfile=key)
+
+
+def test_warns_when_credentials_would_cross_the_network_in_clear(
+    store: mk.Store, pem: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    cert, key = pem
+    with caplog.at_level(logging.WARNING, "metricskit.server.app"):
+        MetricsServer(store, host="127.0.0.1", port=0, bearer_token="tok").stop()
+        tls = {"tls_certfile": cert, "tls_keyfile": key}
+        MetricsServer(store, host="0.0.0.0", port=0, bearer_token="tok", **tls).stop()  # type: ignore[arg-type]
+        assert "in clear" not in caplog.text
+        MetricsServer(store, host="0.0.0.0", port=0, bearer_token="tok").stop()
+    assert "with auth but without TLS" in caplog.text and "beyond loopback" not in caplog.text
 
 
 def test_config_takes_both_files_or_neither_with_the_line(tmp_path: Path) -> None:

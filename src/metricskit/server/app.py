@@ -7,13 +7,13 @@ connection, so idle clients cost a socket each, not a thread. Connections are bo
 closes the rest.
 
 Bound to 127.0.0.1 unless told otherwise (with a warning when bound beyond loopback
-without auth); optional HTTP basic auth or a bearer token protects every route, and a
-certificate and key (``tls_certfile``, ``tls_keyfile``) make it HTTPS only. Every
-response carries a Content-Security-Policy forbidding scripts and framing, and
-X-Frame-Options. :func:`create_app` gives the same application without a server, to
-mount in a Starlette or FastAPI app. The dashboard and ``/api/health`` are added as
-routes by the layers that own them (reports, the service), so this module depends only
-on the store and the exposition format.
+without auth, or with auth but without TLS); optional HTTP basic auth or a bearer token
+protects every route, and a certificate and key (``tls_certfile``, ``tls_keyfile``) make
+it HTTPS only. Every response carries a Content-Security-Policy forbidding scripts and
+framing, and X-Frame-Options. :func:`create_app` gives the same application without a
+server, to mount in a Starlette or FastAPI app. The dashboard and ``/api/health`` are
+added as routes by the layers that own them (reports, the service), so this module
+depends only on the store and the exposition format.
 """
 
 from __future__ import annotations
@@ -345,10 +345,18 @@ class MetricsServer:
         self._socket = _listen(host, port, backlog=min(max_connections, 2048))
         self._server = _Server(config)
         self._thread: threading.Thread | None = None
-        if not _is_loopback(self._socket.getsockname()[0]) and self._expected_auth is None:
+        if _is_loopback(self._socket.getsockname()[0]):
+            return
+        if self._expected_auth is None:
             log.warning(
                 "serving %s beyond loopback without auth: anyone who can reach it reads your "
                 "metrics and dashboard; set integrations.prometheus.basic_auth or bearer_token",
+                self.url,
+            )
+        elif not self.tls:
+            log.warning(
+                "serving %s to the network with auth but without TLS: the credentials cross "
+                "it in clear; set integrations.prometheus.tls_certfile and tls_keyfile",
                 self.url,
             )
 
