@@ -21,7 +21,7 @@ import metricskit as mk
 from metricskit.config import load_config
 from metricskit.errors import ConfigError, InvalidArgumentError
 from metricskit.server.app import MetricsServer
-from tests.services import binary, free_port, metricskit_serve
+from tests.services import binary, free_port, metricskit_serve, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -268,3 +268,44 @@ def test_operations_https_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
         assert requests.get(f"{base}/metrics", verify=cert, timeout=30).status_code == 401
     finally:
         _stop(proc)
+
+
+@pytest.mark.services
+def test_prometheus_scrapes_over_https_with_the_certificate_as_ca(
+    store: mk.Store, pem: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """docs/operations.md's advice for Prometheus: ``scheme: https`` and the certificate
+    as ``ca_file`` (with the bearer token) scrape the TLS server; a real Prometheus."""
+    cert, key = pem
+    with MetricsServer(
+        store, port=0, bearer_token="tok", tls_certfile=cert, tls_keyfile=key
+    ) as server:
+        (tmp_path / "prometheus.yml").write_text(
+            "scrape_configs:\n"
+            "  - job_name: metricskit\n"
+            "    scrape_interval: 1s\n"
+            "    scheme: https\n"
+            "    authorization: {credentials: tok}\n"
+            f"    tls_config: {{ca_file: {cert}}}\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{server.port}']}}]\n"
+        )
+        port = free_port()
+        prom = f"http://127.0.0.1:{port}"
+        argv = [
+            binary("prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        with running(argv, f"{prom}/-/ready", log=tmp_path / "prometheus.log"):
+            deadline = time.monotonic() + 60
+            while True:
+                found = requests.get(f"{prom}/api/v1/targets", timeout=30).json()["data"]
+                targets = found["activeTargets"]  # empty until discovery has run
+                if targets and targets[0]["health"] == "up":
+                    break
+                assert time.monotonic() < deadline, targets
+                time.sleep(0.2)
+            scraped = requests.get(f"{prom}/api/v1/query", params={"query": "queue_depth"}).json()
+    assert targets[0]["scrapeUrl"].startswith("https://127.0.0.1:")
+    assert [r["value"][1] for r in scraped["data"]["result"]] == ["7.5"]
