@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -55,51 +56,54 @@ def store() -> Iterator[mk.Store]:
     s.close()
 
 
-@pytest.mark.parametrize(
-    "auth",
-    [{}, {"basic_auth": ("ops", "s3cret")}, {"bearer_token": "tok"}],
-    ids=["none", "basic", "bearer"],
-)
+class _Bearer(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+# the server's auth argument; the client's right and wrong credentials
+AUTH: dict[str, tuple[dict[str, Any], Any, Any]] = {
+    "none": ({}, None, None),
+    "basic": ({"basic_auth": ("ops", "s3cret")}, ("ops", "s3cret"), ("ops", "nope")),
+    "bearer": ({"bearer_token": "tok"}, _Bearer("tok"), _Bearer("nope")),
+}
+
+
+@pytest.mark.parametrize("auth", AUTH)
 def test_https_verified_against_the_certificate_and_auth_over_tls(
-    store: mk.Store, pem: tuple[Path, Path], auth: dict[str, object]
+    store: mk.Store, pem: tuple[Path, Path], auth: str
 ) -> None:
     cert, key = pem
-    with MetricsServer(store, port=0, tls_certfile=cert, tls_keyfile=key, **auth) as server:  # type: ignore[arg-type]
+    protection, right, wrong = AUTH[auth]
+    with (
+        MetricsServer(store, port=0, tls_certfile=cert, tls_keyfile=key, **protection) as server,
+        requests.Session() as client,
+    ):
         assert server.url.startswith("https://127.0.0.1:") and server.tls
-        credentials: dict[str, object] = {}
-        if "basic_auth" in auth:
-            credentials["auth"] = ("ops", "s3cret")
-        if "bearer_token" in auth:
-            credentials["headers"] = {"Authorization": "Bearer tok"}
-        metrics = requests.get(f"{server.url}/metrics", verify=str(cert), timeout=30, **credentials)  # type: ignore[arg-type]
+        # a session's verify loses to $REQUESTS_CA_BUNDLE unless it leaves the environment be
+        client.verify, client.auth, client.trust_env = str(cert), right, False
+        metrics = client.get(f"{server.url}/metrics", timeout=30)
         assert metrics.status_code == 200 and "queue_depth 7.5" in metrics.text
-        query = requests.post(
-            f"{server.url}/api/v1/query",
-            data={"query": "queue_depth * 2"},
-            verify=str(cert),
-            timeout=30,
-            **credentials,  # type: ignore[arg-type]
-        )
+        query = client.post(f"{server.url}/api/v1/query", data={"query": "queue_depth * 2"})
         assert query.json()["data"]["result"][0]["value"][1] == "15"
-        if auth:
-            denied = requests.get(f"{server.url}/metrics", verify=str(cert), timeout=30)
-            assert denied.status_code == 401
-            wrong = {"auth": ("ops", "nope")} if "basic_auth" in auth else {
-                "headers": {"Authorization": "Bearer nope"}
-            }  # fmt: skip
-            assert (
-                requests.get(
-                    f"{server.url}/metrics", verify=str(cert), timeout=30, **wrong
-                ).status_code
-                == 401
-            )  # type: ignore[arg-type]
+        if protection:
+            for credentials in (None, wrong):
+                denied = requests.get(
+                    f"{server.url}/metrics", verify=str(cert), auth=credentials, timeout=30
+                )
+                assert denied.status_code == 401
         # the system's CA store does not know a self-signed certificate
         with pytest.raises(requests.exceptions.SSLError):
-            requests.get(f"{server.url}/metrics", timeout=30)
+            requests.get(f"{server.url}/metrics", auth=right, timeout=30)
         # plain HTTP to the TLS port gets no HTTP answer
         with pytest.raises(requests.ConnectionError):
-            requests.get(server.url.replace("https://", "http://") + "/metrics", timeout=30)
-        assert requests.get(f"{server.url}/metrics", verify=str(cert), timeout=30, **credentials).ok  # type: ignore[arg-type]
+            plain = server.url.replace("https://", "http://")
+            requests.get(f"{plain}/metrics", auth=right, timeout=30)
+        assert client.get(f"{server.url}/metrics", timeout=30).ok  # still serving
 
 
 def test_a_certificate_that_cannot_be_loaded_is_an_error_at_once(
@@ -122,8 +126,8 @@ def test_warns_when_credentials_would_cross_the_network_in_clear(
     cert, key = pem
     with caplog.at_level(logging.WARNING, "metricskit.server.app"):
         MetricsServer(store, host="127.0.0.1", port=0, bearer_token="tok").stop()
-        tls = {"tls_certfile": cert, "tls_keyfile": key}
-        MetricsServer(store, host="0.0.0.0", port=0, bearer_token="tok", **tls).stop()  # type: ignore[arg-type]
+        tls: dict[str, Any] = {"tls_certfile": cert, "tls_keyfile": key}
+        MetricsServer(store, host="0.0.0.0", port=0, bearer_token="tok", **tls).stop()
         assert "in clear" not in caplog.text
         MetricsServer(store, host="0.0.0.0", port=0, bearer_token="tok").stop()
     assert "with auth but without TLS" in caplog.text and "beyond loopback" not in caplog.text
