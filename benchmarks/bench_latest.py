@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from metricskit.cli.main import _latest_by_category
+from metricskit.cli.commands import _latest_by_category
 from metricskit.model import Series, SeriesKey
 from metricskit.server.exposition import generate
 from metricskit.store import open_store

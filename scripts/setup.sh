@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Set up a development environment on a fresh machine: Debian packages the interop tests
-# start (Prometheus, promtool, Alertmanager, VictoriaMetrics, Chromium) when we are root
-# with apt, then a virtualenv in .venv with metricskit, its extras and the backend plugins.
+# start (Prometheus, promtool, Alertmanager, VictoriaMetrics, Chromium; openssl makes the TLS
+# tests' certificates) when we are root with apt, then a virtualenv in .venv with
+# metricskit, its extras and the backend plugins.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(prometheus prometheus-alertmanager victoria-metrics chromium)
+want=(prometheus prometheus-alertmanager victoria-metrics chromium openssl)
 missing=()
 for pkg in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

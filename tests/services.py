@@ -99,10 +99,14 @@ def running(
             proc.wait()
 
 
-def metricskit_serve(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+def metricskit_serve(
+    workdir: Path, *args: str, verify: str | None = None
+) -> tuple[subprocess.Popen[str], str]:
     """Start ``python -m metricskit serve`` in ``workdir`` on a free port; wait until it answers.
 
-    Returns the process (its output piped) and its base URL; the caller stops it.
+    Returns the process (its output piped) and its base URL; the caller stops it. With
+    ``verify`` (the certificate of a server given one) the URL is ``https://``, checked
+    against it.
     """
     port = free_port()
     proc = subprocess.Popen(
@@ -112,12 +116,12 @@ def metricskit_serve(workdir: Path, *args: str) -> tuple[subprocess.Popen[str], 
         stderr=subprocess.PIPE,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'http' if verify is None else 'https'}://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
         assert proc.poll() is None, proc.communicate()
         try:
-            requests.get(f"{base}/metrics", timeout=5)
+            requests.get(f"{base}/metrics", timeout=5, verify=verify or True)
             return proc, base
         except requests.ConnectionError:
             assert time.monotonic() < deadline, "serve did not start"

@@ -6,7 +6,7 @@
 - docs/configuration.md has a row for every key the config loader accepts (every
   section is a pydantic model), and every default shown in backticks is the model's
   real default.
-- docs/cli.md has a section for every command of ``metricskit.cli.main.cli`` that names every
+- docs/cli.md has a section for every command of ``metricskit.cli.commands.cli`` that names every
   option and argument.
 - Every ```python block of README.md and docs/*.md runs: each page's blocks in order, as
   one script in a fresh process and an empty directory holding the example
@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel
 
 from metricskit.alerting.rules_model import AlertRule, RecordingRule, RuleSet
-from metricskit.cli.main import cli
+from metricskit.cli.commands import cli
 from metricskit.collect.sources.config import METRIC_GROUPS
 from metricskit.config import SECTIONS, MonitoringConfig
 from metricskit.errors import ConfigError

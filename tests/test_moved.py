@@ -51,7 +51,7 @@ def test_a_submodule_of_a_moved_package_is_loaded_once() -> None:
 
 def test_the_report_server_and_cli_packages_export_what_their_modules_did() -> None:
     from metricskit.cli import main
-    from metricskit.cli.main import main as real_main
+    from metricskit.cli.commands import main as real_main
     from metricskit.report import Reporter, ReportSettings
     from metricskit.server import MetricsServer, create_app
 
@@ -67,6 +67,6 @@ def test_a_new_path_does_not_warn() -> None:
         "import warnings; warnings.simplefilter('error')\n"
         "import metricskit as mk\n"
         "mk.RuleEngine, mk.Collector, mk.Reporter, mk.Notifier, mk.sources\n"
-        "import metricskit.alerting.engine, metricskit.server.app, metricskit.cli.main\n"
+        "import metricskit.alerting.engine, metricskit.server.app, metricskit.cli.commands\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

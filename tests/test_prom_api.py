@@ -8,6 +8,7 @@ auth and the error envelopes.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import subprocess
 import time
 from collections.abc import Iterator
@@ -195,6 +196,17 @@ def test_values_and_timestamps_are_spelled_as_prometheus_spells_them() -> None:
     ]  # fmt: skip
 
 
+def test_alert_values_and_times_are_spelled_as_prometheus_alerts_spell_them() -> None:
+    from metricskit.server._prom_rules import go_float, go_time
+
+    spelled = [go_float(v) for v in (7.5, 2.0, 1e-7, 123456.789, -0.0, float("nan"), -math.inf)]
+    assert spelled == ["7.5e+00", "2e+00", "1e-07", "1.23456789e+05", "-0e+00", "NaN", "-Inf"]
+    assert [go_time(ns) for ns in (1_500_000_000, 2_000_000_000, 1_000_000_001, None)] == [
+        "1970-01-01T00:00:01.5Z", "1970-01-01T00:00:02Z", "1970-01-01T00:00:01.000000001Z",
+        "0001-01-01T00:00:00Z",
+    ]  # fmt: skip
+
+
 RULES_CONFIG = """\
 storage: {type: sqlite, connection_string: metrics.db}
 alerts:
@@ -230,10 +242,11 @@ def test_rules_and_alerts_come_from_the_rule_engine_in_this_and_a_second_process
         "labels": {"alertname": "queue.deep", "severity": "critical", "queue": "q1"},
         "annotations": {"summary": "queue q1 is deep"},
         "state": "firing",
-        "activeAt": dt.datetime.fromtimestamp(NOW - 60, dt.timezone.utc)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
-        "value": "7.5",
+        # as Go writes a time (no fraction on a whole second) and Prometheus a value (%e)
+        "activeAt": dt.datetime.fromtimestamp(NOW - 60, dt.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        ),
+        "value": "7.5e+00",
     }
     assert alerts == {"status": "success", "data": {"alerts": [firing]}}
     groups = {g["name"]: g for g in rules["data"]["groups"]}

@@ -135,7 +135,8 @@ with mk.open_store(sys.argv[1]) as store:
             for i, v in enumerate(values):
                 rec.record_request("/api", v, 200, timestamp={t0} + 1000 + i)
     else:
-        sys.stdout.write(mk.exposition.generate(store).decode())
+        from metricskit.server.exposition import generate
+        sys.stdout.write(generate(store).decode())
 """
 
 

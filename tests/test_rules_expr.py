@@ -232,7 +232,7 @@ def test_the_prometheus_api_lists_expression_rules(tmp_path: Path) -> None:
         service.close()
     (group,) = [g for g in body["data"]["groups"] if g["name"] == "api"]
     assert [(r["type"], r["name"], r["query"]) for r in group["rules"]] == [
-        ("alerting", "api.ErrorsHigh", "job:errors:sum > 5"),
+        ("alerting", "ErrorsHigh", "job:errors:sum > 5"),  # its own name, as in Prometheus
         ("recording", "job:errors:sum", "sum by (job) (errors)"),
     ]
     assert group["rules"][0]["labels"]["where"] == "{{ $labels.job }}"

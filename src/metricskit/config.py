@@ -32,12 +32,12 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from metricskit._env import substitute_env
 from metricskit._secrets import redact
 from metricskit._time import parse_duration
-from metricskit._validation import ConfigSection, Integer, Number, validate_section
+from metricskit._validation import ConfigSection, Integer, Number, field_error, validate_section
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
 from metricskit.alerting.channels.config import NotificationsConfig
 from metricskit.alerting.notify import routing_warnings
@@ -211,6 +211,10 @@ class PrometheusIntegration(ConfigSection):
     path: str = "/metrics"
     basic_auth: BasicAuth | None = None
     bearer_token: str | None = Field(default=None, repr=False)
+    tls_certfile: str | None = None
+    """A PEM certificate (chain): with ``tls_keyfile``, serve HTTPS instead of HTTP."""
+    tls_keyfile: str | None = None
+    """The certificate's PEM private key (relative paths: to the config file)."""
 
     @field_validator("path")
     @classmethod
@@ -218,6 +222,18 @@ class PrometheusIntegration(ConfigSection):
         if not v.startswith("/"):
             raise ValueError("path must start with '/'")
         return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> PrometheusIntegration:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            given, other = (
+                ("tls_certfile", "tls_keyfile")
+                if self.tls_keyfile is None
+                else ("tls_keyfile", "tls_certfile")
+            )
+            message = f"{given} needs {other} too (both or neither)"
+            raise field_error(given, message)
+        return self
 
 
 class GrafanaIntegration(ConfigSection):

@@ -331,15 +331,21 @@ class MonitoringService:
     ) -> MetricsServer:
         """Serve ``/metrics``, the HTML dashboard at ``/`` and ``/api/health`` (JSON).
 
-        Host, port, path and auth come from ``integrations.prometheus`` unless given;
-        ``limits`` are :class:`~metricskit.server.app.MetricsServer`'s ``max_connections`` and
-        ``idle_timeout``. ``/api/health`` answers 503 when the overall status is critical,
-        else 200. A taken port raises :class:`~metricskit.server.app.ServerBindError` naming
-        it and the setting to change.
+        Host, port, path, auth and TLS come from ``integrations.prometheus`` unless given;
+        ``limits`` are :class:`~metricskit.server.app.MetricsServer`'s ``max_connections``,
+        ``idle_timeout``, ``tls_certfile`` and ``tls_keyfile``. ``/api/health`` answers 503
+        when the overall status is critical, else 200. A taken port raises
+        :class:`~metricskit.server.app.ServerBindError` naming it and the setting to change.
         """
         settings = self.config.integrations.prometheus
         host = host or settings.host
         port = settings.port if port is None else port
+        if settings.tls_certfile is not None and settings.tls_keyfile is not None:
+            tls = {
+                "tls_certfile": self.config.resolve(settings.tls_certfile),
+                "tls_keyfile": self.config.resolve(settings.tls_keyfile),
+            }
+            limits = {**tls, **limits}  # a certificate given here wins over the config's
         try:
             server = MetricsServer(
                 self.store, host=host, port=port, **self._server_options(), **limits

@@ -53,8 +53,13 @@ def openmetrics_text(series: Iterable[OMSeries]) -> str:
 
 
 @contextmanager
-def backfilled_prometheus(root: Path, openmetrics: str) -> Iterator[str]:
-    """Serve ``openmetrics`` from a fresh Prometheus; yields its base URL."""
+def backfilled_prometheus(
+    root: Path, openmetrics: str, *, rules: str | None = None
+) -> Iterator[str]:
+    """Serve ``openmetrics`` from a fresh Prometheus; yields its base URL.
+
+    ``rules``: a rule file's text, which Prometheus evaluates every second (on its clock).
+    """
     prom, promtool = binary("prometheus"), binary("promtool")
     (root / "data.om").write_text(openmetrics)
     subprocess.run(
@@ -64,7 +69,11 @@ def backfilled_prometheus(root: Path, openmetrics: str) -> Iterator[str]:
         capture_output=True,
         timeout=300,
     )
-    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
+    config = "global:\n  scrape_interval: 1h\n"
+    if rules is not None:
+        (root / "rules.yml").write_text(rules)
+        config += f"  evaluation_interval: 1s\nrule_files: [{root / 'rules.yml'}]\n"
+    (root / "prometheus.yml").write_text(config)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [

@@ -98,6 +98,7 @@ class AlertRule(BaseModel):
 
     _name: str = PrivateAttr(default="")
     _group: str = PrivateAttr(default="")
+    _alert: str | None = PrivateAttr(default=None)
 
     @classmethod
     def create(cls, name: str, **fields: Any) -> AlertRule:
@@ -124,6 +125,13 @@ class AlertRule(BaseModel):
     def group(self) -> str:
         """The YAML group the rule sits in (``"system"``)."""
         return self._group
+
+    @property
+    def prometheus_alert(self) -> str | None:
+        """The ``alert:`` name of a rule from a Prometheus ``groups:`` file (``"HighLoad"``;
+        its :attr:`name` is ``"group.HighLoad"``), which Prometheus' API reports as the
+        ``alertname``; ``None`` for the seed's rules, whose ``alertname`` is :attr:`name`."""
+        return self._alert
 
     @cached_property
     def for_ns(self) -> int:

@@ -102,7 +102,7 @@ def prometheus_rules(
             try:
                 if rule.record is not None:
                     rec = ExprRecordingRule(record=rule.record, expr=str(rule.expr), labels=labels)
-                    rec._name = f"{group.name}.{rule.record}"
+                    rec._name, rec._group = f"{group.name}.{rule.record}", group.name
                     records.append(rec)
                     continue
                 fields: dict[str, Any] = {
@@ -120,7 +120,9 @@ def prometheus_rules(
                         f"alert {rule.alert!r} appears twice in group {group.name!r}; "
                         "metricskit needs distinct alert names within a group"
                     )
-                alerts.append(AlertRule.create(name, **fields))
+                created = AlertRule.create(name, **fields)
+                created._group, created._alert = group.name, rule.alert
+                alerts.append(created)
             except ValidationError as exc:
                 problems = "; ".join(
                     describe_pydantic_error(e, list(ExprRecordingRule.model_fields))

@@ -78,11 +78,17 @@ class ExprRecordingRule(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
     _name: str = PrivateAttr(default="")
+    _group: str = PrivateAttr(default="")
 
     @property
     def name(self) -> str:
         """``"group.record"``."""
         return self._name
+
+    @property
+    def group(self) -> str:
+        """The name of the Prometheus rule group it sits in (which may hold dots)."""
+        return self._group
 
     @field_validator("record")
     @classmethod

@@ -1,20 +1,17 @@
-"""The ``metricskit`` command (also ``python -m metricskit``): :func:`~metricskit.cli.main.main`."""
+"""The ``metricskit`` command (also ``python -m metricskit``).
+
+:func:`~metricskit.cli.commands.main` runs it; ``metricskit.cli.main`` is the same function.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from metricskit._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from metricskit.cli.main import cli, main
+    from metricskit.cli.commands import cli, main
 
 __all__ = ["cli", "main"]
 
-
-def __getattr__(name: str) -> Any:
-    # imported on first use, so that importing one module of the package stays cheap
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("metricskit.cli.main"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, "metricskit.cli.commands", __all__)

@@ -23,6 +23,8 @@ __all__ = [
     "open_service",
     "output_option",
     "print_json",
+    "tls_files",
+    "tls_option",
 ]
 
 EXIT_WARNING, EXIT_CRITICAL, EXIT_ERROR = 1, 2, 3
@@ -54,6 +56,33 @@ def config_option(f: F) -> F:
         help="monitoring.yaml (default: $METRICSKIT_CONFIG, config/monitoring.yaml, "
         "monitoring.yaml, else built-in defaults)",
     )(f)
+
+
+def tls_option(f: F) -> F:
+    """``--tls-certfile`` and ``--tls-keyfile``: serve HTTPS with this certificate and key
+    (over ``integrations.prometheus.tls_certfile``/``tls_keyfile``)."""
+    f = click.option(
+        "--tls-keyfile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="the certificate's PEM private key (default: integrations.prometheus.tls_keyfile)",
+    )(f)
+    return click.option(
+        "--tls-certfile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="serve HTTPS with this PEM certificate, given with --tls-keyfile "
+        "(default: integrations.prometheus.tls_certfile)",
+    )(f)
+
+
+def tls_files(certfile: str | None, keyfile: str | None) -> dict[str, str]:
+    """The ``start_server`` arguments for ``--tls-certfile``/``--tls-keyfile``: both or none."""
+    if certfile is None or keyfile is None:
+        if certfile is not keyfile:
+            fail("give --tls-certfile and --tls-keyfile together")
+        return {}
+    return {"tls_certfile": certfile, "tls_keyfile": keyfile}
 
 
 def output_option(*choices: str) -> Callable[[F], F]:

@@ -1,5 +1,6 @@
 """The ``metricskit`` maintenance and integration commands: cleanup, migrate, config check,
-export, serve and grafana export (registered on the main group by :mod:`metricskit.cli.main`)."""
+export, serve and grafana export (registered on the main group by
+:mod:`metricskit.cli.commands`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from metricskit._files import atomic_write
-from metricskit.cli._common import config_option, fail, open_service
+from metricskit.cli._common import config_option, fail, open_service, tls_files, tls_option
 from metricskit.model import Selector
 from metricskit.server.app import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 
@@ -175,18 +176,27 @@ def _time_arg(text: str | None) -> Any:
     show_default=True,
     help="close a connection that sends nothing for this many seconds",
 )
+@tls_option
 def serve(
     config_path: str | None,
     port: int | None,
     host: str | None,
     max_connections: int,
     idle_timeout: float,
+    tls_certfile: str | None,
+    tls_keyfile: str | None,
 ) -> None:
-    """Serve /metrics, the dashboard at /, /api/health and Prometheus' HTTP API until Ctrl-C."""
+    """Serve /metrics, the dashboard at /, /api/health and Prometheus' HTTP API until Ctrl-C
+    (HTTPS with a certificate)."""
+    tls = tls_files(tls_certfile, tls_keyfile)
     service = open_service(config_path)
     try:
         server = service.start_server(
-            host=host, port=port, max_connections=max_connections, idle_timeout=idle_timeout
+            host=host,
+            port=port,
+            max_connections=max_connections,
+            idle_timeout=idle_timeout,
+            **tls,
         )
     except BaseException:
         service.close()

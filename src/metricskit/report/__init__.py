@@ -12,19 +12,13 @@ Reads through query, collect and alerting; only the server, service and CLI impo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from metricskit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from metricskit.report.reporter import Reporter, ReportSettings
 
 __all__ = ["ReportSettings", "Reporter"]
 
-
-def __getattr__(name: str) -> Any:
-    # imported on first use, so that importing one module of the package stays cheap
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("metricskit.report.reporter"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, "metricskit.report.reporter", __all__)

@@ -3,8 +3,10 @@
 One row per dashboard section, one time-series panel per metric, each querying the
 Prometheus name :func:`metricskit.naming.exposed_name` gives it: gauges as they are,
 counters as a per-second ``rate``, and request-duration histograms as throughput, error
-rate and p50/p95/p99 from ``histogram_quantile``. The datasource is a dashboard variable,
-so the JSON imports into any Grafana with a Prometheus datasource.
+rate and p50/p95/p99 from ``histogram_quantile``. Every panel's target is PromQL for a
+Prometheus data source, chosen by a dashboard variable: one whose URL is ``metricskit
+serve`` itself (its ``/api/v1`` answers the queries straight from the store), or a
+Prometheus that scrapes its ``/metrics``; the names are the same either way.
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ def dashboard(
                 {
                     "name": "datasource",
                     "label": "Prometheus",
+                    "description": "A Prometheus data source whose URL is metricskit serve "
+                    "(or a Prometheus scraping its /metrics)",
                     "type": "datasource",
                     "query": "prometheus",
                     "current": {},

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from metricskit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from metricskit.server.app import (
@@ -33,11 +34,4 @@ __all__ = [
     "create_app",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # imported on first use, so that importing one module of the package stays cheap
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("metricskit.server.app"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, "metricskit.server.app", __all__)

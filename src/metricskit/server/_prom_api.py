@@ -2,23 +2,22 @@
 
 Grafana's Prometheus data source and ``prometheus-api-client`` speak it: ``query``,
 ``query_range``, ``series``, ``labels``, ``label/<name>/values``, ``metadata``, ``rules``
-and ``alerts``, by GET or by POST (form-encoded), answering Prometheus' JSON envelope
-(``{"status": "success", "data": ...}``; errors ``{"status": "error", "errorType",
-"error"}`` with 400 for ``bad_data``, 422 for ``execution``). Values are spelled as
-Prometheus spells them (``"2"``, ``"0.00001"``, ``"1e-07"``, ``"NaN"``, ``"+Inf"``) and
-timestamps are seconds with millisecond precision, so the bytes match Prometheus' for
-the same result.
+and ``alerts`` (those two in :mod:`~metricskit.server._prom_rules`), by GET or by POST
+(form-encoded), answering Prometheus' JSON envelope (``{"status": "success", "data":
+...}``; errors ``{"status": "error", "errorType", "error"}`` with 400 for ``bad_data``,
+422 for ``execution``). Values are spelled as Prometheus spells them (``"2"``,
+``"0.00001"``, ``"1e-07"``, ``"NaN"``, ``"+Inf"``) and timestamps are seconds with
+millisecond precision, so the bytes match Prometheus' for the same result.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import re
 import time as _time_mod
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -28,7 +27,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from metricskit._time import parse_duration, to_ns
-from metricskit.alerting.rules_model import OPERATOR_SYMBOLS
 from metricskit.catalog import describe, histogram_of
 from metricskit.errors import MetricsKitError, QueryError
 from metricskit.model import Selector
@@ -47,6 +45,7 @@ from metricskit.query._values import (
     merge,
 )
 from metricskit.query.range_functions import eval_times
+from metricskit.server._prom_rules import AlertSource, alerts_json, rules_json
 
 __all__ = ["AlertSource", "prom_api_routes"]
 
@@ -54,17 +53,6 @@ _MS = 1_000_000
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _MIN_TIME = -(2**62)
 _MAX_TIME = 2**62
-
-
-class AlertSource(Protocol):
-    """What ``/api/v1/rules`` and ``/api/v1/alerts`` read (a RuleEngine)."""
-
-    rules: tuple[Any, ...]
-    recording: tuple[Any, ...]
-
-    def active_alerts(self) -> list[Any]:
-        """Pending and firing alerts."""
-        ...
 
 
 class ApiError(MetricsKitError, ValueError):
@@ -355,91 +343,6 @@ def _metadata(store: Any, params: dict[str, list[str]]) -> str:
     return _ok(out)
 
 
-def _iso(ns: int | None) -> str:
-    if ns is None:
-        return "0001-01-01T00:00:00Z"
-    stamp = dt.datetime.fromtimestamp(ns / 1e9, dt.timezone.utc)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _alert_json(alert: Any) -> dict[str, Any]:
-    labels = {"alertname": alert.rule, "severity": alert.severity.value, **dict(alert.tags)}
-    return {
-        "labels": labels,
-        "annotations": {"summary": alert.summary} if alert.summary else {},
-        "state": alert.state.value,
-        "activeAt": _iso(alert.since_ns),
-        "value": _value(float(alert.value)),
-    }
-
-
-def _rule_query(rule: Any) -> str:
-    if getattr(rule, "expr", None) is not None:
-        return str(rule.expr)
-    name = exposed_name(rule.metric).sample
-    inner = name if rule.stat == "last" else f"{rule.stat}({name})"
-    return f"{inner} {OPERATOR_SYMBOLS[rule.operator]} {_value(float(rule.threshold))}"
-
-
-def _rules(source: AlertSource | None, params: dict[str, list[str]]) -> str:
-    """The alert rules (with their alerts) and recording rules, grouped as in the YAML."""
-    if source is None:
-        return _ok({"groups": []})
-    kind = (params.get("type") or [""])[0]
-    alerts: dict[str, list[dict[str, Any]]] = {}
-    for alert in source.active_alerts():
-        alerts.setdefault(alert.rule, []).append(_alert_json(alert))
-    groups: dict[str, list[dict[str, Any]]] = {}
-    if kind in ("", "alert"):
-        for rule in source.rules:
-            mine = alerts.get(rule.name, [])
-            states = {a["state"] for a in mine}
-            state = "firing" if "firing" in states else "pending" if states else "inactive"
-            groups.setdefault(rule.group or rule.name, []).append(
-                {
-                    "state": state,
-                    "name": rule.name,
-                    "query": _rule_query(rule),
-                    "duration": float(rule.duration_seconds),
-                    "labels": {"severity": rule.severity.value, **rule.tags, **rule.labels},
-                    "annotations": dict(rule.annotations)
-                    or ({"summary": rule.summary} if rule.summary else {}),
-                    "alerts": mine,
-                    "health": "ok",
-                    "type": "alerting",
-                }
-            )
-    if kind in ("", "record"):
-        for rec in source.recording:
-            group = rec.name.partition(".")[0] or rec.name
-            groups.setdefault(group, []).append(
-                {
-                    "name": exposed_name(rec.target).sample,
-                    "query": f"{rec.function}({exposed_name(rec.source).sample}[{rec.window}])",
-                    "labels": dict(rec.tags),
-                    "health": "ok",
-                    "type": "recording",
-                }
-            )
-        for expr_rec in getattr(source, "expr_recording", ()):
-            groups.setdefault(expr_rec.name.partition(".")[0], []).append(
-                {
-                    "name": expr_rec.record,
-                    "query": expr_rec.expr,
-                    "labels": dict(expr_rec.labels),
-                    "health": "ok",
-                    "type": "recording",
-                }
-            )
-    body = [{"name": g, "file": "", "rules": r, "interval": 0} for g, r in groups.items()]
-    return _ok({"groups": body})
-
-
-def _alerts(source: AlertSource | None, params: dict[str, list[str]]) -> str:
-    alerts = [] if source is None else [_alert_json(a) for a in source.active_alerts()]
-    return _ok({"alerts": alerts})
-
-
 Handler = Callable[[Any, dict[str, list[str]]], str]
 
 
@@ -466,8 +369,8 @@ def prom_api_routes(store: Any, alerts: AlertSource | None = None) -> list[BaseR
         "/api/v1/labels": _labels,
         "/api/v1/label/{name}/values": lambda s, p: _label_values(s, p, p["__label__"][0]),
         "/api/v1/metadata": _metadata,
-        "/api/v1/rules": lambda s, p: _rules(alerts, p),
-        "/api/v1/alerts": lambda s, p: _alerts(alerts, p),
+        "/api/v1/rules": lambda s, p: rules_json(alerts, p),
+        "/api/v1/alerts": lambda s, p: alerts_json(alerts, p),
     }
     return [
         Route(path, _endpoint(store, handler), methods=["GET", "POST"])

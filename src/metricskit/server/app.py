@@ -7,12 +7,13 @@ connection, so idle clients cost a socket each, not a thread. Connections are bo
 closes the rest.
 
 Bound to 127.0.0.1 unless told otherwise (with a warning when bound beyond loopback
-without auth); optional HTTP basic auth or a bearer token protects every route. Every
-response carries a Content-Security-Policy forbidding scripts and framing, and
-X-Frame-Options. :func:`create_app` gives the same application without a server, to
-mount in a Starlette or FastAPI app. The dashboard and ``/api/health`` are added as
-routes by the layers that own them (reports, the service), so this module depends only
-on the store and the exposition format.
+without auth, or with auth but without TLS); optional HTTP basic auth or a bearer token
+protects every route, and a certificate and key (``tls_certfile``, ``tls_keyfile``) make
+it HTTPS only. Every response carries a Content-Security-Policy forbidding scripts and
+framing, and X-Frame-Options. :func:`create_app` gives the same application without a
+server, to mount in a Starlette or FastAPI app. The dashboard and ``/api/health`` are
+added as routes by the layers that own them (reports, the service), so this module
+depends only on the store and the exposition format.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import os
+import re
 import resource
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -240,6 +244,30 @@ def _listen(host: str, port: int, backlog: int) -> socket.socket:
         raise ServerBindError(f"cannot serve on {host}:{port}: {reason.lower()}") from exc
 
 
+def _check_tls(
+    certfile: str | os.PathLike[str] | None, keyfile: str | os.PathLike[str] | None
+) -> bool:
+    """True when serving HTTPS; a certificate without its key (or the reverse) is refused."""
+    if (certfile is None) != (keyfile is None):
+        raise InvalidArgumentError("give tls_certfile and tls_keyfile together, or neither")
+    return certfile is not None
+
+
+def _load(config: uvicorn.Config, certfile: Any, keyfile: Any) -> None:
+    """Load the config (and so the certificate) here, so that an unreadable or mismatched
+    certificate is an error the caller sees, not a log line in the server thread."""
+    try:
+        config.load()
+    except (ssl.SSLError, OSError) as exc:
+        text = exc.strerror if isinstance(exc.strerror, str) else str(exc)
+        # OpenSSL's "[X509: KEY_VALUES_MISMATCH] key values mismatch (_ssl.c:3926)"
+        reason = re.sub(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", text).lower()
+        raise InvalidArgumentError(
+            f"cannot serve HTTPS with certificate {os.fspath(certfile)} and key "
+            f"{os.fspath(keyfile)}: {reason}"
+        ) from exc
+
+
 def _raise_open_files_limit(wanted: int) -> None:
     """Let the process hold ``wanted`` sockets (besides the store's files), within the hard
     limit: a soft limit of 1024 is common and would refuse connections well before
@@ -257,8 +285,10 @@ class MetricsServer:
     ``MetricsServer(store, port=8000).start()``; ``server.url``; ``server.stop()``.
     ``port=0`` picks a free port. ``basic_auth=("user", "secret")`` or
     ``bearer_token="..."`` require credentials on every request. ``max_connections`` and
-    ``idle_timeout`` (seconds) bound what clients can hold open. A taken port raises
-    :class:`ServerBindError` here, not later.
+    ``idle_timeout`` (seconds) bound what clients can hold open. ``tls_certfile`` and
+    ``tls_keyfile`` (PEM files, both or neither) serve HTTPS instead of HTTP. A taken port
+    raises :class:`ServerBindError`, and a certificate that cannot be loaded
+    :class:`~metricskit.errors.InvalidArgumentError`, here, not later.
     """
 
     def __init__(
@@ -274,9 +304,13 @@ class MetricsServer:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT_S,
         alerts: AlertSource | None = None,
+        tls_certfile: str | os.PathLike[str] | None = None,
+        tls_keyfile: str | os.PathLike[str] | None = None,
     ) -> None:
         if max_connections < 1 or idle_timeout <= 0:
             raise InvalidArgumentError("max_connections must be >= 1 and idle_timeout > 0")
+        self.tls = _check_tls(tls_certfile, tls_keyfile)
+        """True when the server speaks HTTPS."""
         self.store = store
         self.path = _normal(path)
         self._expected_auth = _expected_authorization(basic_auth, bearer_token)
@@ -290,28 +324,39 @@ class MetricsServer:
         )
         """The ASGI application served (see :func:`create_app`)."""
         self.routes: dict[str, Route] = {self.path: _metrics_route(store), **(routes or {})}
+        config = uvicorn.Config(
+            self.app,
+            http=_IdleTimeoutH11,
+            ws="none",
+            loop="asyncio",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            limit_concurrency=max_connections,
+            timeout_keep_alive=max(1, round(idle_timeout)),
+            timeout_graceful_shutdown=_GRACE_S,
+            ssl_certfile=tls_certfile,
+            ssl_keyfile=tls_keyfile,
+        )
+        if self.tls:
+            _load(config, tls_certfile, tls_keyfile)
         _raise_open_files_limit(max_connections)
         self._socket = _listen(host, port, backlog=min(max_connections, 2048))
-        self._server = _Server(
-            uvicorn.Config(
-                self.app,
-                http=_IdleTimeoutH11,
-                ws="none",
-                loop="asyncio",
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                server_header=False,
-                limit_concurrency=max_connections,
-                timeout_keep_alive=max(1, round(idle_timeout)),
-                timeout_graceful_shutdown=_GRACE_S,
-            )
-        )
+        self._server = _Server(config)
         self._thread: threading.Thread | None = None
-        if not _is_loopback(self._socket.getsockname()[0]) and self._expected_auth is None:
+        if _is_loopback(self._socket.getsockname()[0]):
+            return
+        if self._expected_auth is None:
             log.warning(
                 "serving %s beyond loopback without auth: anyone who can reach it reads your "
                 "metrics and dashboard; set integrations.prometheus.basic_auth or bearer_token",
+                self.url,
+            )
+        elif not self.tls:
+            log.warning(
+                "serving %s to the network with auth but without TLS: the credentials cross "
+                "it in clear; set integrations.prometheus.tls_certfile and tls_keyfile",
                 self.url,
             )
 
@@ -322,9 +367,12 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the server."""
+        """``http://host:port`` of the server (``https://`` with TLS)."""
         host = str(self._socket.getsockname()[0])
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return (
+            f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
+        )
 
     def start(self) -> MetricsServer:
         """Serve in a daemon thread; returns self once it accepts connections."""

@@ -45,6 +45,8 @@ from metricskit.cli._common import (
     open_service,
     output_option,
     print_json,
+    tls_files,
+    tls_option,
 )
 from metricskit.cli._tools import TOOLS
 from metricskit.errors import MetricsKitError
@@ -130,11 +132,23 @@ def _latest_by_category(store: Any, lookback: str = "10m") -> dict[str, dict[str
     help="stop after this many seconds",
 )
 @click.option("--quiet", is_flag=True, help="no live status screen")
+@tls_option
 def start(
-    config_path: str | None, interval: float | None, duration: float | None, quiet: bool
+    config_path: str | None,
+    interval: float | None,
+    duration: float | None,
+    quiet: bool,
+    tls_certfile: str | None,
+    tls_keyfile: str | None,
 ) -> None:
-    """Run collection, alerting and retention in the foreground until Ctrl-C."""
+    """Run collection, alerting and retention in the foreground until Ctrl-C (and serve
+    /metrics and the API when integrations.prometheus.enabled, over HTTPS with a
+    certificate)."""
+    tls = tls_files(tls_certfile, tls_keyfile)
     service = open_service(config_path, write_logs=True)
+    if tls and not service.config.integrations.prometheus.enabled:
+        service.close()
+        fail("--tls-certfile needs integrations.prometheus.enabled: true (nothing is served)")
     lock = PidLock(_pid_file(service))
     try:
         lock.acquire()
@@ -147,7 +161,7 @@ def start(
     deadline = None if duration is None else time.monotonic() + duration
     try:
         if service.config.integrations.prometheus.enabled:
-            server = service.start_server()
+            server = service.start_server(**tls)
         service.start_monitoring(interval)
         _run_until(service, stop, deadline, live=not quiet and sys.stdout.isatty())
     except KeyboardInterrupt:
