@@ -6,10 +6,12 @@ holds, across a reopen and from another process, and read each series once per q
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +110,9 @@ EXPRESSIONS = [
 ]
 
 
-@pytest.mark.services
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _store_of(kind: str, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of ``kind``; server tables get their own prefix, dropped afterwards."""
     prefix = f"mkq{uuid.uuid4().hex[:8]}_"
     urls = {
         "memory": "memory://",
@@ -121,17 +123,9 @@ def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
     if kind in ("postgresql", "mariadb"):
         urls[kind] = require_database(POSTGRES_URL if kind == "postgresql" else MARIADB_URL)
         options = {"table_prefix": prefix}
-    reference = open_store("memory://")
-    _fill(reference)
     store = open_store(urls[kind], **options)
     try:
-        _fill(store)
-        store.flush()
-        for expr in EXPRESSIONS:
-            want = reference.promql_range(expr, T0 + 200, T0 + 500, "50s")
-            got = store.promql_range(expr, T0 + 200, T0 + 500, "50s")
-            assert not want.empty, expr
-            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+        yield store
     finally:
         store.close()
         if options:
@@ -140,3 +134,41 @@ def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
                 Tables(prefix).metadata.drop_all(engine)
             finally:
                 engine.dispose()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
+    reference = open_store("memory://")
+    _fill(reference)
+    with _store_of(kind, tmp_path) as store:
+        _fill(store)
+        store.flush()
+        for expr in EXPRESSIONS:
+            want = reference.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            got = store.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            assert not want.empty, expr
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_many_and_names_agree_with_read(kind: str, tmp_path: Path) -> None:
+    """The push-down a query reads through: per key what ``read`` gives, empty or not."""
+    with _store_of(kind, tmp_path) as store:
+        ts = (T0 + np.arange(0, 600, 10)) * S
+        # more keys than one IN (...) list holds, on a shared and on their own timestamps
+        keys = [SeriesKey.of("many.metric", {"i": str(i)}) for i in range(520)]
+        store.write([Series(k, ts if i % 2 else ts + i, np.arange(60.0) * i)
+                     for i, k in enumerate(keys)])  # fmt: skip
+        _fill(store)
+        store.flush()
+        backend = store.backend
+        assert backend.names() == {"many.metric", "app.requests.total"}
+        wanted = [*keys[::-1], SeriesKey.of("no.such.metric"), keys[3]]
+        for lo, hi in ((T0 * S, (T0 + 600) * S), ((T0 + 95) * S, (T0 + 305) * S), (0, 1)):
+            got = backend.read_many(wanted, lo, hi)
+            assert [s.key for s in got] == wanted
+            for series in got:
+                assert series.equals(backend.read(series.key, lo, hi)), series.key
+        assert backend.read_many([], 0, 1) == []

@@ -41,7 +41,7 @@ from metricskit.storage._sql_batch import Segment, segments, split_odd
 from metricskit.storage._sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
 from metricskit.storage._sql_errors import parse_url, safe_url, translate
 from metricskit.storage._sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
-from metricskit.storage._sql_reads import Compiled, ReadStatements, execute
+from metricskit.storage._sql_reads import Compiled, ReadStatements, execute, read_many
 from metricskit.storage._sql_schema import (
     DEFAULT_PREFIX,
     SCHEMA_VERSION,
@@ -475,6 +475,19 @@ class SQLBackend(StorageBackend):
                 ts, values = assemble(by_series.get(series_id, []), start_ns, end_ns)
                 if ts.size:
                     yield Series(key, ts, values)
+
+    def names(self) -> set[str]:
+        """The distinct metric names: one ``SELECT DISTINCT`` on the indexed name column."""
+        stmt = sa.select(self._tables.series.c.name).distinct()
+        with self._transaction("names") as conn:
+            return {str(name) for name in conn.execute(stmt).scalars()}
+
+    def read_many(self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int) -> list[Series]:
+        """Each key's samples, two statements per 500 keys in one transaction."""
+        if start_ns >= end_ns or not keys:
+            return [Series.empty(key) for key in keys]
+        with self._transaction("read") as conn:
+            return read_many(conn, self._reads, keys, start_ns, end_ns)
 
     def stats(self) -> StorageStats:
         """Samples and series by ``COUNT(*)`` and block sizes; bytes as the database says."""
