@@ -172,3 +172,26 @@ def test_read_many_and_names_agree_with_read(kind: str, tmp_path: Path) -> None:
             for series in got:
                 assert series.equals(backend.read(series.key, lo, hi)), series.key
         assert backend.read_many([], 0, 1) == []
+
+
+def test_sql_decoded_block_cache_is_never_stale_and_stays_bounded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    ts = (T0 + np.arange(0, 20_000, 10)) * S  # 2,000 samples: written as blocks
+    lo, hi = T0 * S, (T0 + 20_000) * S
+    keys = [SeriesKey.of("cached.metric", {"i": str(i)}) for i in range(40)]
+    with open_store(url, read_cache_mb=0.25) as store, open_store(url) as writer:
+        writer.write([Series(k, ts, np.arange(2000.0) + i) for i, k in enumerate(keys)])
+        backend = store.backend
+        decoded = backend._reads.decoded  # type: ignore[attr-defined]
+        first = backend.read_many(keys[:2], lo, hi)
+        assert len(decoded) == 2 and first[1].values[5] == 6.0
+        # another process overwrites one sample: same block bounds, same size, new bytes
+        writer.write([Series(keys[1], ts[5:6], np.array([7.0]))])
+        again = backend.read_many(keys[:2], lo, hi)
+        assert again[1].values[5] == 7.0 and again[0].equals(first[0])
+        assert store.promql('cached_metric{i="1"}', time=T0 + 55)["value"].tolist() == [7.0]
+        backend.read_many(keys, lo, hi)  # 40 x 32 kB: more than 0.25 MB
+        assert 0 < decoded.nbytes <= 0.25 * 2**20 and len(decoded) < len(keys)
+    with open_store(url, read_cache_mb=0) as store:
+        store.backend.read_many(keys, lo, hi)
+        assert len(store.backend._reads.decoded) == 0  # type: ignore[attr-defined]
