@@ -195,3 +195,29 @@ def test_sql_decoded_block_cache_is_never_stale_and_stays_bounded(tmp_path: Path
     with open_store(url, read_cache_mb=0) as store:
         store.backend.read_many(keys, lo, hi)
         assert len(store.backend._reads.decoded) == 0  # type: ignore[attr-defined]
+
+
+class SelectCountingBackend(MemoryBackend):
+    """A memory backend that records the selections asked of it."""
+
+    selections: list[Selector]
+
+    def select(self, selector: Selector) -> Iterator[SeriesKey]:
+        self.selections.append(selector)
+        return super().select(selector)
+
+
+def test_a_name_regex_accepting_many_names_lists_the_keys_once() -> None:
+    """A lookup per accepted name would be one SQL statement per name."""
+    backend = SelectCountingBackend("memory://")
+    backend.selections = []
+    store = Store(backend)
+    ts = np.array([T0 * S])
+    names = [f"fam.m{i:02d}" for i in range(20)]
+    store.write([Series(SeriesKey.of(n, {"job": "a"}), ts, np.ones(1)) for n in [*names, "x.y"]])
+    few = store.promql('{__name__=~"fam_m0[0-2]"}', time=T0 + 1)
+    assert sorted(few["__name__"]) == ["fam_m00", "fam_m01", "fam_m02"]
+    assert sorted(s.name or "" for s in backend.selections) == names[:3]
+    backend.selections.clear()
+    many = store.promql('{__name__=~"fam_.+"}', time=T0 + 1)
+    assert len(many) == 20 and backend.selections == [Selector()]

@@ -99,6 +99,12 @@ def _name_matches(m: Matcher, name: str, stored: str, aliased: bool) -> bool:
     return (hit or alias) if m.op in ("=", "=~") else (hit and alias)
 
 
+def _accepts(on_name: list[Matcher], stored: str) -> bool:
+    """True if every ``__name__`` matcher accepts the series stored under ``stored``."""
+    name, aliased = _promql_name(stored)
+    return all(_name_matches(m, name, stored, aliased) for m in on_name)
+
+
 def selector_matches(selector: VectorSelector, c: _Candidate) -> bool:
     """True when every matcher of ``selector`` accepts the candidate's labels."""
     labels = dict(c.labels)
@@ -110,6 +116,10 @@ def selector_matches(selector: VectorSelector, c: _Candidate) -> bool:
         elif not m.matches(actual):
             return False
     return True
+
+
+_BY_NAME_LIMIT = 8
+"""Above this many accepted names, one listing of every key beats a lookup per name."""
 
 
 class _Keys:
@@ -124,27 +134,33 @@ class _Keys:
     def _of(self, selector: Selector) -> list[_Candidate]:
         return [candidate(key) for key in self.backend.select(selector)]  # metadata only
 
+    def _every(self) -> list[_Candidate]:
+        if self._all is None:
+            self._all = self._of(Selector())
+        return self._all
+
     def for_selector(self, selector: VectorSelector) -> list[_Candidate]:
         """A superset of the series ``selector`` matches, found through their names.
 
         A ``__name__`` matcher depends on the stored name alone, so it is decided once per
-        distinct name; only the names it accepts are listed, by name (an index lookup).
+        distinct name; only the names it accepts are listed, by name (an index lookup),
+        unless a regex accepts many of them.
         """
         on_name = [m for m in selector.matchers if m.label == NAME]
         if not on_name:
-            if self._all is None:
-                self._all = self._of(Selector())
-            return self._all
+            return self._every()
         if self._names is None:
             self._names = self.backend.names()
+        accepted = [stored for stored in sorted(self._names) if _accepts(on_name, stored)]
+        if len(accepted) > _BY_NAME_LIMIT:
+            wanted = set(accepted)
+            return [c for c in self._every() if c.key.name in wanted]
         out: list[_Candidate] = []
-        for stored in sorted(self._names):
-            name, aliased = _promql_name(stored)
-            if all(_name_matches(m, name, stored, aliased) for m in on_name):
-                found = self._by_name.get(stored)
-                if found is None:
-                    found = self._by_name[stored] = self._of(Selector.of(stored))
-                out.extend(found)
+        for stored in accepted:
+            found = self._by_name.get(stored)
+            if found is None:
+                found = self._by_name[stored] = self._of(Selector.of(stored))
+            out.extend(found)
         return out
 
 
