@@ -176,3 +176,14 @@ def test_deriv_of_a_constant_inf_is_nan_as_in_prometheus() -> None:
     for vals, want in [([np.inf] * 3, np.nan), ([-np.inf] * 3, np.nan), ([4.0] * 3, 0.0)]:
         got = promql.range_function("deriv", ts, vals, 60 * S, [30 * S])[0]
         np.testing.assert_equal(got, want)
+
+
+@pytest.mark.parametrize(("window_s", "step_s"), [(300, 60), (45, 25), (7, 60)])
+def test_presence_is_two_non_nan_samples_per_window(window_s: int, step_s: int) -> None:
+    cols = _columns()
+    times = np.arange(-600, 3700, step_s, dtype=np.int64) * S
+    present = np.ones((len(cols), times.size), dtype=bool)
+    promql.range_function_many("rate", cols, window_s * S, times, present)
+    for i, (ts, vals) in enumerate(cols):
+        want = promql.window_counts(ts, vals, window_s * S, times) >= 2
+        np.testing.assert_array_equal(present[i], want, err_msg=f"series {i}")

@@ -6,10 +6,12 @@ holds, across a reopen and from another process, and read each series once per q
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,9 +110,9 @@ EXPRESSIONS = [
 ]
 
 
-@pytest.mark.services
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _store_of(kind: str, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of ``kind``; server tables get their own prefix, dropped afterwards."""
     prefix = f"mkq{uuid.uuid4().hex[:8]}_"
     urls = {
         "memory": "memory://",
@@ -121,17 +123,9 @@ def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
     if kind in ("postgresql", "mariadb"):
         urls[kind] = require_database(POSTGRES_URL if kind == "postgresql" else MARIADB_URL)
         options = {"table_prefix": prefix}
-    reference = open_store("memory://")
-    _fill(reference)
     store = open_store(urls[kind], **options)
     try:
-        _fill(store)
-        store.flush()
-        for expr in EXPRESSIONS:
-            want = reference.promql_range(expr, T0 + 200, T0 + 500, "50s")
-            got = store.promql_range(expr, T0 + 200, T0 + 500, "50s")
-            assert not want.empty, expr
-            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+        yield store
     finally:
         store.close()
         if options:
@@ -140,3 +134,90 @@ def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
                 Tables(prefix).metadata.drop_all(engine)
             finally:
                 engine.dispose()
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_answers_on_every_backend(kind: str, tmp_path: Path) -> None:
+    reference = open_store("memory://")
+    _fill(reference)
+    with _store_of(kind, tmp_path) as store:
+        _fill(store)
+        store.flush()
+        for expr in EXPRESSIONS:
+            want = reference.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            got = store.promql_range(expr, T0 + 200, T0 + 500, "50s")
+            assert not want.empty, expr
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("kind", KINDS)
+def test_read_many_and_names_agree_with_read(kind: str, tmp_path: Path) -> None:
+    """The push-down a query reads through: per key what ``read`` gives, empty or not."""
+    with _store_of(kind, tmp_path) as store:
+        ts = (T0 + np.arange(0, 600, 10)) * S
+        # more keys than one IN (...) list holds, on a shared and on their own timestamps
+        keys = [SeriesKey.of("many.metric", {"i": str(i)}) for i in range(520)]
+        store.write([Series(k, ts if i % 2 else ts + i, np.arange(60.0) * i)
+                     for i, k in enumerate(keys)])  # fmt: skip
+        _fill(store)
+        store.flush()
+        backend = store.backend
+        assert backend.names() == {"many.metric", "app.requests.total"}
+        wanted = [*keys[::-1], SeriesKey.of("no.such.metric"), keys[3]]
+        for lo, hi in ((T0 * S, (T0 + 600) * S), ((T0 + 95) * S, (T0 + 305) * S), (0, 1)):
+            got = backend.read_many(wanted, lo, hi)
+            assert [s.key for s in got] == wanted
+            for series in got:
+                assert series.equals(backend.read(series.key, lo, hi)), series.key
+        assert backend.read_many([], 0, 1) == []
+
+
+def test_sql_decoded_block_cache_is_never_stale_and_stays_bounded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    ts = (T0 + np.arange(0, 20_000, 10)) * S  # 2,000 samples: written as blocks
+    lo, hi = T0 * S, (T0 + 20_000) * S
+    keys = [SeriesKey.of("cached.metric", {"i": str(i)}) for i in range(40)]
+    with open_store(url, read_cache_mb=0.25) as store, open_store(url) as writer:
+        writer.write([Series(k, ts, np.arange(2000.0) + i) for i, k in enumerate(keys)])
+        backend = store.backend
+        decoded = backend._reads.decoded  # type: ignore[attr-defined]
+        first = backend.read_many(keys[:2], lo, hi)
+        assert len(decoded) == 2 and first[1].values[5] == 6.0
+        # another process overwrites one sample: same block bounds, same size, new bytes
+        writer.write([Series(keys[1], ts[5:6], np.array([7.0]))])
+        again = backend.read_many(keys[:2], lo, hi)
+        assert again[1].values[5] == 7.0 and again[0].equals(first[0])
+        assert store.promql('cached_metric{i="1"}', time=T0 + 55)["value"].tolist() == [7.0]
+        backend.read_many(keys, lo, hi)  # 40 x 32 kB: more than 0.25 MB
+        assert 0 < decoded.nbytes <= 0.25 * 2**20 and len(decoded) < len(keys)
+    with open_store(url, read_cache_mb=0) as store:
+        store.backend.read_many(keys, lo, hi)
+        assert len(store.backend._reads.decoded) == 0  # type: ignore[attr-defined]
+
+
+class SelectCountingBackend(MemoryBackend):
+    """A memory backend that records the selections asked of it."""
+
+    selections: list[Selector]
+
+    def select(self, selector: Selector) -> Iterator[SeriesKey]:
+        self.selections.append(selector)
+        return super().select(selector)
+
+
+def test_a_name_regex_accepting_many_names_lists_the_keys_once() -> None:
+    """A lookup per accepted name would be one SQL statement per name."""
+    backend = SelectCountingBackend("memory://")
+    backend.selections = []
+    store = Store(backend)
+    ts = np.array([T0 * S])
+    names = [f"fam.m{i:02d}" for i in range(20)]
+    store.write([Series(SeriesKey.of(n, {"job": "a"}), ts, np.ones(1)) for n in [*names, "x.y"]])
+    few = store.promql('{__name__=~"fam_m0[0-2]"}', time=T0 + 1)
+    assert sorted(few["__name__"]) == ["fam_m00", "fam_m01", "fam_m02"]
+    assert sorted(s.name or "" for s in backend.selections) == names[:3]
+    backend.selections.clear()
+    many = store.promql('{__name__=~"fam_.+"}', time=T0 + 1)
+    assert len(many) == 20 and backend.selections == [Selector()]

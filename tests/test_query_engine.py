@@ -244,3 +244,59 @@ def test_sum_of_a_lone_negative_zero_keeps_its_sign() -> None:
     assert signs('sum by (job) (ceil(dg{inst="1"}))') == {"a": -1.0, "b": -1.0}
     assert signs("sum by (job) (ceil(dg))") == {"a": -1.0, "b": 1.0}
     assert signs("avg by (job) (ceil(dg))") == {"a": -1.0, "b": 1.0}
+
+
+def test_sum_and_avg_over_time_of_negative_zeros_are_positive_zero() -> None:
+    """Prometheus' sum_over_time and avg_over_time start from +0 (Kahan): -0 + -0 ... is +0.
+
+    Checked against Prometheus 2.42; max/min/last keep the sample's -0.
+    """
+    s = open_store("memory://")
+    _write(s, "negz", {}, [0.0, 10.0, 20.0], [-0.0] * 3)
+    t = T0 + 25
+    for expr, sign in (
+        ("sum_over_time(negz[1m])", 1.0),
+        ("avg_over_time(negz[1m])", 1.0),
+        ("max_over_time(negz[1m])", -1.0),
+        ("last_over_time(negz[1m])", -1.0),
+    ):
+        (value,) = s.promql(expr, t)["value"]
+        assert value == 0.0 and math.copysign(1.0, value) == sign, expr
+
+
+def _histogram_store() -> Store:
+    """Buckets over 20 minutes; the 0.5 bucket is absent for a while, le="1" comes twice."""
+    s = open_store("memory://")
+    rng = np.random.default_rng(7)
+    times = [60.0 * i for i in range(20)]
+    increments = rng.poisson(3.0, (20, 4)).astype(float)
+    cumulative = np.cumsum(np.cumsum(increments, axis=1), axis=0)
+    for b, le in enumerate(("0.1", "0.5", "1", "+Inf")):
+        keep = [i for i in range(20) if le != "0.5" or not 6 <= i < 14]  # > 5 m: absent
+        _write(s, "rpc.duration_seconds_bucket", {"le": le, "job": "a"},
+               [times[i] for i in keep], [cumulative[i, b] for i in keep])  # fmt: skip
+    _write(s, "rpc.duration_seconds_bucket", {"le": "1.0", "job": "a"}, times, [0.0] * 20)
+    return s
+
+
+@pytest.mark.parametrize("q", ["0.5", "0.7", "0", "1", "0.25", "-1", "2", "NaN"])
+def test_histogram_quantile_over_a_range_equals_each_instant(q: str) -> None:
+    """The vectorised range path answers what one instant query per step answers."""
+    s = _histogram_store()
+    expr = f"histogram_quantile({q}, rpc_duration_seconds_bucket)"
+    frame = s.promql_range(expr, T0, T0 + 1140, "60s")
+    assert len(frame) == 20
+    for t, got in zip(frame["timestamp"], frame["value"], strict=True):
+        (want,) = s.promql(expr, t.timestamp())["value"]
+        assert np.array_equal([got], [want], equal_nan=True), (t, got, want)
+
+
+def test_histogram_quantile_zero_with_an_empty_first_bucket_is_nan() -> None:
+    """Prometheus divides 0 by 0 there (NaN); the per-time code raised ZeroDivisionError."""
+    s = open_store("memory://")
+    for le, count in (("0.1", 0.0), ("1", 5.0), ("+Inf", 8.0)):
+        _write(s, "h_bucket", {"le": le}, [0.0], [count])
+    assert math.isnan(s.promql("histogram_quantile(0, h_bucket)", T0 + 10)["value"][0])
+    assert s.promql("histogram_quantile(0.5, h_bucket)", T0 + 10)["value"].tolist() == [
+        pytest.approx(0.82)
+    ]

@@ -95,16 +95,18 @@ def range_call(func: str, rv: RangeVector, eval_times: I64, extra: F64 | None = 
     n = len(rv.samples)
     values = np.full((n, steps), np.nan)
     present = np.zeros((n, steps), dtype=bool)
-    if func in RANGE_FUNCTIONS and n:
-        values = range_function_many(func, rv.samples, rv.range_ns, rv.times)
-    for i, (ts, vals) in enumerate(rv.samples):
+    if func in RANGE_FUNCTIONS:
+        if n:
+            values = range_function_many(func, rv.samples, rv.range_ns, rv.times, present)
+        samples = []  # done: rate & co. need no windows of their own
+    else:
+        samples = rv.samples
+    for i, (ts, vals) in enumerate(samples):
         windows = sliding_windows(ts, vals, rv.range_ns, rv.times).without_nan()
         counts = windows.counts
         starts, ends = windows.starts, windows.ends
         cts, cvals = windows.timestamps, windows.values
-        if func in RANGE_FUNCTIONS:
-            present[i] = counts >= 2
-        elif func in ("irate", "idelta"):
+        if func in ("irate", "idelta"):
             values[i], present[i] = _last_two(cts, cvals, starts, ends, func == "irate")
         elif func in ("changes", "resets"):
             present[i] = counts >= 1
@@ -137,6 +139,9 @@ def range_call(func: str, rv: RangeVector, eval_times: I64, extra: F64 | None = 
             name = {"avg": "mean", "stdvar": "stddev"}.get(stat, stat)
             if name == "stddev":
                 values[i] = _spread(windows, square=stat == "stdvar")
+            elif name in ("sum", "mean"):
+                # Prometheus' (Kahan) sum starts from +0: a window of -0 sums to +0, not -0
+                values[i] = window_stats(windows, [name], ddof=0)[name] + 0.0
             else:
                 values[i] = window_stats(windows, [name], ddof=0)[name]
     keep_name = func == "last_over_time"

@@ -337,8 +337,13 @@ def range_function_many(
     columns: Sequence[tuple[npt.ArrayLike, npt.ArrayLike]],
     window_ns: int,
     times: npt.ArrayLike,
+    present: npt.NDArray[np.bool_] | None = None,
 ) -> F64:
-    """:func:`range_function` for many series: shape ``(len(columns), len(times))``."""
+    """:func:`range_function` for many series: shape ``(len(columns), len(times))``.
+
+    ``present`` (same shape), when given, is set where a window holds two non-NaN
+    samples: where PromQL has a sample (whose value may still be NaN).
+    """
     if fn not in RANGE_FUNCTIONS:
         raise QueryError(f"unknown range function {fn!r}; known: {', '.join(RANGE_FUNCTIONS)}")
     window = positive_ns(window_ns, "window")
@@ -356,6 +361,12 @@ def range_function_many(
                 _grid_rate(ts, values, window, at, fn, out)
             else:
                 out[rows] = _grid_rate(ts, values, window, at, fn, out[rows])
+            if present is not None:  # NaN-free series: every sample counts
+                ends = np.searchsorted(ts, at, "right")
+                present[rows] = ends - np.searchsorted(ts, at - window, "right") >= 2
+    if present is not None:
+        for i in rest:
+            present[i] = window_counts(*cols[i], window, at) >= 2
     if rest:
         windows = sliding_windows_many([cols[i] for i in rest], window, at)
         if fn == "deriv":
@@ -375,15 +386,15 @@ def _shared_grids(cols: Sequence[tuple[I64, F64]]) -> tuple[list[tuple[I64, list
     """
     by_shape: dict[tuple[int, int, int], list[tuple[I64, list[int]]]] = {}
     rest: list[int] = []
-    for i, (ts, vals) in enumerate(cols):
-        with np.errstate(invalid="ignore"):
-            nan_sum = np.isnan(np.add.reduce(vals))
-        if ts.size == 0 or nan_sum:
+    with np.errstate(invalid="ignore"):  # once: entering it costs more than a small sum
+        sums = [np.add.reduce(vals) for _, vals in cols]
+    for i, ((ts, _), total) in enumerate(zip(cols, sums, strict=True)):
+        if ts.size == 0 or np.isnan(total):
             rest.append(i)
             continue
         candidates = by_shape.setdefault((ts.shape[0], int(ts[0]), int(ts[-1])), [])
         for grid_ts, rows in candidates:
-            if _same_memory(grid_ts, ts) or np.array_equal(grid_ts, ts):
+            if grid_ts is ts or _same_memory(grid_ts, ts) or np.array_equal(grid_ts, ts):
                 rows.append(i)
                 break
         else:
@@ -449,7 +460,7 @@ def _gather(index: IDX) -> Callable[[F64, F64], object]:
 
     def gather(values: F64, out: F64) -> None:
         if head:
-            np.take(values, head_index, out=out[:head], mode="clip")
-        np.copyto(out[head:], values[lo:hi:step])
+            out[:head] = values[head_index]  # in range: ends - 1 of non-empty windows
+        out[head:] = values[lo:hi:step]
 
     return gather

@@ -191,6 +191,17 @@ class StorageBackend(abc.ABC):
             if len(series):
                 yield series
 
+    def names(self) -> set[str]:
+        """The distinct metric names of the stored series (a query engine's first filter)."""
+        return {key.name for key in self.keys()}
+
+    def read_many(self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int) -> list[Series]:
+        """``[read(key, start_ns, end_ns) for key in keys]``: each series, empty or not.
+
+        Override to read many series in one go (one SQL statement, one lock).
+        """
+        return [self.read(key, start_ns, end_ns) for key in keys]
+
     def count(self, key: SeriesKey, start_ns: int = MIN_NS, end_ns: int = MAX_NS) -> int:
         """Return how many samples ``key`` holds in ``[start_ns, end_ns)``."""
         return len(self.read(key, start_ns, end_ns))

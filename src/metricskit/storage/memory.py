@@ -191,6 +191,35 @@ class MemoryBackend(StorageBackend):
         lo, hi = np.searchsorted(ts, (start_ns, end_ns), side="left")
         return Series(key, ts[lo:hi], vs[lo:hi])
 
+    def names(self) -> set[str]:
+        """The distinct metric names, from the name index."""
+        with self._lock:
+            return set(self._by_name)
+
+    def read_many(self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int) -> list[Series]:
+        """Views of each key's samples in the range, under one lock.
+
+        Series sharing one timestamps array (written in one batch) share one search.
+        """
+        if type(self).read is not MemoryBackend.read:
+            return super().read_many(keys, start_ns, end_ns)  # a subclass's read sees all
+        with self._lock:
+            columns = [self._columns.get(key) for key in keys]
+            for column in columns:
+                if column is not None:
+                    column.merge()
+            arrays = [(c.ts, c.vs) if c is not None else (_NO_TS, _NO_VS) for c in columns]
+        # keyed by id(): ``arrays`` keeps every array alive for this call
+        views: dict[int, tuple[npt.NDArray[np.int64], int, int]] = {}
+        out = []
+        for key, (ts, vs) in zip(keys, arrays, strict=True):
+            view = views.get(id(ts))
+            if view is None:
+                lo, hi = (int(i) for i in ts.searchsorted((start_ns, end_ns)))
+                view = views[id(ts)] = (ts[lo:hi], lo, hi)
+            out.append(Series(key, view[0], vs[view[1] : view[2]]))
+        return out
+
     def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
         """The newest sample in ``[start_ns, end_ns)``: one binary search, no copy."""
         with self._lock:

@@ -8,7 +8,10 @@ URLs::
     mysql://root@host:3306/db                   PyMySQL (also mariadb://, mysql+pymysql://)
 
 Options: ``table_prefix`` (default ``"metricskit_"``), ``busy_timeout`` (SQLite, seconds,
-default 30) and ``engine_options`` (passed to ``sqlalchemy.create_engine``).
+default 30), ``engine_options`` (passed to ``sqlalchemy.create_engine``) and
+``read_cache_mb`` (default 128, about 8 million samples; 0 turns it off): the decoded
+samples PromQL queries keep between calls
+(:class:`~metricskit.storage._sql_reads.DecodedBlocks`).
 
 The layout is described in :mod:`metricskit.storage._sql_schema`: compressed blocks of up
 to 4,096 samples per series plus a head of recent rows. Each ``write`` is one transaction
@@ -41,13 +44,12 @@ from metricskit.storage._sql_batch import Segment, segments, split_odd
 from metricskit.storage._sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
 from metricskit.storage._sql_errors import parse_url, safe_url, translate
 from metricskit.storage._sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
-from metricskit.storage._sql_reads import Compiled, ReadStatements, execute
+from metricskit.storage._sql_reads import Compiled, ReadStatements, execute, key_of, read_many
 from metricskit.storage._sql_schema import (
     DEFAULT_PREFIX,
     SCHEMA_VERSION,
     SEAL_ROWS,
     Tables,
-    decode_key,
     encode_tags,
     key_hash,
 )
@@ -94,6 +96,7 @@ class SQLBackend(StorageBackend):
         table_prefix: str = DEFAULT_PREFIX,
         busy_timeout: float = 30.0,
         engine_options: dict[str, Any] | None = None,
+        read_cache_mb: float = 128.0,
     ) -> None:
         self._url = normalize_url(parse_url(url))
         self._tables = Tables(table_prefix)
@@ -121,7 +124,8 @@ class SQLBackend(StorageBackend):
             """The schema version the store had when this backend opened it (``None``: the
             tables were created by this open); :attr:`schema_version` is the one it has now."""
             self._flavor.prepare(self._engine)
-            self._reads = ReadStatements(self._tables, self._engine.dialect)
+            cache_bytes = int(read_cache_mb * 2**20)
+            self._reads = ReadStatements(self._tables, self._engine.dialect, cache_bytes)
             if self.schema_version_on_open == 1:
                 self.compact()
         except BaseException:
@@ -424,7 +428,7 @@ class SQLBackend(StorageBackend):
             cur.close()
         found = []
         for series_id, name, encoded in rows:
-            key = decode_key(name, encoded)
+            key = key_of(name, encoded)
             if selector.matches(key):
                 found.append((int(series_id), key))
         return found
@@ -475,6 +479,19 @@ class SQLBackend(StorageBackend):
                 ts, values = assemble(by_series.get(series_id, []), start_ns, end_ns)
                 if ts.size:
                     yield Series(key, ts, values)
+
+    def names(self) -> set[str]:
+        """The distinct metric names: one ``SELECT DISTINCT`` on the indexed name column."""
+        stmt = sa.select(self._tables.series.c.name).distinct()
+        with self._transaction("names") as conn:
+            return {str(name) for name in conn.execute(stmt).scalars()}
+
+    def read_many(self, keys: Sequence[SeriesKey], start_ns: int, end_ns: int) -> list[Series]:
+        """Each key's samples, two statements per 500 keys in one transaction."""
+        if start_ns >= end_ns or not keys:
+            return [Series.empty(key) for key in keys]
+        with self._transaction("read") as conn:
+            return read_many(conn, self._reads, keys, int(start_ns), int(end_ns))
 
     def stats(self) -> StorageStats:
         """Samples and series by ``COUNT(*)`` and block sizes; bytes as the database says."""
