@@ -43,7 +43,7 @@ from metricskit._time import (
     to_ns_array,
 )
 from metricskit.catalog import DEFAULT_BUCKETS
-from metricskit.errors import ConfigError, InvalidMetricError
+from metricskit.errors import InvalidArgumentError, InvalidMetricError
 from metricskit.model import (
     MAX_TAGS,
     SeriesKey,
@@ -170,9 +170,9 @@ def _checked_buckets(buckets: Sequence[float]) -> list[float]:
     try:
         bounds = [check_value(b) for b in buckets]
     except (InvalidMetricError, TypeError) as exc:
-        raise ConfigError(f"histogram_buckets must be finite numbers: {exc}") from None
+        raise InvalidArgumentError(f"histogram_buckets must be finite numbers: {exc}") from None
     if not bounds or any(math.isnan(b) for b in bounds):
-        raise ConfigError(f"histogram_buckets must be finite numbers, got {buckets!r}")
+        raise InvalidArgumentError(f"histogram_buckets must be finite numbers, got {buckets!r}")
     return bounds
 
 
@@ -246,18 +246,22 @@ class Recorder:
             ("max_metrics", max_metrics),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{arg} must be an int >= 1, got {value!r}")
+                raise InvalidArgumentError(f"{arg} must be an int >= 1, got {value!r}")
         if (
             isinstance(max_wait, bool)
             or not isinstance(max_wait, (int, float))
             or not (0 <= max_wait < float("inf"))
         ):
-            raise ConfigError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
+            raise InvalidArgumentError(
+                f"max_wait must be a number of seconds >= 0, got {max_wait!r}"
+            )
         interval: float | None = None
         if flush_interval is not None:
             interval = parse_duration(flush_interval) / NS_PER_S
             if interval <= 0:
-                raise ConfigError(f"flush_interval must be > 0 or None, got {flush_interval!r}")
+                raise InvalidArgumentError(
+                    f"flush_interval must be > 0 or None, got {flush_interval!r}"
+                )
         self.clock: Clock = clock if clock is not None else SystemClock()
         """Where timestamps come from when a call gives none."""
         self.allow_inf = allow_inf
