@@ -13,6 +13,8 @@ flush thread and the accounting that decide when this happens are
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Union
 
 import numpy as np
@@ -20,7 +22,15 @@ import numpy.typing as npt
 
 from metricskit.model import Series, SeriesKey
 
-__all__ = ["Chunk", "Item", "SeriesBuffer", "merge_batches", "sample_count", "to_series"]
+__all__ = [
+    "Chunk",
+    "EventStamps",
+    "Item",
+    "SeriesBuffer",
+    "merge_batches",
+    "sample_count",
+    "to_series",
+]
 
 
 class Chunk:
@@ -55,6 +65,36 @@ class SeriesBuffer:
         taken = items[:n]
         del items[:n]
         return taken
+
+
+class EventStamps:
+    """The clock's readings for one series of events, made distinct: a clock callable.
+
+    A store keeps one sample per (series, timestamp), the last written. For a gauge that is
+    right (the newer reading replaces the older); for events such as requests it would
+    merge two requests stamped in one clock tick (a 15 ms clock on Windows, a
+    ``ManualClock``) into one, while the histogram's counters count both. So a reading
+    that is not past the previous stamp of the series is moved to the next free
+    nanosecond. A clock that steps back is followed (its readings are used as they are),
+    so that events are not stamped ahead of the clock for as long as it was set back.
+    """
+
+    __slots__ = ("_last", "_lock", "_now", "_read")
+
+    def __init__(self, now_ns: Callable[[], int]) -> None:
+        self._now = now_ns
+        self._lock = threading.Lock()
+        self._read = -(2**63)  # the clock's previous reading
+        self._last = -(2**63)  # the previous stamp given
+
+    def __call__(self) -> int:
+        """The stamp of one event: the clock's now, or just past the previous stamp."""
+        with self._lock:  # read inside: threads' stamps follow their readings' order
+            now = self._now()
+            stamp = self._last + 1 if self._read <= now <= self._last else now
+            self._read = now
+            self._last = stamp
+            return stamp
 
 
 def sample_count(items: list[Item], chunky: bool) -> int:

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from metricskit._buffer import DROPPED_METRIC, RecordBuffer, SeriesBuffer, StoreLike
 from metricskit._histogram import HistogramCounters, ReadLast, is_histogram
+from metricskit._series_buffer import EventStamps
 from metricskit._time import (
     NS_PER_S,
     Clock,
@@ -112,7 +113,10 @@ class BoundSeries:
         self._buf = buf
         self._items = buf.items
         self._ticks = core.ticks
-        self._now = recorder.clock.now_ns
+        # A histogram's samples are events (one per request): two in one clock tick must
+        # stay two samples, so they get distinct stamps; other series keep the clock's.
+        clock_now = recorder.clock.now_ns
+        self._now = EventStamps(clock_now) if is_histogram(self.key.name) else clock_now
         self._check = recorder._check_value
 
     def __repr__(self) -> str:
