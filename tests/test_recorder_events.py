@@ -38,7 +38,7 @@ def test_requests_in_one_tick_are_kept_apart_and_counted_alike() -> None:
         rec.record_request("/api", 0.1, 200)
         rec.flush()
         errors = _stamps(store, REQUEST_METRIC, {"status": "500"})
-        assert errors == [T0 * NS, T0 * NS + 1, T0 * NS + 2]
+        assert errors == [T0 * NS - 2, T0 * NS - 1, T0 * NS]  # at or before the clock's now
         assert _stamps(store, REQUEST_METRIC, {"status": "200"}) == [T0 * NS]
         count = store.latest(f"{REQUEST_METRIC}:count", tags={"status": "500"})
         assert [v for _key, _t, v in count] == [3.0]  # the totals agree with the samples
@@ -57,12 +57,9 @@ def test_a_bound_histogram_series_and_record_share_the_stamps() -> None:
         clock.advance("1s")  # the clock moves past the stamps: its reading is used again
         handle.record(0.4)
         rec.flush()
-        assert _stamps(store, REQUEST_METRIC) == [
-            T0 * NS,
-            T0 * NS + 1,
-            T0 * NS + 2,
-            (T0 + 1) * NS,
-        ]
+        (series,) = store.query(REQUEST_METRIC)
+        assert series.timestamps.tolist() == [T0 * NS - 2, T0 * NS - 1, T0 * NS, (T0 + 1) * NS]
+        assert series.values.tolist() == [0.3, 0.2, 0.1, 0.4]
 
 
 def test_a_clock_set_back_is_followed() -> None:
@@ -73,7 +70,20 @@ def test_a_clock_set_back_is_followed() -> None:
         clock.set(T0 - 60)  # stamps must not stay ahead of the clock for a minute
         rec.record_request("/a", 0.1, 200)
         rec.flush()
-        assert _stamps(store, REQUEST_METRIC) == [(T0 - 60) * NS, T0 * NS, T0 * NS + 1]
+        assert _stamps(store, REQUEST_METRIC) == [(T0 - 60) * NS, T0 * NS - 1, T0 * NS]
+
+
+def test_a_clock_moving_less_than_a_ticks_events_still_gives_distinct_stamps() -> None:
+    clock = ManualClock(T0)
+    t = T0 * NS
+    with mk.open_store("memory://") as store, Recorder(store, clock=clock) as rec:
+        for _ in range(3):
+            rec.record_request("/a", 0.1, 200)  # t, t - 1, t - 2
+        clock.set(np.datetime64(t + 1, "ns"))
+        for _ in range(3):
+            rec.record_request("/a", 0.1, 200)  # t + 1, then t would be taken: t + 2, t + 3
+        rec.flush()
+        assert _stamps(store, REQUEST_METRIC) == [t - 2, t - 1, t, t + 1, t + 2, t + 3]
 
 
 def test_gauges_and_explicit_timestamps_keep_last_write_wins() -> None:
@@ -111,7 +121,7 @@ def test_threads_recording_in_one_tick_get_distinct_stamps() -> None:
         rec.flush()
         (series,) = store.query(REQUEST_METRIC)
         assert len(series) == 8_000
-        assert np.array_equal(series.timestamps, T0 * NS + np.arange(8_000))
+        assert np.array_equal(series.timestamps, T0 * NS - np.arange(8_000)[::-1])
 
 
 CHILD = """
