@@ -100,6 +100,10 @@ class EventStamps:
         """The stamp of one event: at or just before the clock's now, and not used yet."""
         with self._lock:  # read inside: threads' stamps follow their readings' order
             now = self._now()
+            top = self._top
+            if now > top:  # the clock moved past every stamp given: the common case
+                self._read, self._n, self._floor, self._top = now, 1, top, now
+                return now
             if now != self._read:
                 # forward: stay above what was given; back: follow the clock
                 self._floor = self._top if now > self._read else _NO_NS
