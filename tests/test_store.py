@@ -149,4 +149,4 @@ def test_storage_stats_say_to_dict_like_every_other_type() -> None:
     defining = sorted(
         str(p.relative_to(src)) for p in src.rglob("*.py") if "def as_dict(" in p.read_text()
     )
-    assert defining == ["sources/base.py"]
+    assert defining == ["collect/sources/base.py"]
