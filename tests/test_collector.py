@@ -11,7 +11,7 @@ import pytest
 from metricskit.collect.collector import SELF_METRIC, Collector
 from metricskit.collect.sources import Business, DatabaseCheck, HttpCheck, Sample, Source, System
 from metricskit.collect.sources.config import METRIC_GROUPS, plan_sources, resolve_enabled
-from metricskit.errors import ConfigError
+from metricskit.errors import ConfigError, InvalidArgumentError
 from metricskit.recorder import Recorder
 from metricskit.storage.memory import MemoryBackend
 from metricskit.store import Store
@@ -211,9 +211,9 @@ def test_only_filter_names_and_self_metrics_off(rec):
     second = col.add(lambda: {"a.three": 3}, "1s", name="x")
     assert second.name == "x#2"
     assert names(col.collect_once()) == ["a.three", "a.two"]
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidArgumentError):
         col.add(42, "1s")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError):
+    with pytest.raises(InvalidArgumentError):
         col.add(lambda: {}, 0)
     col.remove("x#2")
     assert [j.name for j in col.sources] == ["x"]

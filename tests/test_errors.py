@@ -6,6 +6,7 @@ application catching ``MetricsKitError`` missed; ``except ValueError`` must keep
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -107,6 +108,28 @@ CASES: dict[str, tuple[type[Exception], Callable[[Store, Path], object]]] = {
         errors.InvalidArgumentError,
         lambda s, p: HttpCheck("ftp://example.com/"),
     ),
+    "recorder batch_size 0": (
+        errors.InvalidArgumentError,
+        lambda s, p: Recorder(s, batch_size=0),
+    ),
+    "recorder negative max_wait": (
+        errors.InvalidArgumentError,
+        lambda s, p: Recorder(s, max_wait=-1.0),
+    ),
+    "recorder flush_interval 0": (
+        errors.InvalidArgumentError,
+        lambda s, p: Recorder(s, flush_interval=0),
+    ),
+    "recorder NaN histogram bucket": (
+        errors.InvalidArgumentError,
+        lambda s, p: Recorder(s, histogram_buckets=[float("nan")]),
+    ),
+    "collector interval 0": (
+        errors.InvalidArgumentError,
+        lambda s, p: Collector(Recorder(s, flush_interval=None), self_metrics=False).add(
+            lambda: {}, 0
+        ),
+    ),
 }
 
 
@@ -188,3 +211,103 @@ def test_conventions_page_python_blocks_run() -> None:
     assert blocks
     for number, block in enumerate(blocks, 1):
         exec(compile(block, f"docs/conventions.md python block {number}", "exec"), {})
+
+
+# --- the pattern, not the instances: every `raise` under src/metricskit, read as code ---
+
+SRC = Path(metricskit.__file__).resolve().parent
+BUILTIN_ERRORS = {
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "OSError",
+    "RuntimeError",
+    "TypeError",
+    "ValueError",
+}
+# Builtins that are part of a protocol stay builtins (docs/conventions.md#errors).
+PROTOCOL_RAISES = {
+    ("model.py", "Tags.__getitem__", "KeyError"),
+    ("recorder.py", "Recorder.__getstate__", "TypeError"),
+}
+# Found by this scan in modules other helpers own at the time it was written; each is
+# an entry point raising a bare builtin. Remove a line when its module is fixed.
+KNOWN_BARE_RAISES = {
+    ("query/__init__.py", "backend_of", "TypeError"),
+    ("storage/memory.py", "MemoryBackend.__init__", "TypeError"),
+}
+# ConfigError means a config or rule file (or AlertRule.create): only the code that turns
+# such text into models raises it, so the caller can add the file and line.
+CONFIG_LOADERS = {
+    "_validation.py",
+    "_yaml.py",
+    "config.py",
+    "alerting/_alert_rule.py",
+    "alerting/_prom_groups.py",
+    "alerting/events.py",  # Severity.from_str: a rule's or a route's severity text
+    "collect/derive.py",  # Derivation.from_dict: a YAML recording rule
+    "collect/sources/config.py",
+}
+
+
+def _raises() -> Iterator[tuple[str, str, str]]:
+    """(module path, qualified function name, raised class name) of every ``raise X``."""
+    for path in sorted(SRC.rglob("*.py")):
+        module = path.relative_to(SRC).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        yield from _walk(tree, module, [])
+
+
+def _walk(node: ast.AST, module: str, scope: list[str]) -> Iterator[tuple[str, str, str]]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield from _walk(child, module, [*scope, child.name])
+            continue
+        if isinstance(child, ast.Raise) and child.exc is not None:
+            target = child.exc.func if isinstance(child.exc, ast.Call) else child.exc
+            if isinstance(target, ast.Attribute):
+                yield module, ".".join(scope), target.attr
+            elif isinstance(target, ast.Name):
+                yield module, ".".join(scope), target.id
+        yield from _walk(child, module, scope)
+
+
+def _is_public(module: str, qualname: str) -> bool:
+    parts = [*module.removesuffix(".py").split("/"), *qualname.split(".")]
+    return all(
+        not p.startswith("_") or p in {"__init__", "__call__", "__main__"} for p in parts if p
+    )
+
+
+def test_the_scan_sees_the_raises_it_checks() -> None:
+    found = set(_raises())
+    assert ("recorder.py", "Recorder.__getstate__", "TypeError") in found
+    assert ("_yaml.py", "load_yaml", "ConfigError") in found
+    assert _is_public("recorder.py", "Recorder.__init__")
+    assert not _is_public("recorder.py", "_checked_buckets")
+    assert not _is_public("alerting/_templates.py", "check_template")
+
+
+def test_public_functions_raise_no_bare_builtin_errors() -> None:
+    # A pydantic validator (a private function) raises ValueError by pydantic's protocol and
+    # becomes a ConfigError with file:line; a public function raising a builtin bypasses
+    # `except MetricsKitError`.
+    bare = {
+        (module, qualname, name)
+        for module, qualname, name in _raises()
+        if name in BUILTIN_ERRORS and _is_public(module, qualname)
+    }
+    assert bare - PROTOCOL_RAISES - KNOWN_BARE_RAISES == set()
+    assert bare >= KNOWN_BARE_RAISES, "fixed: remove it from KNOWN_BARE_RAISES"
+
+
+def test_config_error_is_raised_only_where_config_text_is_read() -> None:
+    # Recorder(histogram_buckets=...) and Collector.add(interval=0) raised ConfigError: an
+    # argument error (InvalidArgumentError), not a file with a line to name.
+    outside = {
+        (module, qualname)
+        for module, qualname, name in _raises()
+        if name in {"ConfigError", "UnknownSectionError"} and module not in CONFIG_LOADERS
+    }
+    assert outside == set()

@@ -198,7 +198,7 @@ def test_custom_buckets_and_their_exposition(store: mk.Store) -> None:
         ("0.1", 2.0),
         ("0.5", 3.0),
     ]
-    with pytest.raises(mk.ConfigError):
+    with pytest.raises(mk.InvalidArgumentError):
         mk.Recorder(store, histogram_buckets=[float("nan")])
 
 

@@ -196,6 +196,9 @@ def test_explicit_interval_overrides_per_group_intervals(
         svc.start_monitoring(interval)
         assert svc.collector is not None
         assert {job.interval_ns / 1e9 for job in svc.collector.sources} == expected
+        # the override changes the intervals only: what each group collects stays
+        only = {job.name: job.only for job in svc.collector.sources}
+        assert only["system"] is not None and "system.cpu.usage_percent" in only["system"]
 
 
 def test_one_scheduler_runs_collection_evaluation_retention_and_status(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from typing import Any
 
 from metricskit._yaml import YamlDocument
@@ -42,15 +42,16 @@ def _substitute(doc: YamlDocument, value: Any, path: tuple[Hashable, ...]) -> An
     return value
 
 
-_CHANNEL_SECTIONS = ("slack", "email", "webhook", "alertmanager")
-
-
-def substitute_env(doc: YamlDocument) -> tuple[YamlDocument, dict[str, str]]:
+def substitute_env(
+    doc: YamlDocument, *, channels: Collection[str]
+) -> tuple[YamlDocument, dict[str, str]]:
     """``doc`` with ``${VAR}`` substituted, and the notification channels left out.
 
     A variable that is not set is an error naming it and its line, except inside a
-    ``notifications`` channel (slack, email, webhook, alertmanager): only what sends to
-    that channel needs it, so the channel is left out and returned with the reason.
+    ``notifications`` section named in ``channels`` (the channel models' names,
+    :data:`metricskit.alerting.channels.config.CHANNEL_SECTIONS`, passed in because this
+    module sits below alerting): only what sends to that channel needs it, so the
+    channel is left out and returned with the reason.
     """
     raw = doc.data
     if not isinstance(raw, dict):
@@ -65,7 +66,7 @@ def substitute_env(doc: YamlDocument) -> tuple[YamlDocument, dict[str, str]]:
                     data[name][key] = _substitute(doc, section, (name, key))
                 except ConfigError as exc:
                     disabled = isinstance(section, dict) and section.get("enabled") is False
-                    if key not in _CHANNEL_SECTIONS:
+                    if key not in channels:
                         raise
                     if not disabled:
                         unavailable[str(key)] = str(exc)

@@ -13,6 +13,8 @@ flush thread and the accounting that decide when this happens are
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Union
 
 import numpy as np
@@ -20,7 +22,15 @@ import numpy.typing as npt
 
 from metricskit.model import Series, SeriesKey
 
-__all__ = ["Chunk", "Item", "SeriesBuffer", "merge_batches", "sample_count", "to_series"]
+__all__ = [
+    "Chunk",
+    "EventStamps",
+    "Item",
+    "SeriesBuffer",
+    "merge_batches",
+    "sample_count",
+    "to_series",
+]
 
 
 class Chunk:
@@ -34,6 +44,8 @@ class Chunk:
 
 
 Item = Union[int, float, Chunk, None]  # noqa: UP007 - runtime alias on 3.10
+
+_NO_NS = -(2**63)  # below every timestamp
 
 
 class SeriesBuffer:
@@ -55,6 +67,54 @@ class SeriesBuffer:
         taken = items[:n]
         del items[:n]
         return taken
+
+
+class EventStamps:
+    """The clock's readings for one series of events, made distinct: a clock callable.
+
+    A store keeps one sample per (series, timestamp), the last written. For a gauge that is
+    right (the newer reading replaces the older); for events such as requests it would
+    merge two requests stamped in one clock tick (a 15 ms clock on Windows, a
+    ``ManualClock``) into one, while the histogram's counters count both.
+
+    So the n-th event read at one clock reading ``t`` is stamped ``t - n`` ns: the
+    nanoseconds just before the reading, never after it, so an evaluation or report made
+    at the clock's now sees every event recorded before it (a stamp past ``now`` would be
+    left out of a window ending at ``now`` until the clock moved). Which of the events of
+    one tick came first the clock cannot tell anyway. Should the clock have moved by less
+    than the previous tick's events (a ``ManualClock`` advanced by a few ns), the stamps go
+    on just past the highest one given instead. A clock that steps back is followed.
+    """
+
+    __slots__ = ("_floor", "_lock", "_n", "_now", "_read", "_top")
+
+    def __init__(self, now_ns: Callable[[], int]) -> None:
+        self._now = now_ns
+        self._lock = threading.Lock()
+        self._read = _NO_NS  # the clock's reading of the current run of events
+        self._n = 0  # events stamped at that reading
+        self._floor = _NO_NS  # the highest stamp given before that reading
+        self._top = _NO_NS  # the highest stamp given
+
+    def __call__(self) -> int:
+        """The stamp of one event: at or just before the clock's now, and not used yet."""
+        with self._lock:  # read inside: threads' stamps follow their readings' order
+            now = self._now()
+            top = self._top
+            if now > top:  # the clock moved past every stamp given: the common case
+                self._read, self._n, self._floor, self._top = now, 1, top, now
+                return now
+            if now != self._read:
+                # forward: stay above what was given; back: follow the clock
+                self._floor = self._top if now > self._read else _NO_NS
+                self._top = self._floor
+                self._read, self._n = now, 0
+            stamp = now - self._n
+            if stamp <= self._floor:
+                stamp = self._top + 1
+            self._n += 1
+            self._top = max(self._top, stamp)
+            return stamp
 
 
 def sample_count(items: list[Item], chunky: bool) -> int:

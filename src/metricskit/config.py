@@ -39,7 +39,7 @@ from metricskit._secrets import redact
 from metricskit._time import parse_duration
 from metricskit._validation import ConfigSection, Integer, Number, field_error, validate_section
 from metricskit._yaml import YamlDocument, load_yaml, load_yaml_text
-from metricskit.alerting.channels.config import NotificationsConfig
+from metricskit.alerting.channels.config import CHANNEL_SECTIONS, NotificationsConfig
 from metricskit.alerting.notify import routing_warnings
 from metricskit.alerting.rules_model import RuleSet, parse_rules
 from metricskit.catalog import DEFAULT_DASHBOARD_SECTIONS
@@ -382,7 +382,7 @@ def parse_config(doc: YamlDocument) -> MonitoringConfig:
             hint = difflib.get_close_matches(str(key), SECTIONS, n=1)
             did = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise doc.error(f"unknown section {key!r}{did}; known: {', '.join(SECTIONS)}", (key,))
-    substituted, unavailable = substitute_env(doc)
+    substituted, unavailable = substitute_env(doc, channels=CHANNEL_SECTIONS)
     data: dict[str, Any] = substituted.data or {}
     sections: dict[str, Any] = {
         n: validate_section(m, data.get(n), (n,), doc) for n, m in _MODELS.items()

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from metricskit._buffer import DROPPED_METRIC, RecordBuffer, SeriesBuffer, StoreLike
 from metricskit._histogram import HistogramCounters, ReadLast, is_histogram
+from metricskit._series_buffer import EventStamps
 from metricskit._time import (
     NS_PER_S,
     Clock,
@@ -43,7 +44,7 @@ from metricskit._time import (
     to_ns_array,
 )
 from metricskit.catalog import DEFAULT_BUCKETS
-from metricskit.errors import ConfigError, InvalidMetricError
+from metricskit.errors import InvalidArgumentError, InvalidMetricError
 from metricskit.model import (
     MAX_TAGS,
     SeriesKey,
@@ -112,7 +113,10 @@ class BoundSeries:
         self._buf = buf
         self._items = buf.items
         self._ticks = core.ticks
-        self._now = recorder.clock.now_ns
+        # A histogram's samples are events (one per request): two in one clock tick must
+        # stay two samples, so they get distinct stamps; other series keep the clock's.
+        clock_now = recorder.clock.now_ns
+        self._now = EventStamps(clock_now) if is_histogram(self.key.name) else clock_now
         self._check = recorder._check_value
 
     def __repr__(self) -> str:
@@ -170,9 +174,9 @@ def _checked_buckets(buckets: Sequence[float]) -> list[float]:
     try:
         bounds = [check_value(b) for b in buckets]
     except (InvalidMetricError, TypeError) as exc:
-        raise ConfigError(f"histogram_buckets must be finite numbers: {exc}") from None
+        raise InvalidArgumentError(f"histogram_buckets must be finite numbers: {exc}") from None
     if not bounds or any(math.isnan(b) for b in bounds):
-        raise ConfigError(f"histogram_buckets must be finite numbers, got {buckets!r}")
+        raise InvalidArgumentError(f"histogram_buckets must be finite numbers, got {buckets!r}")
     return bounds
 
 
@@ -246,18 +250,22 @@ class Recorder:
             ("max_metrics", max_metrics),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{arg} must be an int >= 1, got {value!r}")
+                raise InvalidArgumentError(f"{arg} must be an int >= 1, got {value!r}")
         if (
             isinstance(max_wait, bool)
             or not isinstance(max_wait, (int, float))
             or not (0 <= max_wait < float("inf"))
         ):
-            raise ConfigError(f"max_wait must be a number of seconds >= 0, got {max_wait!r}")
+            raise InvalidArgumentError(
+                f"max_wait must be a number of seconds >= 0, got {max_wait!r}"
+            )
         interval: float | None = None
         if flush_interval is not None:
             interval = parse_duration(flush_interval) / NS_PER_S
             if interval <= 0:
-                raise ConfigError(f"flush_interval must be > 0 or None, got {flush_interval!r}")
+                raise InvalidArgumentError(
+                    f"flush_interval must be > 0 or None, got {flush_interval!r}"
+                )
         self.clock: Clock = clock if clock is not None else SystemClock()
         """Where timestamps come from when a call gives none."""
         self.allow_inf = allow_inf

@@ -38,6 +38,7 @@ from metricskit.alerting.engine import RuleEngine
 from metricskit.alerting.notify import Notifier
 from metricskit.alerting.performance_rules import default_rules, with_defaults
 from metricskit.collect.collector import Collector
+from metricskit.collect.sources.config import GroupIntervals
 from metricskit.config import MonitoringConfig, load_config
 from metricskit.errors import InvalidArgumentError, StateError
 from metricskit.integrations._timing import in_health_check_request
@@ -199,11 +200,12 @@ class MonitoringService:
         return self.started_at is not None
 
     def _build_collector(self, interval: float | None) -> Collector:
-        collection = dict(self.config.collection)
+        collection = self.config.collection
         if interval is not None:
             # an explicit interval is for every group, as `metricskit start --interval` says
-            collection.pop("intervals", None)
-            collection["interval_seconds"] = interval
+            collection = collection.model_copy(
+                update={"interval_seconds": interval, "intervals": GroupIntervals()}
+            )
         return Collector.from_config(
             self.recorder,
             collection,

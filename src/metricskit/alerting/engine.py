@@ -147,8 +147,9 @@ class RuleEngine:
         substitute_env`): a channel whose variable is not set is off, with a warning.
         """
         from metricskit._env import substitute_env
+        from metricskit.alerting.channels.config import CHANNEL_SECTIONS
 
-        doc, unavailable = substitute_env(load_yaml(path))
+        doc, unavailable = substitute_env(load_yaml(path), channels=CHANNEL_SECTIONS)
         ruleset = parse_rules(doc)
         if notifier is None:
             from metricskit.alerting.channels.config import NotificationsConfig

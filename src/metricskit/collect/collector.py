@@ -42,7 +42,7 @@ import numpy as np
 from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration
 from metricskit.collect.sources.base import CallableSource, Sample, Source, as_samples
-from metricskit.errors import ConfigError, MetricsKitError, StateError
+from metricskit.errors import InvalidArgumentError, MetricsKitError, StateError
 
 if TYPE_CHECKING:
     from metricskit.collect.sources.config import CollectionConfig
@@ -211,17 +211,19 @@ class Collector:
         """
         if not isinstance(source, Source):
             if not callable(source):
-                raise ConfigError(f"a source must be a Source or a callable, not {source!r}")
+                raise InvalidArgumentError(
+                    f"a source must be a Source or a callable, not {source!r}"
+                )
             source = CallableSource(source, name)
         interval_ns = parse_duration(interval)
         if interval_ns <= 0:
-            raise ConfigError(f"interval must be > 0, got {interval!r}")
+            raise InvalidArgumentError(f"interval must be > 0, got {interval!r}")
         if timeout is None:
             timeout_s = min(interval_ns / NS_PER_S, _DEFAULT_TIMEOUT_S)
         else:
             timeout_s = parse_duration(timeout) / NS_PER_S
             if timeout_s <= 0:
-                raise ConfigError(f"timeout must be > 0, got {timeout!r}")
+                raise InvalidArgumentError(f"timeout must be > 0, got {timeout!r}")
         with self._lock:
             base = name or source.name
             unique, n = base, 1

@@ -22,7 +22,7 @@ URL shows its host only, a header's or a password's value not at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -31,6 +31,7 @@ from metricskit._validation import ConfigSection, Integer, NonEmptyString, Numbe
 from metricskit.alerting.events import Severity
 
 __all__ = [
+    "CHANNEL_SECTIONS",
     "DEFAULT_LOG_PATH",
     "AlertmanagerConfig",
     "ChannelConfig",
@@ -197,13 +198,13 @@ class NotificationsConfig(ConfigSection):
         if not isinstance(data, Mapping):
             return data
         return {
-            key: None if key in _CHANNELS and _says_off(value) else value
+            key: None if key in CHANNEL_SECTIONS and _says_off(value) else value
             for key, value in data.items()
         }
 
     def enabled_channels(self) -> dict[str, ChannelConfig]:
         """The network channels configured and not ``enabled: false``, by name."""
-        found = {name: getattr(self, name) for name in _CHANNELS}
+        found = {name: getattr(self, name) for name in CHANNEL_SECTIONS}
         return {name: c for name, c in found.items() if c is not None and c.enabled}
 
     def channel_names(self) -> tuple[str, ...]:
@@ -211,7 +212,20 @@ class NotificationsConfig(ConfigSection):
         return ("log", *self.enabled_channels())
 
 
-_CHANNELS = ("slack", "email", "webhook", "alertmanager")
+def _is_channel(annotation: Any) -> bool:
+    kinds = get_args(annotation) or (annotation,)
+    return any(isinstance(k, type) and issubclass(k, ChannelConfig) for k in kinds)
+
+
+CHANNEL_SECTIONS: tuple[str, ...] = tuple(
+    name
+    for name, field in NotificationsConfig.model_fields.items()
+    if _is_channel(field.annotation)
+)
+"""The ``notifications`` keys that are network channels (``slack``, ``email``, ...): the
+fields of :class:`NotificationsConfig` holding a :class:`ChannelConfig`, so that a new
+channel model is one field here. ``${VAR}`` substitution (:mod:`metricskit._env`) is told
+these names: an unset variable inside one switches that channel off."""
 
 
 def _says_off(section: Any) -> bool:
