@@ -228,6 +228,25 @@ def test_spread_of_equal_values_is_exactly_zero() -> None:
         assert set(s.promql(expr, t)["value"]) == {0.0}, expr
 
 
+def test_spread_of_large_values_is_exact_where_prometheus_drifts() -> None:
+    """docs/promql.md: two-pass stddev/stdvar, exact on values near 1.7e9 that differ by tens
+    (``x + time()``), where Prometheus' running form agrees only to ~1e-8."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(7)
+    values = [round(1.7e9 + float(v), 3) for v in rng.normal(0, 10, 6)]
+    mean = sum(map(Fraction, values)) / len(values)
+    exact = float(sum((Fraction(v) - mean) ** 2 for v in values) / len(values))
+    s = open_store("memory://")
+    for i, v in enumerate(values):
+        _write(s, "x", {"k": str(i)}, [0.0], [v])
+    _write(s, "y", {}, [float(i) for i in range(len(values))], values)
+    t = T0 + 10
+    for expr in ("stdvar(x)", "stdvar_over_time(y[1m])"):
+        assert s.promql(expr, t)["value"].iloc[0] == pytest.approx(exact, rel=1e-12), expr
+    assert s.promql("stddev(x)", t)["value"].iloc[0] == pytest.approx(math.sqrt(exact), rel=1e-12)
+
+
 def test_sum_of_a_lone_negative_zero_keeps_its_sign() -> None:
     """Prometheus' sum starts from the first value, not from 0: sum(-0) is -0."""
     s = open_store("memory://")

@@ -187,6 +187,10 @@ class Grammar:
             "bottomk", "quantile", "count_values",
         )  # fmt: skip
         inner = self.vector(depth - 1)
+        while op in ("stddev", "stdvar") and "time()" in inner:
+            # values near 1.7e9 spread by tens: Prometheus' running (Welford) variance loses
+            # ~1e-8 of it there, metricskit's two-pass form does not (docs/promql.md)
+            inner = self.vector(depth - 1)
         if op in ("topk", "bottomk"):
             # on ties (NaN ties too) Prometheus keeps whichever series its map yields first
             inner = self.pick(
