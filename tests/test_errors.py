@@ -234,7 +234,6 @@ PROTOCOL_RAISES = {
 # Found by this scan in modules other helpers own at the time it was written; each is
 # an entry point raising a bare builtin. Remove a line when its module is fixed.
 KNOWN_BARE_RAISES = {
-    ("query/__init__.py", "backend_of", "TypeError"),
     ("storage/memory.py", "MemoryBackend.__init__", "TypeError"),
 }
 # ConfigError means a config or rule file (or AlertRule.create): only the code that turns

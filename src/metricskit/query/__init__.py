@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from metricskit._time import TimeLike, parse_duration, to_ns
-from metricskit.errors import QueryError
+from metricskit.errors import InvalidArgumentError, QueryError
 from metricskit.model import Series, SeriesKey, Tags
 from metricskit.query._eval import Context, evaluate, spans
 from metricskit.query._functions import FUNCTIONS
@@ -70,7 +70,9 @@ def backend_of(store: Any) -> StorageBackend:
     """The storage backend under a ``Store`` (or the backend itself)."""
     backend = getattr(store, "backend", store)
     if not isinstance(backend, StorageBackend):
-        raise TypeError(f"expected a Store or a StorageBackend, not {type(store).__name__}")
+        raise InvalidArgumentError(
+            f"expected a Store or a StorageBackend, not {type(store).__name__}"
+        )
     return backend
 
 
