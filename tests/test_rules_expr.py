@@ -232,7 +232,10 @@ def test_the_prometheus_api_lists_expression_rules(tmp_path: Path) -> None:
         service.close()
     (group,) = [g for g in body["data"]["groups"] if g["name"] == "api"]
     assert [(r["type"], r["name"], r["query"]) for r in group["rules"]] == [
+        ("recording", "job:errors:sum", "sum by (job) (errors)"),  # in file order
         ("alerting", "ErrorsHigh", "job:errors:sum > 5"),  # its own name, as in Prometheus
-        ("recording", "job:errors:sum", "sum by (job) (errors)"),
     ]
-    assert group["rules"][0]["labels"]["where"] == "{{ $labels.job }}"
+    # the file it was loaded from; the service's evaluation interval (the seed's 60 s)
+    assert (group["file"], group["interval"]) == (str(tmp_path / "monitoring.yaml"), 60)
+    assert [r["health"] for r in group["rules"]] == ["unknown", "unknown"]  # not evaluated
+    assert group["rules"][1]["labels"]["where"] == "{{ $labels.job }}"
