@@ -181,7 +181,7 @@ def random_rule_file(rng: random.Random) -> str:
         if rng.random() < 0.5:
             lines.append(f"    interval: {rng.choice(['1s', '2s', '3s'])}")
         if rng.random() < 0.3:
-            lines.append(f"    limit: {rng.choice([0, 50])}")
+            lines.append(f"    limit: {rng.choice([0, 1, 2, 50])}")
         lines.append("    rules:")
         for r in range(rng.randint(1, 4)):
             if rng.random() < 0.3:

@@ -98,12 +98,38 @@ class RuleState:
             logger.warning("alert rule %r: %s", self.name, exc)
             self.last = Evaluation(out.t, time.perf_counter() - started, str(exc))
             return
-        for key, (value, notes) in active.items():
-            self._step(key, value, True, True, out, notes)
-        for key, a in list(self.alerts.items()):
-            if key not in active:
-                self._step(key, a.value, True, False, out)
-        self.last = Evaluation(out.t, time.perf_counter() - started)
+        error = self._over_limit(active, out.t)
+        if error is not None:
+            # as Prometheus: the rule fails and forgets every alert it had (checked before
+            # stepping, so no alert fires and resolves in the same evaluation)
+            logger.warning("alert rule %r: %s", self.name, error)
+            for key, a in list(self.alerts.items()):
+                self._end(key, a, out)
+        else:
+            for key, (value, notes) in active.items():
+                self._step(key, value, True, True, out, notes)
+            for key, a in list(self.alerts.items()):
+                if key not in active:
+                    self._step(key, a.value, True, False, out)
+        self.last = Evaluation(out.t, time.perf_counter() - started, error)
+
+    def _over_limit(self, active: Mapping[SeriesKey, object], t: int) -> str | None:
+        """Prometheus' error when more alerts would be active after this evaluation (the
+        result's, and firing ones ``keep_firing_for`` holds) than the group's ``limit``."""
+        limit = 0 if self.rule.source is None else self.rule.source.limit
+        if not limit:
+            return None
+        keep = self.rule.keep_firing_ns
+        held = sum(
+            1
+            for key, a in self.alerts.items()
+            if key not in active
+            and a.state is AlertState.FIRING
+            and keep > 0
+            and (a.keep_since_ns is None or t - a.keep_since_ns < keep)
+        )
+        count = len(active) + held
+        return f"exceeded limit of {limit} with {count} alerts" if count > limit else None
 
     def _expr_alerts(self, store: Store, t: int) -> dict[SeriesKey, tuple[float, dict[str, str]]]:
         """The alerts of the expression's result at ``t``: key -> (value, annotations).
@@ -260,28 +286,26 @@ class RuleState:
         if a is None:
             return
         a.value = value
-        if a.state is AlertState.PENDING:
-            del self.alerts[key]
-            a.state = AlertState.INACTIVE
-            inactive = event_of(rule, a, AlertState.INACTIVE, t)
-            out.changes.append(inactive)
-            out.dirty.append((name, a))
-            if not out.muted(name, key.tags):
-                out.notes.append(inactive)
-            return
-        if rule.keep_firing_ns > 0:
+        if a.state is AlertState.FIRING and rule.keep_firing_ns > 0:
             if a.keep_since_ns is None:
                 a.keep_since_ns = t
                 out.dirty.append((name, a))
             if t - a.keep_since_ns < rule.keep_firing_ns:
                 self._maybe_notify(a, out)
                 return
+        self._end(key, a, out)
+
+    def _end(self, key: SeriesKey, a: Alert, out: Outcome) -> None:
+        """``a`` is no longer active: a pending alert goes inactive, a firing one resolves
+        (announced to receivers only if its firing was)."""
+        name, t = self.name, out.t
         del self.alerts[key]
-        event = event_of(rule, a, AlertState.RESOLVED, t)
-        out.changes.append(event)
+        pending = a.state is AlertState.PENDING
+        event = event_of(self.rule, a, AlertState.INACTIVE if pending else AlertState.RESOLVED, t)
         a.state = AlertState.INACTIVE
+        out.changes.append(event)
         out.dirty.append((name, a))
-        if a.notified_at_ns is not None and not out.muted(name, key.tags):
+        if (pending or a.notified_at_ns is not None) and not out.muted(name, key.tags):
             out.notes.append(event)
 
     def _maybe_notify(self, a: Alert, out: Outcome) -> None:

@@ -64,6 +64,9 @@ class Recorders:
                     raise QueryError(
                         "vector contains metrics with the same labelset after applying rule labels"
                     )
+                limit = 0 if rule.source is None else rule.source.limit
+                if limit and len(written) > limit:  # as Prometheus: nothing is written
+                    raise QueryError(f"exceeded limit of {limit} with {len(written)} series")
                 # written at once: a later rule of the same evaluation reads this result
                 if written:
                     store.write(written)
