@@ -320,10 +320,10 @@ def _check_rules_api(url: str, store: Store, engine: RuleEngine) -> None:
     assert bad.json()["error"] == 'invalid parameter "type": not supported value "x"'
 
 
-def _depths_in(store: Store, per_queue: dict[str, float]) -> None:
+def _depths_in(store: Store, per_queue: dict[str, float], at: int = 60) -> None:
     store.write(
         [
-            Series(SeriesKey.of("depth", {"queue": q}), np.array([60 * NS]), np.array([v]))
+            Series(SeriesKey.of("depth", {"queue": q}), np.array([at * NS]), np.array([v]))
             for q, v in per_queue.items()
         ]
     )
@@ -346,3 +346,34 @@ def test_a_metric_rules_annotations_keep_the_alerts_labels() -> None:
     engine.evaluate(now=0)
     (alert,) = engine.active_alerts()
     assert alert.summary == "web1 at 93" and alert.alertname is None
+
+
+LIMITED = """\
+groups:
+  - name: lim
+    limit: 1
+    rules:
+      - record: depth:copy
+        expr: depth
+      - alert: Deep
+        expr: depth > 5
+"""
+
+
+def test_a_group_limit_fails_the_rule_and_drops_its_alerts_as_prometheus_does() -> None:
+    store = open_store("memory://")
+    engine = RuleEngine(load_rules(LIMITED, text=True), store)
+    _depths_in(store, {"q1": 7.0, "q2": 1.0})
+    events = engine.evaluate(now=60)
+    assert [(e.state.value, e.tags["queue"]) for e in events] == [
+        ("pending", "q1"),
+        ("firing", "q1"),
+    ]
+    assert store.promql("depth:copy", time=60).empty  # two series over a limit of 1
+    assert engine.rule_evaluations()["lim.depth:copy"].error == "exceeded limit of 1 with 2 series"
+    _depths_in(store, {"q1": 7.0, "q2": 9.0}, at=120)
+    events = engine.evaluate(now=120)
+    # over the limit: the firing alert resolves, no new one starts
+    assert [(e.state.value, e.tags["queue"]) for e in events] == [("resolved", "q1")]
+    assert engine.active_alerts() == []
+    assert engine.rule_evaluations()["lim.Deep"].error == "exceeded limit of 1 with 2 alerts"

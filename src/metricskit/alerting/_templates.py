@@ -26,6 +26,7 @@ Anything else between ``{{`` and ``}}`` is rejected when the rule is loaded (a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -177,18 +178,31 @@ def _g4(v: float) -> str:
     return f"{v:.4g}"
 
 
-def expand(text: str, labels: Mapping[str, str], value: float) -> str:
-    """Fill the actions of a checked template with ``labels`` and ``value``."""
-
-    def one(match: re.Match[str]) -> str:
+@functools.lru_cache(maxsize=4096)
+def _pieces(text: str) -> tuple[tuple[str, str, str], ...]:
+    """``text`` as (literal, action kind, name) pieces, parsed once per template: an
+    expression rule expands its templates for every result series at every evaluation."""
+    pieces, at = [], 0
+    for match in _ACTION.finditer(text):
         found = _action(match.group(1))
         if found is None:  # check_template ran at load; keep the text rather than fail
-            return match.group(0)
-        kind, name = found
-        if kind == "label":
-            return labels.get(name, "")
-        if kind == "external":
-            return ""
-        return go_float(value) if kind == "value" else _FUNCTIONS[name](value)
+            continue
+        pieces.append((text[at : match.start()], *found))
+        at = match.end()
+    pieces.append((text[at:], "", ""))
+    return tuple(pieces)
 
-    return _ACTION.sub(one, text)
+
+def expand(text: str, labels: Mapping[str, str], value: float) -> str:
+    """Fill the actions of a checked template with ``labels`` and ``value``."""
+    out = []
+    for literal, kind, name in _pieces(text):
+        out.append(literal)
+        if kind == "label":
+            out.append(labels.get(name, ""))
+        elif kind == "value":
+            out.append(go_float(value))
+        elif kind == "function":
+            out.append(_FUNCTIONS[name](value))
+        # "external": empty; "": the text after the last action
+    return "".join(out)
