@@ -7,6 +7,7 @@ from a script (``200``, ``500``, ``429`` with ``Retry-After``, ``"hold"`` until 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -24,7 +25,11 @@ from metricskit.alerting.channels import (
     SlackChannel,
     WebhookChannel,
 )
-from metricskit.alerting.channels.alertmanager import alert_labels, webhook_payload
+from metricskit.alerting.channels.alertmanager import (
+    alert_annotations,
+    alert_labels,
+    webhook_payload,
+)
 from metricskit.alerting.events import AlertEvent, AlertState, Severity, fingerprint_of
 from metricskit.model import Tags
 
@@ -285,6 +290,21 @@ def test_labels_rename_colliding_tags() -> None:
     assert labels["exported_metric"] == "m"
     assert labels["metric"] == "system.memory.usage_percent"
     assert labels["host"] == "a"
+
+
+def test_a_groups_file_rules_alert_is_described_as_prometheus_describes_it() -> None:
+    """``alertname`` is the rule's ``alert:`` name (over a tag of that name), the labels
+    are the alert's own (no ``severity``/``metric`` added), the annotations the rule's."""
+    event = dataclasses.replace(
+        make_event("api.HighErrors", tags={"job": "api", "alertname": "x", "severity": "page"}),
+        alertname="HighErrors",
+        annotations=(("summary", "api fails"),),
+    )
+    assert alert_labels(event) == {"alertname": "HighErrors", "job": "api", "severity": "page"}
+    assert alert_annotations(event) == {"summary": "api fails"}
+    payload = webhook_payload([event], receiver="r")
+    assert payload["groupLabels"] == {"alertname": "HighErrors"}
+    assert payload["groupKey"] == '{}:{alertname="HighErrors"}'
 
 
 def test_alertmanager_channel_posts_v2_alerts(receiver: Receiver) -> None:

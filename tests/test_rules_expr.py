@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
-from metricskit import Series, SeriesKey, open_store
+from metricskit import Series, SeriesKey, Store, open_store
 from metricskit.alerting._templates import expand, go_float, humanize
 from metricskit.alerting.engine import RuleEngine
 from metricskit.alerting.events import AlertState
@@ -215,8 +216,6 @@ def test_a_monitoring_yaml_with_groups_keeps_them_with_the_builtin_rules(tmp_pat
 
 
 def test_the_prometheus_api_lists_expression_rules(tmp_path: Path) -> None:
-    import requests
-
     from metricskit.service import MonitoringService
 
     config = "storage: {type: sqlite, connection_string: metrics.db}\n" + PROM_FILE
@@ -232,7 +231,149 @@ def test_the_prometheus_api_lists_expression_rules(tmp_path: Path) -> None:
         service.close()
     (group,) = [g for g in body["data"]["groups"] if g["name"] == "api"]
     assert [(r["type"], r["name"], r["query"]) for r in group["rules"]] == [
+        ("recording", "job:errors:sum", "sum by (job) (errors)"),  # in file order
         ("alerting", "ErrorsHigh", "job:errors:sum > 5"),  # its own name, as in Prometheus
-        ("recording", "job:errors:sum", "sum by (job) (errors)"),
     ]
-    assert group["rules"][0]["labels"]["where"] == "{{ $labels.job }}"
+    # the file it was loaded from; the service's evaluation interval (the seed's 60 s)
+    assert (group["file"], group["interval"]) == (str(tmp_path / "monitoring.yaml"), 60)
+    assert [r["health"] for r in group["rules"]] == ["unknown", "unknown"]  # not evaluated
+    assert group["rules"][1]["labels"]["where"] == "{{ $labels.job }}"
+
+
+TEMPLATED = """\
+groups:
+  - name: t
+    interval: 30s
+    limit: 10
+    rules:
+      - alert: Deep
+        expr: depth > 5
+        labels: {severity: critical, team: "{{ $labels.queue }}-ops", gone: "{{ $labels.nope }}"}
+        annotations:
+          summary: "{{ $labels.__name__ }} {{ $labels.queue }}={{ $value }}"
+          severity: "[{{ $labels.severity }}]"
+          ext: "[{{ $externalLabels.env }}][{{ $externalURL }}][{{ .ExternalURL }}]"
+      - record: depth:max
+        expr: max(depth)
+      - alert: Clash
+        expr: depth > 0
+        labels: {queue: same}
+"""
+
+
+def test_expression_templates_see_the_result_sample_as_prometheus_does() -> None:
+    """$labels is the result sample's labels (``__name__`` included, the rule's own labels
+    not), $value its value, at each evaluation; a missing label, ``$externalLabels`` and
+    ``$externalURL`` are empty; a missing label empties (drops) a templated label."""
+    store = open_store("memory://")
+    rules = load_rules(TEMPLATED, text=True)
+    engine = RuleEngine(rules, store)
+    store.write([Series(SeriesKey.of("depth", {"queue": "q1"}), np.array([0]), np.array([7.0]))])
+    engine.evaluate(now=0)
+    store.write(
+        [Series(SeriesKey.of("depth", {"queue": "q1"}), np.array([60 * NS]), np.array([8.5]))]
+    )
+    engine.evaluate(now=60)
+    deep = [a for a in engine.active_alerts() if a.alertname == "Deep"]
+    (alert,) = deep
+    assert dict(alert.tags) == {"queue": "q1", "severity": "critical", "team": "q1-ops"}
+    notes = {"summary": "depth q1=8.5", "severity": "[]", "ext": "[][][]"}
+    assert dict(alert.annotations) == notes
+    assert alert.summary == "depth q1=8.5"  # the latest evaluation's value
+
+
+def test_colliding_alert_labels_are_an_error_of_that_rule_reported_by_the_api() -> None:
+
+    from metricskit.server.app import MetricsServer
+
+    store = open_store("memory://")
+    engine = RuleEngine(load_rules(TEMPLATED, text=True), store)
+    engine.evaluation_interval_seconds = 15.0
+    with MetricsServer(store, port=0, alerts=engine) as server:
+        _check_rules_api(f"{server.url}/api/v1/rules", store, engine)
+
+
+def _check_rules_api(url: str, store: Store, engine: RuleEngine) -> None:
+    before = requests.get(url, timeout=30).json()["data"]["groups"]
+    assert [r["health"] for r in before[0]["rules"]] == ["unknown"] * 3
+    assert before[0]["lastEvaluation"] == "0001-01-01T00:00:00Z"
+    _depths_in(store, {"q1": 7.0, "q2": 1.0})
+    engine.evaluate(now=60)
+    (group,) = requests.get(url, timeout=30).json()["data"]["groups"]
+    assert (group["name"], group["interval"], group["limit"]) == ("t", 30, 10)
+    assert group["lastEvaluation"] == "1970-01-01T00:01:00Z"
+    deep, record, clash = group["rules"]  # in file order, the record between the alerts
+    assert (deep["name"], deep["health"], deep["state"]) == ("Deep", "ok", "firing")
+    assert (record["type"], record["health"]) == ("recording", "ok")
+    assert clash["health"] == "err" and clash["alerts"] == []
+    assert clash["lastError"] == (
+        "vector contains metrics with the same labelset after applying alert labels"
+    )
+    assert list(clash) == [
+        "state", "name", "query", "duration", "keepFiringFor", "labels", "annotations",
+        "alerts", "health", "lastError", "evaluationTime", "lastEvaluation", "type",
+    ]  # fmt: skip
+    only = requests.get(url, params={"type": "RECORD"}, timeout=30).json()["data"]["groups"]
+    assert [r["name"] for r in only[0]["rules"]] == ["depth:max"]
+    bad = requests.get(url, params={"type": "x"}, timeout=30)
+    assert (bad.status_code, bad.json()["errorType"]) == (400, "bad_data")
+    assert bad.json()["error"] == 'invalid parameter "type": not supported value "x"'
+
+
+def _depths_in(store: Store, per_queue: dict[str, float], at: int = 60) -> None:
+    store.write(
+        [
+            Series(SeriesKey.of("depth", {"queue": q}), np.array([at * NS]), np.array([v]))
+            for q, v in per_queue.items()
+        ]
+    )
+
+
+def test_a_metric_rules_annotations_keep_the_alerts_labels() -> None:
+    """The seed's metric/threshold rules template annotations with the alert's labels
+    (the series' tags) and latest value, as docs/rules.md says."""
+    rule = AlertRule.create(
+        "sys.cpu",
+        metric="system.cpu.usage_percent",
+        threshold=80,
+        operator="gt",
+        annotations={"summary": "{{ $labels.host }} at {{ $value }}"},
+    )
+    store = open_store("memory://")
+    key = SeriesKey.of("system.cpu.usage_percent", {"host": "web1"})
+    store.write([Series(key, np.array([0]), np.array([93.0]))])
+    engine = RuleEngine([rule], store)
+    engine.evaluate(now=0)
+    (alert,) = engine.active_alerts()
+    assert alert.summary == "web1 at 93" and alert.alertname is None
+
+
+LIMITED = """\
+groups:
+  - name: lim
+    limit: 1
+    rules:
+      - record: depth:copy
+        expr: depth
+      - alert: Deep
+        expr: depth > 5
+"""
+
+
+def test_a_group_limit_fails_the_rule_and_drops_its_alerts_as_prometheus_does() -> None:
+    store = open_store("memory://")
+    engine = RuleEngine(load_rules(LIMITED, text=True), store)
+    _depths_in(store, {"q1": 7.0, "q2": 1.0})
+    events = engine.evaluate(now=60)
+    assert [(e.state.value, e.tags["queue"]) for e in events] == [
+        ("pending", "q1"),
+        ("firing", "q1"),
+    ]
+    assert store.promql("depth:copy", time=60).empty  # two series over a limit of 1
+    assert engine.rule_evaluations()["lim.depth:copy"].error == "exceeded limit of 1 with 2 series"
+    _depths_in(store, {"q1": 7.0, "q2": 9.0}, at=120)
+    events = engine.evaluate(now=120)
+    # over the limit: the firing alert resolves, no new one starts
+    assert [(e.state.value, e.tags["queue"]) for e in events] == [("resolved", "q1")]
+    assert engine.active_alerts() == []
+    assert engine.rule_evaluations()["lim.Deep"].error == "exceeded limit of 1 with 2 alerts"

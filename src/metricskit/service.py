@@ -129,6 +129,9 @@ class MonitoringService:
             notifier=self.notifier,
             clock=self.clock,
         )
+        # what start_monitoring() will run them at, unless given another interval
+        interval = config.service.evaluation_interval_seconds or config.interval_seconds
+        self.engine.evaluation_interval_seconds = interval
         self.collector: Collector | None = None
         self.reporter = Reporter(
             self.store,
@@ -247,6 +250,7 @@ class MonitoringService:
         sched.every("collect", every, timed=collect)
         evaluate_every = self.config.service.evaluation_interval_seconds or every
         sched.every("evaluate", evaluate_every, self.engine.evaluate)
+        self.engine.evaluation_interval_seconds = evaluate_every
         days = self.config.retention_days
         if days is not None:
             sched.every("retention", _CLEANUP_EVERY_S, lambda: self._retention(days))

@@ -54,11 +54,12 @@ def openmetrics_text(series: Iterable[OMSeries]) -> str:
 
 @contextmanager
 def backfilled_prometheus(
-    root: Path, openmetrics: str, *, rules: str | None = None
+    root: Path, openmetrics: str, *, rules: str | None = None, alertmanager: str | None = None
 ) -> Iterator[str]:
     """Serve ``openmetrics`` from a fresh Prometheus; yields its base URL.
 
-    ``rules``: a rule file's text, which Prometheus evaluates every second (on its clock).
+    ``rules``: a rule file's text, which Prometheus evaluates every second (on its clock);
+    ``alertmanager``: the ``host:port`` of an Alertmanager Prometheus sends its alerts to.
     """
     prom, promtool = binary("prometheus"), binary("promtool")
     (root / "data.om").write_text(openmetrics)
@@ -73,6 +74,10 @@ def backfilled_prometheus(
     if rules is not None:
         (root / "rules.yml").write_text(rules)
         config += f"  evaluation_interval: 1s\nrule_files: [{root / 'rules.yml'}]\n"
+    if alertmanager is not None:
+        config += (
+            f"alerting:\n  alertmanagers:\n    - static_configs: [{{targets: [{alertmanager}]}}]\n"
+        )
     (root / "prometheus.yml").write_text(config)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -83,6 +88,9 @@ def backfilled_prometheus(
         "--storage.tsdb.retention.time=100y",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
+    if alertmanager is not None:
+        # the first alerts may go before the Alertmanager is discovered: resend soon
+        argv.append("--rules.alert.resend-delay=1s")
     with running(argv, f"{url}/-/ready", log=Path(root / "prometheus.log")):
         yield url
 

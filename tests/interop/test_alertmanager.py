@@ -7,11 +7,14 @@ Alertmanager's webhook payload looks like next to ours.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 
@@ -46,10 +49,10 @@ def hook() -> Iterator[Receiver]:
     r.close()
 
 
-@pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory, hook: Receiver) -> Iterator[str]:
+@contextmanager
+def _alertmanager(work: Path, hook: Receiver) -> Iterator[str]:
+    """A real Alertmanager sending to ``hook``; yields its base URL."""
     exe = binary("prometheus-alertmanager")
-    work: Path = tmp_path_factory.mktemp("alertmanager")
     (work / "alertmanager.yml").write_text(CONFIG.format(hook=hook.url("/am-hook")))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -61,6 +64,12 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory, hook: Receiver) -> It
         "--cluster.listen-address=",
     ]
     with running(argv, f"{url}/-/ready", log=work / "alertmanager.log"):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory, hook: Receiver) -> Iterator[str]:
+    with _alertmanager(tmp_path_factory.mktemp("alertmanager"), hook) as url:
         yield url
 
 
@@ -134,3 +143,86 @@ def test_firing_then_resolved_alert_round_trips(alertmanager: str, hook: Receive
             lambda: [r.body for r in hook.requests if r.body["status"] == "resolved"],
             "the resolved webhook notification",
         )
+
+
+ALWAYS_FIRING = """\
+  - name: always
+    rules:
+      - alert: AlwaysFiring
+        expr: queue_depth > 0
+        labels: {severity: page, team: "{{ $labels.queue }}-ops"}
+        annotations: {summary: "{{ $labels.__name__ }} {{ $value }} {{ $labels.severity }}"}
+"""
+
+
+def _held(url: str) -> list[tuple[list[Any], list[Any]]]:
+    """The alerts an Alertmanager holds: (labels, annotations), sorted."""
+    response = requests.get(f"{url}/api/v2/alerts", timeout=10)
+    response.raise_for_status()
+    return sorted(
+        (sorted(a["labels"].items()), sorted(a["annotations"].items())) for a in response.json()
+    )
+
+
+def test_a_prometheus_rule_files_alerts_reach_alertmanager_as_prometheus_sends_them(
+    tmp_path: Path, hook: Receiver
+) -> None:
+    """A random ``groups:`` file evaluated by metricskit's engine (its alerts pushed by the
+    alertmanager channel) and by a real Prometheus 2.42, each pushing to its own real
+    Alertmanager: both hold the same firing alerts, with the same labels (``alertname``
+    the rule's ``alert:`` name, no ``severity`` or ``metric`` added) and annotations."""
+    from metricskit import Series, SeriesKey, open_store
+    from metricskit.alerting.engine import RuleEngine
+    from tests.interop.prom import backfilled_prometheus, differential_seed, openmetrics_text
+    from tests.interop.test_prom_api_prometheus import random_rule_file
+
+    rng = random.Random(differential_seed())
+    rule_file = random_rule_file(rng) + ALWAYS_FIRING
+    print(rule_file)
+    now_ms = int(time.time()) * 1000
+    times = range(now_ms - 1_800_000, now_ms, 15_000)
+    data = [
+        ("queue_depth", {"queue": f"q{i}"}, [(t, v) for t in times])
+        for i, v in enumerate(rng.sample([0.5, 2.0, 3.0, 7.5, 9.0, 12.0], rng.randint(2, 4)))
+    ]
+    store = open_store("memory://")
+    store.write(
+        [
+            Series(
+                SeriesKey.of(name, labels),
+                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
+                np.array([v for _, v in samples]),
+            )
+            for name, labels, samples in data
+        ]
+    )
+    (tmp_path / "rules.yml").write_text(rule_file)
+    for work in ("ours", "theirs", "prometheus"):
+        (tmp_path / work).mkdir()
+    with _alertmanager(tmp_path / "ours", hook) as our_am:
+        # a groups file's rules name the "log" channel; here the fallback is Alertmanager
+        channel = AlertmanagerChannel(our_am)
+        with Notifier([channel], fallback="alertmanager", retry=RetryPolicy(3, 0.05, 0.1)) as n:
+            engine = RuleEngine.from_yaml(str(tmp_path / "rules.yml"), store, notifier=n)
+            engine.evaluate(now_ms / 1000)
+            assert n.flush(30)
+        firing = [a for a in engine.active_alerts() if a.state is AlertState.FIRING]
+        ours = _until(lambda: len(held := _held(our_am)) == len(firing) and held, "our alerts")
+    with (
+        _alertmanager(tmp_path / "theirs", hook) as their_am,
+        backfilled_prometheus(
+            tmp_path / "prometheus",
+            openmetrics_text(data),
+            rules=rule_file,
+            alertmanager=their_am.removeprefix("http://"),
+        ) as prom,
+    ):
+
+        def sent() -> list[Any]:
+            body = requests.get(f"{prom}/api/v1/alerts", timeout=30).json()
+            wanted = [a for a in body["data"]["alerts"] if a["state"] == "firing"]
+            held = _held(their_am)
+            return held if wanted and len(held) == len(wanted) else []
+
+        theirs = _until(sent, "Prometheus' alerts", timeout=90)
+    assert ours == theirs

@@ -8,12 +8,13 @@ agree: status and errorType, resultType, the label sets, the timestamps exactly,
 values to 1e-9 relative, and a value's spelling exactly wherever the two numbers are equal
 (the sign of a zero included). Series order is not compared (the engine test checks
 sort()'s order). ``series``, ``labels`` and ``label/<name>/values`` must answer exactly
-the same JSON. A Prometheus rule file loaded by both gives the same ``/api/v1/alerts`` and
-``/api/v1/rules``, apart from evaluation times.
+the same JSON. A random Prometheus rule file loaded by both gives the same
+``/api/v1/alerts`` and ``/api/v1/rules``, apart from evaluation times.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import re
@@ -134,34 +135,87 @@ def test_http_api_answers_as_prometheus_does(tmp_path: Path) -> None:
     assert not problems, f"{len(problems)} differences:\n" + "\n".join(problems[:20])
 
 
-RULE_FILE = """\
-groups:
-  - name: queue.rules
-    rules:
-      - alert: QueueDeep
-        expr: queue_depth > 5
-        for: 10m
-        labels: {severity: critical, team: "{{ $labels.queue }}-ops"}
-        annotations:
-          summary: "queue {{ $labels.queue }} is deep: {{ $value }}"
-          runbook: "https://runbooks.example/{{ $labels.queue }}"
-      - alert: QueueExists
-        expr: queue_depth > 0
-        keep_firing_for: 1m
-  - name: absent
-    rules:
-      - alert: NothingThere
-        expr: absent(nothing_here)
-  - name: records
-    rules:
-      - record: queue:depth:sum
-        expr: sum(queue_depth)
-      - record: queue:depth:max
-        expr: max(queue_depth)
-        labels: {source: mk}
-"""
-# what metricskit does not track (or, for "file", does not know) and Prometheus reports
-_UNTRACKED = {"file", "interval", "evaluationTime", "lastEvaluation"}
+ALERT_EXPRS = [
+    "queue_depth > {thr}",
+    'queue_depth{{queue="q1"}} > {thr}',
+    "queue_depth * 2 > {thr}",  # the name dropped: $labels.__name__ is empty
+    "sum(queue_depth) > {thr}",
+    "max by (queue) (queue_depth) >= {thr}",
+    "absent(nothing_here)",
+]
+RECORD_EXPRS = ["sum(queue_depth)", "max by (queue) (queue_depth)", "count(queue_depth)"]
+# $labels is the result sample's labels: __name__ when the expression keeps it, never the
+# rule's own labels (severity, team); a missing label and $externalLabels are empty
+LABEL_TEMPLATES = [
+    "{{ $labels.queue }}-ops",
+    "{{ $labels.__name__ }}",
+    "{{ $labels.nope }}",
+    "{{ $value }}",
+    "{{ .Labels.queue }}",
+    "{{ $externalLabels.env }}",
+    "fixed",
+]
+ANNOTATION_TEMPLATES = [
+    "queue {{ $labels.queue }} is deep: {{ $value }}",
+    "{{ $labels.__name__ }}",
+    "sev={{ $labels.severity }} team={{ $labels.team }}",
+    "missing=[{{ $labels.nope }}]",
+    "{{ $value | humanize }} / {{ humanizePercentage $value }}",
+    "{{ .Value }} of {{ .Labels.__name__ }}",
+    "ext=[{{ $externalLabels.env }}]",
+    "https://runbooks.example/{{ $labels.queue }}",
+]
+
+
+def _yaml_map(items: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in items.items()) + "}"
+
+
+def random_rule_file(rng: random.Random) -> str:
+    """A Prometheus 2.42 rule file: groups of alert and recording rules interleaved, some
+    with their own ``interval``/``limit``, templated labels and annotations; sometimes a
+    rule whose templated labels collide (an error of that rule in both)."""
+    lines = ["groups:"]
+    for g in range(rng.randint(2, 4)):
+        lines.append(f"  - name: {rng.choice(['queue', 'mixed', 'absent.rules'])}-{g}")
+        if rng.random() < 0.5:
+            lines.append(f"    interval: {rng.choice(['1s', '2s', '3s'])}")
+        if rng.random() < 0.3:
+            lines.append(f"    limit: {rng.choice([0, 1, 2, 50])}")
+        lines.append("    rules:")
+        for r in range(rng.randint(1, 4)):
+            if rng.random() < 0.3:
+                lines += [
+                    f"      - record: queue:rec{g}_{r}",
+                    f"        expr: {rng.choice(RECORD_EXPRS)}",
+                ]
+                if rng.random() < 0.5:
+                    lines.append("        labels: {source: mk}")
+                continue
+            expr = rng.choice(ALERT_EXPRS).format(thr=rng.choice([0, 2, 5, 7.5]))
+            labels = {}
+            if rng.random() < 0.5:
+                labels["severity"] = rng.choice(["critical", "warning", "page"])
+            for name in rng.sample(["team", "origin", "val"], rng.randint(0, 2)):
+                labels[name] = rng.choice(LABEL_TEMPLATES)
+            if rng.random() < 0.1:
+                labels["queue"] = "same"  # two result series, one label set: an error
+            notes = {
+                name: rng.choice(ANNOTATION_TEMPLATES)
+                for name in rng.sample(["summary", "description", "runbook"], rng.randint(0, 3))
+            }
+            lines += [f"      - alert: Alert{g}x{r}", f"        expr: {expr}"]
+            if rng.random() < 0.5:
+                lines.append(f"        for: {rng.choice(['0s', '10m'])}")
+            if labels:
+                lines.append(f"        labels: {_yaml_map(labels)}")
+            if notes:
+                lines.append(f"        annotations: {_yaml_map(notes)}")
+    return "\n".join([*lines, ""])
+
+
+# what the two cannot agree on: when and how long each evaluated (checked for form only)
+_TIMED = {"evaluationTime", "lastEvaluation"}
 _GO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z")
 
 
@@ -174,6 +228,14 @@ def _alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda a: sorted(a["labels"].items()))
 
 
+def _untimed(item: dict[str, Any]) -> dict[str, Any]:
+    assert _GO_TIME.fullmatch(item["lastEvaluation"]), item
+    assert item["lastEvaluation"] != "0001-01-01T00:00:00Z", item  # evaluated
+    assert isinstance(item["evaluationTime"], (int, float)) and item["evaluationTime"] >= 0
+    # the keys in Prometheus' order: the JSON reads the same
+    return {k: v for k, v in item.items() if k not in _TIMED}
+
+
 def _groups(body: dict[str, Any]) -> list[dict[str, Any]]:
     groups = []
     for group in body["data"]["groups"]:
@@ -181,8 +243,8 @@ def _groups(body: dict[str, Any]) -> list[dict[str, Any]]:
         for rule in group["rules"]:
             if "alerts" in rule:
                 rule = {**rule, "alerts": _alerts(rule["alerts"])}
-            rules.append({k: v for k, v in rule.items() if k not in _UNTRACKED})
-        groups.append({**{k: v for k, v in group.items() if k not in _UNTRACKED}, "rules": rules})
+            rules.append(list(_untimed(rule).items()))
+        groups.append([(k, rules if k == "rules" else v) for k, v in _untimed(group).items()])
     return groups
 
 
@@ -197,42 +259,56 @@ def _evaluated(body: dict[str, Any]) -> bool:
 def test_rules_and_alerts_from_a_prometheus_rule_file_answer_as_prometheus_does(
     tmp_path: Path,
 ) -> None:
-    """The same ``groups:`` file in Prometheus (evaluating backfilled samples that end
-    now) and in metricskit's config (its engine evaluating the same samples): the same
-    alert names (the rule's own ``alert:``), labels, annotations, states and values, and
-    the same rule groups."""
-    from metricskit.service import MonitoringService
+    """A random ``groups:`` file loaded by Prometheus (evaluating backfilled samples that
+    end now) and by a metricskit engine (evaluating the same samples, every second): the
+    same alert names (the rule's own ``alert:``), labels and annotations (templated with
+    the result sample), states and values, and the same rule groups: file, interval,
+    limit, rules in file order, health and lastError; evaluation times in Go's form."""
+    from metricskit.alerting.engine import RuleEngine
+    from metricskit.server.app import MetricsServer
 
+    seed = differential_seed()
+    rng = random.Random(seed)
+    rule_file = random_rule_file(rng)
+    print(rule_file)
     now_ms = int(time.time()) * 1000
     times = range(now_ms - 1_800_000, now_ms, 15_000)
     data = [
-        ("queue_depth", {"queue": "q1"}, [(t, 7.5) for t in times]),
-        ("queue_depth", {"queue": "q2"}, [(t, 2.0) for t in times]),
+        ("queue_depth", {"queue": f"q{i}"}, [(t, v) for t in times])
+        for i, v in enumerate(rng.sample([0.5, 2.0, 3.0, 7.5, 9.0, 12.0], rng.randint(2, 4)))
     ]
-    served = tmp_path / "served"
-    served.mkdir()
-    _store(served / "metrics.db", data)
-    (served / "monitoring.yaml").write_text(
-        "storage: {type: sqlite, connection_string: metrics.db}\n" + RULE_FILE
+    store = open_store("memory://")
+    store.write(
+        [
+            Series(
+                SeriesKey.of(name, labels),
+                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
+                np.array([v for _, v in samples]),
+            )
+            for name, labels, samples in data
+        ]
     )
-    service = MonitoringService(str(served / "monitoring.yaml"))
+    path = tmp_path / "rules.yml"  # where backfilled_prometheus writes it for Prometheus
+    path.write_text(rule_file)
+    engine = RuleEngine.from_yaml(str(path), store)
+    n_rules = len(engine.rules) + len(engine.expr_recording)
+    engine.start("1s")
     try:
-        service.engine.evaluate(now_ms / 1000)
-        with service.start_server(port=0) as server:
-            ours_alerts = requests.get(f"{server.url}/api/v1/alerts", timeout=30).json()
-            ours_rules = requests.get(f"{server.url}/api/v1/rules", timeout=30).json()
+        deadline = time.monotonic() + 60
+        while len(engine.rule_evaluations()) < n_rules:
+            assert time.monotonic() < deadline, "the engine did not evaluate every rule"
+            time.sleep(0.05)
     finally:
-        service.close()
-    with backfilled_prometheus(tmp_path, openmetrics_text(data), rules=RULE_FILE) as theirs:
+        engine.stop()
+    with MetricsServer(store, port=0, alerts=engine) as server:
+        ours_alerts = requests.get(f"{server.url}/api/v1/alerts", timeout=30).json()
+        ours_rules = requests.get(f"{server.url}/api/v1/rules", timeout=30).json()
+    with backfilled_prometheus(tmp_path, openmetrics_text(data), rules=rule_file) as theirs:
         deadline = time.monotonic() + 60
         while not _evaluated(their_rules := requests.get(f"{theirs}/api/v1/rules").json()):
             assert time.monotonic() < deadline, their_rules
             time.sleep(0.2)
         their_alerts = requests.get(f"{theirs}/api/v1/alerts", timeout=30).json()
     assert _alerts(ours_alerts["data"]["alerts"]) == _alerts(their_alerts["data"]["alerts"])
-    assert [a["labels"]["alertname"] for a in _alerts(ours_alerts["data"]["alerts"])] == [
-        "NothingThere", "QueueDeep", "QueueExists", "QueueExists"
-    ]  # fmt: skip
-    # besides the file's groups, metricskit has the seed's default performance rules
-    ours = [g for g in _groups(ours_rules) if g["name"] != "performance"]
-    assert ours == _groups(their_rules)
+    assert _groups(ours_rules) == _groups(their_rules)
+    assert ours_rules["data"]["groups"][0]["file"] == str(path)

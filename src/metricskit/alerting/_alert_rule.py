@@ -10,6 +10,7 @@ in :mod:`metricskit.alerting.rules_model`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -45,7 +46,24 @@ from metricskit.model import Tags, validate_name, validate_tags
 if TYPE_CHECKING:
     from metricskit.query._plan import Node
 
-__all__ = ["AlertRule"]
+__all__ = ["AlertRule", "RuleSource"]
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """Where a rule of a Prometheus ``groups:`` file was written, and its group's settings,
+    as ``/api/v1/rules`` reports them."""
+
+    file: str
+    """The file's path as it was loaded (Prometheus reports its rule file's path)."""
+    group_index: int
+    rule_index: int
+    """The rule's place in its group: Prometheus lists a group's rules in file order."""
+    interval: float | None = None
+    """The group's ``interval`` (seconds); ``None``: the engine's."""
+    limit: int = 0
+    """The group's ``limit`` (0: none)."""
+
 
 _METRIC_ONLY = (
     "metric",
@@ -99,6 +117,7 @@ class AlertRule(BaseModel):
     _name: str = PrivateAttr(default="")
     _group: str = PrivateAttr(default="")
     _alert: str | None = PrivateAttr(default=None)
+    _source: RuleSource | None = PrivateAttr(default=None)
 
     @classmethod
     def create(cls, name: str, **fields: Any) -> AlertRule:
@@ -132,6 +151,11 @@ class AlertRule(BaseModel):
         its :attr:`name` is ``"group.HighLoad"``), which Prometheus' API reports as the
         ``alertname``; ``None`` for the seed's rules, whose ``alertname`` is :attr:`name`."""
         return self._alert
+
+    @property
+    def source(self) -> RuleSource | None:
+        """Where a rule of a Prometheus ``groups:`` file was written; ``None`` for others."""
+        return self._source
 
     @cached_property
     def for_ns(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +26,12 @@ from metricskit.alerting._state import Alert, event_of
 from metricskit.alerting._templates import expand
 from metricskit.alerting.events import AlertEvent, AlertState, fingerprint_of
 from metricskit.alerting.rules_model import AlertRule
+from metricskit.errors import QueryError
 from metricskit.model import SeriesKey, Tags
 from metricskit.query._values import NAME
 from metricskit.store import Store
 
-__all__ = ["Outcome", "RuleState", "result_tags"]
+__all__ = ["Evaluation", "Outcome", "RuleState", "result_tags"]
 
 logger = logging.getLogger("metricskit.alerting.engine")
 
@@ -62,6 +64,18 @@ class Outcome:
         return self.silences.mutes(rule, tags, self.t)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A rule's latest evaluation, as Prometheus' ``/api/v1/rules`` reports it."""
+
+    at_ns: int
+    """The evaluation's time."""
+    seconds: float
+    """How long the rule took."""
+    error: str | None = None
+    """Why it failed (its ``lastError``; health ``err``), ``None`` if it did not."""
+
+
 @dataclass
 class RuleState:
     """One rule's active (pending or firing) alerts by series, and how to step them."""
@@ -72,24 +86,70 @@ class RuleState:
     seen: set[SeriesKey] = field(default_factory=set)
     """Series that had data at the last evaluation (``no_data: alerting`` only)."""
     masks: dict[int, tuple[list[SeriesKey], np.ndarray[Any, Any]]] = field(default_factory=dict)
+    last: Evaluation | None = None
+    """The latest evaluation (``None``: not evaluated yet)."""
 
     def eval_expr(self, store: Store, out: Outcome) -> None:
         """Prometheus' alerting rule: each result series is active, every other is not."""
-        rule = self.rule
+        started = time.perf_counter()
         try:
-            samples = instant_samples(store, rule.plan, out.t)
-        except Exception as exc:  # as Prometheus: a failed query changes no alert
+            active = self._expr_alerts(store, out.t)
+        except Exception as exc:  # as Prometheus: a failed evaluation changes no alert
             logger.warning("alert rule %r: %s", self.name, exc)
+            self.last = Evaluation(out.t, time.perf_counter() - started, str(exc))
             return
-        active: dict[SeriesKey, float] = {}
-        for labels, value in samples:
-            extra = {k: expand(text, dict(labels), value) for k, text in rule.labels.items()}
-            active[SeriesKey(rule.metric, result_tags(labels, extra))] = value
-        for key, value in active.items():
-            self._step(key, value, True, True, out)
-        for key, a in list(self.alerts.items()):
-            if key not in active:
-                self._step(key, a.value, True, False, out)
+        error = self._over_limit(active, out.t)
+        if error is not None:
+            # as Prometheus: the rule fails and forgets every alert it had (checked before
+            # stepping, so no alert fires and resolves in the same evaluation)
+            logger.warning("alert rule %r: %s", self.name, error)
+            for key, a in list(self.alerts.items()):
+                self._end(key, a, out)
+        else:
+            for key, (value, notes) in active.items():
+                self._step(key, value, True, True, out, notes)
+            for key, a in list(self.alerts.items()):
+                if key not in active:
+                    self._step(key, a.value, True, False, out)
+        self.last = Evaluation(out.t, time.perf_counter() - started, error)
+
+    def _over_limit(self, active: Mapping[SeriesKey, object], t: int) -> str | None:
+        """Prometheus' error when more alerts would be active after this evaluation (the
+        result's, and firing ones ``keep_firing_for`` holds) than the group's ``limit``."""
+        limit = 0 if self.rule.source is None else self.rule.source.limit
+        if not limit:
+            return None
+        keep = self.rule.keep_firing_ns
+        held = sum(
+            1
+            for key, a in self.alerts.items()
+            if key not in active
+            and a.state is AlertState.FIRING
+            and keep > 0
+            and (a.keep_since_ns is None or t - a.keep_since_ns < keep)
+        )
+        count = len(active) + held
+        return f"exceeded limit of {limit} with {count} alerts" if count > limit else None
+
+    def _expr_alerts(self, store: Store, t: int) -> dict[SeriesKey, tuple[float, dict[str, str]]]:
+        """The alerts of the expression's result at ``t``: key -> (value, annotations).
+
+        Labels and annotations are templated with the result sample's own labels
+        (``__name__`` included, the rule's labels not) and value, as Prometheus does.
+        """
+        rule = self.rule
+        active: dict[SeriesKey, tuple[float, dict[str, str]]] = {}
+        for labels, value in instant_samples(store, rule.plan, t):
+            sample = dict(labels)
+            extra = {k: expand(text, sample, value) for k, text in rule.labels.items()}
+            key = SeriesKey(rule.metric, result_tags(labels, extra))
+            if key in active:
+                raise QueryError(
+                    "vector contains metrics with the same labelset after applying alert labels"
+                )
+            notes = {k: expand(text, sample, value) for k, text in rule.annotations.items()}
+            active[key] = (value, notes)
+        return active
 
     def _view(
         self, md: MetricData
@@ -114,6 +174,12 @@ class RuleState:
 
     def eval_metric(self, md: MetricData, out: Outcome) -> None:
         """A metric/threshold rule over its metric's values (``md``), vectorised."""
+        started = time.perf_counter()
+        self._eval_metric(md, out)
+        error = None if md.error is None else str(md.error)
+        self.last = Evaluation(out.t, time.perf_counter() - started, error)
+
+    def _eval_metric(self, md: MetricData, out: Outcome) -> None:
         rule, t = self.rule, out.t
         keys, values, present = self._view(md)
         alerting = rule.no_data == "alerting"
@@ -187,6 +253,7 @@ class RuleState:
         present: bool | None,
         override: bool | None,
         out: Outcome,
+        notes: dict[str, str] | None = None,
     ) -> None:
         rule, name, t = self.rule, self.name, out.t
         a = self.alerts.get(key)
@@ -197,12 +264,15 @@ class RuleState:
             if a is None:
                 fp = fingerprint_of(name, key.tags)
                 a = self.alerts[key] = Alert(key, fp, AlertState.PENDING, t, value)
+                a.annotations = notes
                 pending = event_of(rule, a, AlertState.PENDING, t)
                 out.changes.append(pending)
                 out.dirty.append((name, a))
                 if rule.for_ns > 0 and not out.muted(name, key.tags):
                     out.notes.append(pending)  # for the log; the notifier keeps it from receivers
             a.value = value
+            if notes is not None:
+                a.annotations = notes
             if a.keep_since_ns is not None:
                 a.keep_since_ns = None
                 out.dirty.append((name, a))
@@ -216,28 +286,26 @@ class RuleState:
         if a is None:
             return
         a.value = value
-        if a.state is AlertState.PENDING:
-            del self.alerts[key]
-            a.state = AlertState.INACTIVE
-            inactive = event_of(rule, a, AlertState.INACTIVE, t)
-            out.changes.append(inactive)
-            out.dirty.append((name, a))
-            if not out.muted(name, key.tags):
-                out.notes.append(inactive)
-            return
-        if rule.keep_firing_ns > 0:
+        if a.state is AlertState.FIRING and rule.keep_firing_ns > 0:
             if a.keep_since_ns is None:
                 a.keep_since_ns = t
                 out.dirty.append((name, a))
             if t - a.keep_since_ns < rule.keep_firing_ns:
                 self._maybe_notify(a, out)
                 return
+        self._end(key, a, out)
+
+    def _end(self, key: SeriesKey, a: Alert, out: Outcome) -> None:
+        """``a`` is no longer active: a pending alert goes inactive, a firing one resolves
+        (announced to receivers only if its firing was)."""
+        name, t = self.name, out.t
         del self.alerts[key]
-        event = event_of(rule, a, AlertState.RESOLVED, t)
-        out.changes.append(event)
+        pending = a.state is AlertState.PENDING
+        event = event_of(self.rule, a, AlertState.INACTIVE if pending else AlertState.RESOLVED, t)
         a.state = AlertState.INACTIVE
+        out.changes.append(event)
         out.dirty.append((name, a))
-        if a.notified_at_ns is not None and not out.muted(name, key.tags):
+        if (pending or a.notified_at_ns is not None) and not out.muted(name, key.tags):
             out.notes.append(event)
 
     def _maybe_notify(self, a: Alert, out: Outcome) -> None:

@@ -23,6 +23,7 @@ Each ``alert:`` becomes an expression :class:`~metricskit.alerting.rules_model.A
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from metricskit._validation import FIELD_ERROR, describe_pydantic_error
 from metricskit._yaml import YamlDocument
-from metricskit.alerting._alert_rule import AlertRule
+from metricskit.alerting._alert_rule import AlertRule, RuleSource
 from metricskit.alerting._recording_rules import ExprRecordingRule
 from metricskit.alerting._rule_fields import Seconds, check_expr
 from metricskit.alerting.events import Severity
@@ -96,6 +97,7 @@ def prometheus_rules(
     alerts: list[AlertRule] = []
     records: list[ExprRecordingRule] = []
     for gi, group in enumerate(groups):
+        source = RuleSource(doc.path or "", gi, 0, group.interval, group.limit or 0)
         for ri, rule in enumerate(group.rules):
             where = ("groups", gi, "rules", ri)
             labels = {**group.labels, **rule.labels}
@@ -103,6 +105,7 @@ def prometheus_rules(
                 if rule.record is not None:
                     rec = ExprRecordingRule(record=rule.record, expr=str(rule.expr), labels=labels)
                     rec._name, rec._group = f"{group.name}.{rule.record}", group.name
+                    rec._source = replace(source, rule_index=ri)
                     records.append(rec)
                     continue
                 fields: dict[str, Any] = {
@@ -122,6 +125,7 @@ def prometheus_rules(
                     )
                 created = AlertRule.create(name, **fields)
                 created._group, created._alert = group.name, rule.alert
+                created._source = replace(source, rule_index=ri)
                 alerts.append(created)
             except ValidationError as exc:
                 problems = "; ".join(

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from metricskit._time import parse_duration
 from metricskit._validation import Number
+from metricskit.alerting._alert_rule import RuleSource
 from metricskit.alerting._rule_fields import check_expr, one_of, parse_expr
 from metricskit.collect.derive import FUNCTIONS, Derivation
 from metricskit.model import validate_name, validate_tags
@@ -79,11 +80,17 @@ class ExprRecordingRule(BaseModel):
 
     _name: str = PrivateAttr(default="")
     _group: str = PrivateAttr(default="")
+    _source: RuleSource | None = PrivateAttr(default=None)
 
     @property
     def name(self) -> str:
         """``"group.record"``."""
         return self._name
+
+    @property
+    def source(self) -> RuleSource | None:
+        """Where the rule was written (see :class:`~metricskit.alerting._alert_rule.RuleSource`)."""
+        return self._source
 
     @property
     def group(self) -> str:

@@ -58,6 +58,7 @@ __all__ = [
     "STATE_REFRESH_NS",
     "ActiveAlert",
     "Alert",
+    "annotations_of",
     "event_of",
     "persist_alerts",
     "read_history",
@@ -94,6 +95,9 @@ class Alert:
     notified_at_ns: int | None = None
     keep_since_ns: int | None = None
     missing: int = 0
+    annotations: dict[str, str] | None = None
+    """An expression rule's annotations, templated as Prometheus does at each evaluation
+    that returned this series (with its sample's labels and value); ``None`` until then."""
     state_tags: tuple[tuple[str, str], ...] | None = field(default=None, repr=False, compare=False)
     """The validated rule/fingerprint/labels tags of the state series (built once)."""
     state_keys: dict[int, SeriesKey] = field(default_factory=dict, repr=False, compare=False)
@@ -180,16 +184,20 @@ def render(template: str | None, rule: AlertRule, alert: Alert, state: AlertStat
         return template  # e.g. {tags[host]} on a series without that tag
 
 
-def _annotation(rule: AlertRule, a: Alert, key: str) -> str:
-    # an expression rule's annotations, templated with the alert's labels and value
-    text = rule.annotations.get(key)
-    return "" if text is None else expand(text, a.key.tags, a.value)
+def annotations_of(rule: AlertRule, a: Alert) -> dict[str, str]:
+    """``rule``'s annotations for ``a``: as the last evaluation that returned its series
+    templated them; else (a metric rule, or an alert restored and not evaluated since)
+    templated with the alert's labels and its latest value."""
+    if a.annotations is not None:
+        return a.annotations
+    return {k: expand(text, a.key.tags, a.value) for k, text in rule.annotations.items()}
 
 
 def event_of(
     rule: AlertRule, a: Alert, state: AlertState, t: int, *, silenced: bool = False
 ) -> AlertEvent:
     """The event announcing that ``a`` (of ``rule``) is in ``state`` at ``t``."""
+    notes = annotations_of(rule, a) if rule.annotations else {}
     return AlertEvent(
         rule=rule.name,
         metric=rule.metric,
@@ -203,12 +211,14 @@ def event_of(
         active_since_ns=a.since_ns,
         fired_at_ns=a.fired_at_ns,
         firing_value=a.firing_value,
-        summary=_annotation(rule, a, "summary") or render(rule.summary, rule, a, state),
-        description=_annotation(rule, a, "description")
+        summary=notes.get("summary") or render(rule.summary, rule, a, state),
+        description=notes.get("description")
         or (render(rule.description, rule, a, state) if rule.description else ""),
         channels=rule.channels,
         fingerprint=a.fingerprint,
         silenced=silenced,
+        alertname=rule.prometheus_alert,
+        annotations=tuple(sorted(notes.items())),
     )
 
 

@@ -11,9 +11,14 @@ Inside ``{{ ... }}`` a label or annotation value may use exactly these actions:
 ``{{ humanize $value }}``          the same
 ``{{ $value | humanizePercentage }}``  a ratio in percent, 4 digits (``12.35%``)
 ``{{ $value | humanizeDuration }}``    seconds as ``1m 5s``, ``2.5s``, ``250ms``
+``{{ $externalLabels.NAME }}``     empty: metricskit has no external labels
+``{{ .ExternalLabels.NAME }}``     the same
+``{{ $externalURL }}``             empty: metricskit has no external URL
+``{{ .ExternalURL }}``             the same
 =================================  =============================================
 
-The ``humanize*`` functions also take the form ``{{ humanizeDuration $value }}``.
+The ``humanize*`` functions also take the form ``{{ humanizeDuration $value }}``. A
+missing label is the empty string, as Prometheus' ``missingkey=zero`` makes it.
 
 Anything else between ``{{`` and ``}}`` is rejected when the rule is loaded (a
 :class:`~metricskit.errors.ConfigError` with the line), never passed through as text.
@@ -21,6 +26,7 @@ Anything else between ``{{`` and ``}}`` is rejected when the rule is loaded (a
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -37,8 +43,14 @@ __all__ = [
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _LABEL = r"(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)"
 _VALUE = r"(?:\$value|\.Value)"
+# Prometheus fills these from its command line and global config; metricskit has neither,
+# so they expand to what Prometheus gives without them: an empty map, an empty string
+_EXTERNAL = (
+    r"(?:\$externalLabels|\.ExternalLabels)\.[A-Za-z_][A-Za-z0-9_]*|\$externalURL|\.ExternalURL"
+)
 _FORMS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(_LABEL), "label"),
+    (re.compile(_EXTERNAL), "external"),
     (re.compile(_VALUE), "value"),
     (re.compile(rf"{_VALUE}\s*\|\s*(humanize[A-Za-z]*)"), "function"),
     (re.compile(rf"(humanize[A-Za-z]*)\s+{_VALUE}"), "function"),
@@ -63,7 +75,7 @@ def check_template(text: str) -> str:
             raise ValueError(
                 f"unsupported template action {match.group(0)!r}; supported: "
                 "{{ $labels.NAME }}, {{ $value }}, {{ $value | humanize }}, humanizePercentage, "
-                "humanizeDuration (docs/rules.md)"
+                "humanizeDuration, {{ $externalLabels.NAME }}, {{ $externalURL }} (docs/rules.md)"
             )
     rest = _ACTION.sub("", text)
     if "{{" in rest or "}}" in rest:
@@ -166,16 +178,31 @@ def _g4(v: float) -> str:
     return f"{v:.4g}"
 
 
-def expand(text: str, labels: Mapping[str, str], value: float) -> str:
-    """Fill the actions of a checked template with ``labels`` and ``value``."""
-
-    def one(match: re.Match[str]) -> str:
+@functools.lru_cache(maxsize=4096)
+def _pieces(text: str) -> tuple[tuple[str, str, str], ...]:
+    """``text`` as (literal, action kind, name) pieces, parsed once per template: an
+    expression rule expands its templates for every result series at every evaluation."""
+    pieces, at = [], 0
+    for match in _ACTION.finditer(text):
         found = _action(match.group(1))
         if found is None:  # check_template ran at load; keep the text rather than fail
-            return match.group(0)
-        kind, name = found
-        if kind == "label":
-            return labels.get(name, "")
-        return go_float(value) if kind == "value" else _FUNCTIONS[name](value)
+            continue
+        pieces.append((text[at : match.start()], *found))
+        at = match.end()
+    pieces.append((text[at:], "", ""))
+    return tuple(pieces)
 
-    return _ACTION.sub(one, text)
+
+def expand(text: str, labels: Mapping[str, str], value: float) -> str:
+    """Fill the actions of a checked template with ``labels`` and ``value``."""
+    out = []
+    for literal, kind, name in _pieces(text):
+        out.append(literal)
+        if kind == "label":
+            out.append(labels.get(name, ""))
+        elif kind == "value":
+            out.append(go_float(value))
+        elif kind == "function":
+            out.append(_FUNCTIONS[name](value))
+        # "external": empty; "": the text after the last action
+    return "".join(out)

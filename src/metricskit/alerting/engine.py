@@ -41,7 +41,7 @@ from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_durat
 from metricskit._validation import validate_section
 from metricskit._yaml import load_yaml
 from metricskit.alerting._data import read_metrics
-from metricskit.alerting._evaluate import Outcome, RuleState
+from metricskit.alerting._evaluate import Evaluation, Outcome, RuleState
 from metricskit.alerting._recording import ComputedSeries, Recorders
 from metricskit.alerting._silences import Silence, Silences
 from metricskit.alerting._state import (
@@ -110,6 +110,9 @@ class RuleEngine:
         self._restored = False
         self.last_evaluation_seconds: float | None = None
         """How long the latest :meth:`evaluate` took (for profiling)."""
+        self.evaluation_interval_seconds: float | None = None
+        """How often the rules are evaluated, when known (set by :meth:`start` and by
+        ``MonitoringService``); ``/api/v1/rules`` reports it as a group's ``interval``."""
         self._next_refresh_scan: int | None = None
         self.scheduler: Scheduler | None = None
         """The clock-driven scheduler :meth:`start` made (``scheduler.tick()`` runs an
@@ -226,6 +229,13 @@ class RuleEngine:
                 self._states[name].alerts[alert.key] = alert
             self._restored = True
 
+    def rule_evaluations(self) -> dict[str, Evaluation]:
+        """Each alert and ``record:`` rule's latest evaluation (time, duration, error), by
+        rule name; a rule not evaluated yet is missing."""
+        with self._lock:
+            out = {n: rs.last for n, rs in self._states.items() if rs.last is not None}
+            return {**out, **self._recorders.evaluations}
+
     def history(
         self, rule: str | None = None, start: TimeLike | None = None, end: TimeLike | None = None
     ) -> list[dict[str, Any]]:
@@ -307,6 +317,7 @@ class RuleEngine:
                 raise StateError("the rule engine is already running")
             scheduler = Scheduler(self.clock)
             scheduler.every(_TASK, period, timed=self._scheduled)
+            self.evaluation_interval_seconds = period
             self.scheduler = scheduler
             scheduler.start("metricskit-rules")
 

@@ -126,6 +126,12 @@ class AlertEvent:
     """Whether a silence mutes this alert; set by
     :meth:`RuleEngine.active_alerts <metricskit.alerting.engine.RuleEngine.active_alerts>`. Channels
     are never handed a muted event, so :meth:`to_dict` (their payload) leaves it out."""
+    alertname: str | None = None
+    """The ``alert:`` name of a rule from a Prometheus ``groups:`` file, its ``alertname``
+    label as Prometheus sends it; ``None`` for the seed's rules (their alertname is
+    :attr:`rule`)."""
+    annotations: tuple[tuple[str, str], ...] = ()
+    """An expression rule's annotations, templated as Prometheus templates them, sorted."""
 
     @property
     def since_ns(self) -> int | None:

@@ -343,6 +343,13 @@ def _metadata(store: Any, params: dict[str, list[str]]) -> str:
     return _ok(out)
 
 
+def _rule_type(params: dict[str, list[str]]) -> dict[str, list[str]]:
+    kind = (params.get("type") or [""])[0]
+    if kind.lower() not in ("", "alert", "record"):
+        raise ApiError("bad_data", f'invalid parameter "type": not supported value "{kind}"')
+    return params
+
+
 Handler = Callable[[Any, dict[str, list[str]]], str]
 
 
@@ -369,7 +376,7 @@ def prom_api_routes(store: Any, alerts: AlertSource | None = None) -> list[BaseR
         "/api/v1/labels": _labels,
         "/api/v1/label/{name}/values": lambda s, p: _label_values(s, p, p["__label__"][0]),
         "/api/v1/metadata": _metadata,
-        "/api/v1/rules": lambda s, p: rules_json(alerts, p),
+        "/api/v1/rules": lambda s, p: rules_json(alerts, _rule_type(p)),
         "/api/v1/alerts": lambda s, p: alerts_json(alerts, p),
     }
     return [

@@ -1,7 +1,10 @@
 """Prometheus-ecosystem channels: ``webhook`` (Alertmanager's webhook payload, version 4)
 and ``alertmanager`` (``POST /api/v2/alerts``).
 
-Both describe an event with the same labels and annotations:
+Both describe an event with the same labels and annotations. An alert of a rule from a
+Prometheus ``groups:`` file is described as Prometheus describes it: its labels (the
+result series' and the rule's) with ``alertname`` = the rule's ``alert:`` name, and the
+rule's annotations, templated. The seed's rules':
 
 - labels: ``alertname`` (the rule, e.g. ``system.high_cpu``), ``severity``, ``metric``
   (the metric name, dotted as stored) and the series' tags. A tag whose key collides with
@@ -45,6 +48,8 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 def alert_labels(event: AlertEvent) -> dict[str, str]:
     """The Prometheus labels identifying ``event``'s alert."""
+    if event.alertname is not None:  # as Prometheus: alertname overrides a tag of that name
+        return {**dict(event.tags.items_tuple), "alertname": event.alertname}
     labels = {"alertname": event.rule, "severity": event.severity.value, "metric": event.metric}
     for key, value in event.tags.items_tuple:
         labels[f"exported_{key}" if key in _RESERVED else key] = value
@@ -53,6 +58,8 @@ def alert_labels(event: AlertEvent) -> dict[str, str]:
 
 def alert_annotations(event: AlertEvent) -> dict[str, str]:
     """Human-facing details; values are strings as Alertmanager requires."""
+    if event.alertname is not None:
+        return dict(event.annotations)
     notes = {
         "summary": event.summary or event.rule,
         "value": repr(event.value),
@@ -108,7 +115,7 @@ def webhook_payload(
     if max_alerts and len(alerts) > max_alerts:
         truncated = len(alerts) - max_alerts
         alerts, labels, notes = alerts[:max_alerts], labels[:max_alerts], notes[:max_alerts]
-    group_labels = {"alertname": events[0].rule} if events else {}
+    group_labels = {"alertname": labels[0]["alertname"]} if labels else {}
     group_key = "{}:{" + ", ".join(f'{k}="{v}"' for k, v in group_labels.items()) + "}"
     return {
         "version": "4",
