@@ -15,13 +15,16 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from metricskit.alerting.channels import (
     AlertmanagerChannel,
     DeliveryError,
+    LogChannel,
     SlackChannel,
     WebhookChannel,
 )
@@ -30,7 +33,13 @@ from metricskit.alerting.channels.alertmanager import (
     alert_labels,
     webhook_payload,
 )
-from metricskit.alerting.events import AlertEvent, AlertState, Severity, fingerprint_of
+from metricskit.alerting.events import (
+    EVERY_ALERTMANAGER,
+    AlertEvent,
+    AlertState,
+    Severity,
+    fingerprint_of,
+)
 from metricskit.model import Tags
 
 T0 = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z
@@ -318,3 +327,42 @@ def test_alertmanager_channel_posts_v2_alerts(receiver: Receiver) -> None:
     assert firing["endsAt"] == "2024-05-01T12:10:00.000Z"
     assert resolved["endsAt"] == "2024-05-01T12:05:00.000Z"
     assert "generatorURL" not in firing
+
+
+def test_a_groups_file_alert_goes_to_every_alertmanager_and_the_log(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """Prometheus sends every alert to all its Alertmanagers; a ``groups:`` file cannot name
+    channels, so its rules route to the log and to every configured Alertmanager channel."""
+    import metricskit as mk
+    from metricskit.alerting.notify import Notifier, routing_warnings
+    from metricskit.alerting.rules_model import load_rules
+
+    rules = load_rules(
+        "groups:\n- name: api\n  rules:\n  - alert: Up\n    expr: up > 0\n", text=True
+    )
+    (rule,) = rules.alerts
+    assert rule.channels == ("log", EVERY_ALERTMANAGER)
+    assert routing_warnings(rules.alerts, ["log"]) == []  # no Alertmanager: no warning
+    store = mk.open_store("memory://")
+    store.write([mk.Series(mk.SeriesKey.of("up"), np.array([T0]), np.array([1.0]))])
+    channels = [
+        AlertmanagerChannel(receiver.url("/one/"), name="am1"),
+        AlertmanagerChannel(receiver.url("/two/"), name="am2"),
+        LogChannel(tmp_path / "alerts.log"),
+    ]
+    with Notifier(channels) as notifier:
+        engine = mk.RuleEngine(rules, store, notifier=notifier)
+        engine.evaluate(T0 / 1e9 + 1)
+        assert notifier.flush(timeout=30)
+        assert notifier.unknown_channels == {}
+    paths = sorted(r.path for r in receiver.wait_for(2))
+    assert paths == ["/one/api/v2/alerts", "/two/api/v2/alerts"]
+    assert "Up" in (tmp_path / "alerts.log").read_text()
+    fresh = mk.open_store("memory://")  # the first engine's store holds the alert's state
+    fresh.write([mk.Series(mk.SeriesKey.of("up"), np.array([T0]), np.array([1.0]))])
+    with Notifier([LogChannel(tmp_path / "only.log")]) as notifier:  # no Alertmanager
+        mk.RuleEngine(rules, fresh, notifier=notifier).evaluate(T0 / 1e9 + 1)
+        assert notifier.flush(timeout=30)
+        assert notifier.unknown_channels == {}
+    assert "Up" in (tmp_path / "only.log").read_text()

@@ -34,7 +34,7 @@ from metricskit._yaml import YamlDocument
 from metricskit.alerting._alert_rule import AlertRule, RuleSource
 from metricskit.alerting._recording_rules import ExprRecordingRule
 from metricskit.alerting._rule_fields import Seconds, check_expr
-from metricskit.alerting.events import Severity
+from metricskit.alerting.events import EVERY_ALERTMANAGER, Severity
 from metricskit.errors import ConfigError
 
 __all__ = ["PromGroup", "PromRule", "prometheus_rules"]
@@ -114,6 +114,7 @@ def prometheus_rules(
                     "keep_firing_seconds": rule.keep_firing_for,
                     "labels": labels,
                     "annotations": rule.annotations,
+                    "channels": ("log", EVERY_ALERTMANAGER),
                 }
                 if labels.get("severity") in {s.value for s in Severity}:
                     fields["severity"] = labels["severity"]

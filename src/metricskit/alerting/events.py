@@ -16,7 +16,14 @@ from typing import Any
 from metricskit.errors import ConfigError
 from metricskit.model import Tags
 
-__all__ = ["AlertEvent", "AlertState", "Severity", "fingerprint_of"]
+__all__ = ["EVERY_ALERTMANAGER", "AlertEvent", "AlertState", "Severity", "fingerprint_of"]
+
+EVERY_ALERTMANAGER = "@alertmanagers"
+"""A rule's channel that stands for every configured Alertmanager channel (none: nothing).
+
+The rules of a Prometheus ``groups:`` file route to it and to the log: Prometheus sends
+every alert to all of its Alertmanagers, and such a file has no place to name channels.
+"""
 
 
 class AlertState(str, Enum):

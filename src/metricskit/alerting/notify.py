@@ -37,7 +37,13 @@ from metricskit.alerting.channels import (
 )
 from metricskit.alerting.channels.base import escape_control
 from metricskit.alerting.channels.config import NotificationsConfig
-from metricskit.alerting.events import AlertEvent, AlertState, Severity, fingerprint_of
+from metricskit.alerting.events import (
+    EVERY_ALERTMANAGER,
+    AlertEvent,
+    AlertState,
+    Severity,
+    fingerprint_of,
+)
 from metricskit.errors import InvalidArgumentError
 from metricskit.model import EMPTY_TAGS
 
@@ -112,6 +118,9 @@ class Notifier:
             )
         self.fallback = fallback if fallback in self._workers else None
         """Where events routed to a channel that does not exist go (``None``: dropped)."""
+        self._alertmanagers = tuple(
+            name for name, w in self._workers.items() if isinstance(w.channel, AlertmanagerChannel)
+        )
         for worker in self._workers.values():
             worker.start()
 
@@ -142,7 +151,9 @@ class Notifier:
             for event in events:
                 targets: dict[str, None] = {}  # ordered, and the fallback only once
                 for name in event.channels:
-                    if name in self._workers:
+                    if name == EVERY_ALERTMANAGER:
+                        targets.update(dict.fromkeys(self._alertmanagers))
+                    elif name in self._workers:
                         targets[name] = None
                     else:
                         self._unknown_channel(name, event)
@@ -336,7 +347,7 @@ def routing_warnings(
     routed: dict[str, list[AlertRule]] = {}
     for rule in rules:
         for name in rule.channels if rule.enabled else ():
-            if name not in channels:
+            if name not in channels and name != EVERY_ALERTMANAGER:
                 routed.setdefault(name, []).append(rule)
     out = [
         escape_control(f"{reason}; channel {name!r} is off")
