@@ -175,4 +175,6 @@ class AlertEvent:
             "channels": list(self.channels),
             "fingerprint": self.fingerprint,
             "is_test": self.is_test,
+            "alertname": self.alertname,
+            "annotations": dict(self.annotations),
         }
