@@ -15,7 +15,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -575,11 +575,6 @@ class ParquetBackend(StorageBackend):
                 self.flush()
                 self._open.close()
                 self._closed = True
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> ParquetBackend:
-        """Open ``parquet:///abs/dir`` or ``parquet://relative/dir`` (created if missing)."""
-        return cls(url, **options)
 
 
 def _last_in(arrays: Arrays, start_ns: int, end_ns: int) -> tuple[int, float] | None:
