@@ -196,6 +196,13 @@ def test_truncated_file_raises_corrupt_naming_it(tmp_path: Path) -> None:
     with pytest.raises(CorruptDataError, match=str(victim)):
         backend.read(a, MIN_NS, MAX_NS)
     with pytest.raises(CorruptDataError, match=str(victim)):
+        backend.last(a, MIN_NS, MAX_NS)
+    # keys() answers from the root key snapshot without opening any data file...
+    assert set(backend.keys()) == {a, b}
+    # ...and, without one, finds the damage when it falls back to the files' footers
+    (tmp_path / "_keys.json").unlink()
+    backend = ParquetBackend(f"parquet://{tmp_path}")
+    with pytest.raises(CorruptDataError, match=str(victim)):
         list(backend.keys())
     # the other partition is still readable
     assert backend.read(b, T0 + DAY, MAX_NS).values.tolist() == [2.0]

@@ -23,12 +23,12 @@ import numpy.typing as npt
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage import merge_last_wins
+from metricskit.storage._parquet_catalog import Catalog, Listing
 from metricskit.storage._parquet_format import (
     Arrays,
     FileIndex,
     OpenFiles,
     decode_rows,
-    key_of,
     read_index,
     read_series,
     tags_json,
@@ -36,26 +36,21 @@ from metricskit.storage._parquet_format import (
 from metricskit.storage._parquet_layout import (
     DAY_NS,
     DataFile,
-    FileSizes,
     Partition,
-    bump_generation,
-    file_sizes,
-    generation,
     list_files,
     list_partitions,
     lock_partition,
     new_file_name,
     partition_of_day,
-    read_summary,
     remove_summary,
     write_summary,
 )
+from metricskit.storage._parquet_snapshot import clear_dirty, mark_dirty
 from metricskit.storage._parquet_write import write_partition
 from metricskit.storage.base import (
     MAX_NS,
     MIN_NS,
     Capabilities,
-    KeyIndex,
     StorageBackend,
     StorageStats,
     key_order,
@@ -116,12 +111,7 @@ class ParquetBackend(StorageBackend):
         self._indexes: dict[str, FileIndex] = {}
         self._footer_bytes = 0
         self._open = OpenFiles()
-        # the key index of the files last listed, rebuilt only when that list changes
-        self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
-        # every partition's files, valid while the root's generation token is unchanged
-        self._listed: tuple[str | None, list[tuple[Partition, list[DataFile]]]] = (None, [])
-        # each partition's keys, with the file names they were read for
-        self._summaries: dict[str, tuple[FileSizes, set[SeriesKey]]] = {}
+        self._catalog = Catalog(self.root, self._index, fsync=fsync)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -173,6 +163,9 @@ class ParquetBackend(StorageBackend):
 
     def _commit(self, partition: Partition, series: dict[SeriesKey, Arrays]) -> None:
         with lock_partition(self.root, partition):
+            # Marked before the file lands, unmarked once the key snapshot includes it: a
+            # reader trusting the snapshot lists this partition itself in between.
+            mark_dirty(self.root, partition, fsync=self.fsync)
             self._make_dir(partition.path)
             files = list_files(partition)
             path = os.path.join(partition.path, new_file_name(files))
@@ -182,7 +175,8 @@ class ParquetBackend(StorageBackend):
                 self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
             else:
                 self._summarize_locked(partition)
-            bump_generation(self.root)
+            self._catalog.announce(partition, series)
+            clear_dirty(self.root, partition)
 
     def _summarize_locked(self, partition: Partition) -> None:
         """Rewrite the partition's ``_series.json`` from its files' footers."""
@@ -217,6 +211,7 @@ class ParquetBackend(StorageBackend):
                     files = list_files(partition)
                     if len(files) > 1:
                         self._merge_locked(partition, files)
+                        self._catalog.announce(partition, ())
                         removed += len(files) - 1
             return removed
 
@@ -265,7 +260,6 @@ class ParquetBackend(StorageBackend):
                     os.rmdir(partition.path)
             else:
                 self._summarize_locked(partition)
-            bump_generation(self.root)
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
 
@@ -290,27 +284,9 @@ class ParquetBackend(StorageBackend):
             try:
                 return fn()
             except FileNotFoundError:
-                self._listed = (None, [])  # the kept listing is stale: list again
+                self._catalog.forget()  # the kept listing is stale: list again
                 continue
         raise BackendError(f"{self.root}: files kept disappearing while reading; try again")
-
-    def _files(self, start_ns: int, end_ns: int) -> Iterator[tuple[Partition, list[DataFile]]]:
-        for partition, files in self._listing():
-            if partition.end_ns > start_ns and partition.start_ns < end_ns:
-                yield partition, files
-
-    def _listing(self) -> list[tuple[Partition, list[DataFile]]]:
-        """Every partition and its files, oldest first; kept while the token is unchanged.
-
-        The token is read before listing, so a change made during the listing shows up
-        as a new token at the next call.
-        """
-        token = generation(self.root)
-        if token is not None and token == self._listed[0]:
-            return self._listed[1]
-        listing = [(p, list_files(p)) for p in list_partitions(self.root)]
-        self._listed = (token, listing)
-        return listing
 
     def _read_many(
         self, wanted: Sequence[SeriesKey] | Selector, start_ns: int, end_ns: int
@@ -322,7 +298,7 @@ class ParquetBackend(StorageBackend):
         """
 
         def once() -> tuple[list[SeriesKey], dict[SeriesKey, list[Arrays]]]:
-            listing = self._listing()
+            listing = self._catalog.listing()
             if isinstance(wanted, Selector):
                 keys = self._select_in(listing, wanted)
             else:
@@ -377,20 +353,9 @@ class ParquetBackend(StorageBackend):
             if ts.size:
                 yield Series(key, ts, vs)
 
-    def _select_in(
-        self, listing: list[tuple[Partition, list[DataFile]]], selector: Selector
-    ) -> list[SeriesKey]:
-        """The keys ``selector`` matches in ``listing``'s files and the buffer, sorted.
-
-        The files' key index is rebuilt only when the list of files changed.
-        """
-        token = tuple(f.path for _, files in listing for f in files)
-        if token != self._key_index[0]:
-            keys: set[SeriesKey] = set()
-            for partition, files in listing:
-                keys.update(self._partition_keys(partition, files))
-            self._key_index = (token, KeyIndex(keys))
-        index = self._key_index[1]
+    def _select_in(self, listing: Listing | None, selector: Selector) -> list[SeriesKey]:
+        """The keys ``selector`` matches in ``listing``'s files (default: all) and the buffer."""
+        index = self._catalog.key_index(listing)
         found = index.select(selector)
         extra = [
             k
@@ -401,24 +366,6 @@ class ParquetBackend(StorageBackend):
             found = sorted([*found, *extra], key=key_order)
         return found
 
-    def _partition_keys(self, partition: Partition, files: list[DataFile]) -> set[SeriesKey]:
-        """The partition's keys: from its summary when that lists exactly ``files``."""
-        names = file_sizes(files)
-        known = self._summaries.get(partition.path)
-        if known is not None and known[0] == names:
-            return known[1]
-        summary = read_summary(partition)
-        keys: set[SeriesKey] = set()
-        if summary is not None and summary[0] == names:
-            try:
-                keys = {key_of(name, tags) for name, tags in summary[1]}
-            except (ValueError, TypeError):
-                summary = None  # a damaged summary: the footers say the same
-        if summary is None or summary[0] != names:
-            keys = {k for f in files for k in self._index(f.path).series}
-        self._summaries[partition.path] = (names, keys)
-        return keys
-
     def keys(self) -> Iterator[SeriesKey]:
         """Yield every series with a sample, from the files' footer indexes and the buffer."""
         return self.select(Selector())
@@ -426,7 +373,7 @@ class ParquetBackend(StorageBackend):
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
         """Yield the keys ``selector`` matches, sorted, from a cached name/tag index."""
         with self._lock:
-            return iter(self._retrying(lambda: self._select_in(self._listing(), selector)))
+            return iter(self._retrying(lambda: self._select_in(None, selector)))
 
     def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
         """The newest sample in the range, from the newest partition holding one.
@@ -453,12 +400,14 @@ class ParquetBackend(StorageBackend):
     def _last_stored(
         self, key: SeriesKey, start_ns: int, end_ns: int, newer: tuple[int, float] | None
     ) -> tuple[int, float] | None:
-        for partition, files in reversed(self._listing()):
+        """Walk back from the key's newest partition, listing only the days it reaches."""
+        partitions, files_of = self._catalog.newest_first(key)
+        for partition in partitions:
             if partition.start_ns >= end_ns:
                 continue
             if partition.end_ns <= start_ns or (newer is not None and partition.end_ns <= newer[0]):
                 return None  # older partitions hold nothing in range, or nothing newer
-            found = self._last_in_partition(files, key, start_ns, end_ns)
+            found = self._last_in_partition(files_of(partition), key, start_ns, end_ns)
             if found is not None:
                 return found
         return None
@@ -521,6 +470,7 @@ class ParquetBackend(StorageBackend):
             self._check_open()
             self.flush()
             removed = 0
+            changed = False
             for partition in list_partitions(self.root):
                 if partition.start_ns >= cutoff_ns:
                     continue
@@ -528,22 +478,41 @@ class ParquetBackend(StorageBackend):
                     files = list_files(partition)
                     if selector is None and partition.end_ns <= cutoff_ns:
                         removed += self._count(files, selected)
-                        self._replace_locked(partition, files, {})
-                        continue
-                    touched = any(
-                        selected(key) and entry[2] < cutoff_ns
-                        for f in files
-                        for key, entry in self._index(f.path).series.items()
-                    )
-                    if not touched:
-                        continue
-                    kept: dict[SeriesKey, Arrays] = {}
-                    for key, (ts, vs) in self._merge(files).items():
-                        cut = int(np.searchsorted(ts, cutoff_ns)) if selected(key) else 0
+                        kept: dict[SeriesKey, Arrays] = {}
+                    else:
+                        kept, cut = self._kept_after(files, cutoff_ns, selected)
+                        if not cut:
+                            continue
                         removed += cut
-                        kept[key] = (ts[cut:], vs[cut:])
+                    # Keys may vanish: no reader may trust the key snapshot from here on,
+                    # and the token changes again once the files did (for listings).
+                    self._catalog.invalidate()
                     self._replace_locked(partition, files, kept)
+                    self._catalog.invalidate()
+                    changed = True
+            if changed:
+                self._catalog.announce(None, ())  # one rebuild of the snapshot, not one a day
             return removed
+
+    def _kept_after(
+        self, files: Sequence[DataFile], cutoff_ns: int, selected: Callable[[SeriesKey], bool]
+    ) -> tuple[dict[SeriesKey, Arrays], int]:
+        """The partition's samples minus the selected ones before the cutoff, and how many
+        those were (0: the partition need not be rewritten)."""
+        touched = any(
+            selected(key) and entry[2] < cutoff_ns
+            for f in files
+            for key, entry in self._index(f.path).series.items()
+        )
+        kept: dict[SeriesKey, Arrays] = {}
+        if not touched:
+            return kept, 0
+        removed = 0
+        for key, (ts, vs) in self._merge(files).items():
+            cut = int(np.searchsorted(ts, cutoff_ns)) if selected(key) else 0
+            removed += cut
+            kept[key] = (ts[cut:], vs[cut:])
+        return kept, removed
 
     def stats(self) -> StorageStats:
         """Flush, then count distinct samples, series and bytes on disk."""
@@ -551,7 +520,7 @@ class ParquetBackend(StorageBackend):
         def once() -> StorageStats:
             samples = size = 0
             series: set[SeriesKey] = set()
-            for _, files in self._files(MIN_NS, MAX_NS):
+            for _, files in self._catalog.in_range(MIN_NS, MAX_NS):
                 samples += self._count(files, lambda _key: True)
                 for f in files:
                     series.update(self._index(f.path).series)
