@@ -172,18 +172,22 @@ class ParquetBackend(StorageBackend):
             write_partition(series, path, row_group_size=self.row_group_size, fsync=self.fsync)
             if len(files) + 1 > self.max_files_per_partition:
                 files = list_files(partition)
-                self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
+                run = _tiered_suffix(files, self.max_files_per_partition)
+                keys = self._replace_locked(partition, run, self._merge(run))
             else:
-                self._summarize_locked(partition)
-            self._catalog.announce(partition, series)
+                keys = self._summarize_locked(partition)
+            # Every key of the partition, not only this batch's: a writer that died here
+            # left a dirty mark and a file whose keys the snapshot may not have.
+            self._catalog.announce(partition, keys)
             clear_dirty(self.root, partition)
 
-    def _summarize_locked(self, partition: Partition) -> None:
-        """Rewrite the partition's ``_series.json`` from its files' footers."""
+    def _summarize_locked(self, partition: Partition) -> set[SeriesKey]:
+        """Rewrite the partition's ``_series.json`` from its files' footers; return its keys."""
         files = list_files(partition)
         keys = {k for f in files for k in self._index(f.path).series}
         rows = sorted([k.name, tags_json(k.tags)] for k in keys)
         write_summary(partition, files, rows)
+        return keys
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
@@ -210,8 +214,8 @@ class ParquetBackend(StorageBackend):
                 with lock_partition(self.root, partition):
                     files = list_files(partition)
                     if len(files) > 1:
-                        self._merge_locked(partition, files)
-                        self._catalog.announce(partition, ())
+                        keys = self._replace_locked(partition, files, self._merge(files))
+                        self._catalog.announce(partition, keys)
                         removed += len(files) - 1
             return removed
 
@@ -223,14 +227,11 @@ class ParquetBackend(StorageBackend):
                 pieces.setdefault(key, []).append(arrays)
         return {key: merge_last_wins(chunks) for key, chunks in pieces.items()}
 
-    def _merge_locked(self, partition: Partition, files: Sequence[DataFile]) -> None:
-        if len(files) > 1:
-            self._replace_locked(partition, files, self._merge(files))
-
     def _replace_locked(
         self, partition: Partition, old: Sequence[DataFile], data: dict[SeriesKey, Arrays]
-    ) -> None:
-        """Replace the newest-ending run ``old`` of a partition's files by one holding ``data``.
+    ) -> set[SeriesKey]:
+        """Replace the newest-ending run ``old`` of a partition's files by one holding ``data``;
+        return the keys the partition holds afterwards.
 
         The new file takes the newest old file's sequence and a higher level, so it sorts
         exactly where the run did; it is in place before the old files go away, so a
@@ -258,8 +259,8 @@ class ParquetBackend(StorageBackend):
                 remove_summary(partition)
                 with contextlib.suppress(OSError):
                     os.rmdir(partition.path)
-            else:
-                self._summarize_locked(partition)
+                return set()
+            return self._summarize_locked(partition)
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
 
