@@ -17,7 +17,7 @@ pq = require_module("pyarrow.parquet")
 
 from metricskit.errors import BackendError, CorruptDataError  # noqa: E402
 from metricskit.model import Selector, Series, SeriesKey  # noqa: E402
-from metricskit.storage._parquet_write import encode_values  # noqa: E402
+from metricskit.storage._parquet_values import encode_values  # noqa: E402
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend  # noqa: E402
 from metricskit.storage.parquet import ParquetBackend, root_from_url  # noqa: E402
 from metricskit.testing import BackendConformance  # noqa: E402

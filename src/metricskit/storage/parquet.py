@@ -11,7 +11,6 @@ documented in ``docs/storage.md`` and :mod:`metricskit.storage._parquet_format`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,23 +27,18 @@ from metricskit.storage._parquet_format import (
     Arrays,
     FileIndex,
     OpenFiles,
-    decode_rows,
-    read_index,
     read_series,
-    tags_json,
 )
 from metricskit.storage._parquet_layout import (
     DAY_NS,
     DataFile,
     Partition,
     list_files,
-    list_partitions,
     lock_partition,
     new_file_name,
     partition_of_day,
-    remove_summary,
-    write_summary,
 )
+from metricskit.storage._parquet_rewrite import Rewriting, tiered_suffix
 from metricskit.storage._parquet_snapshot import clear_dirty, mark_dirty
 from metricskit.storage._parquet_write import write_partition
 from metricskit.storage.base import (
@@ -60,8 +54,6 @@ __all__ = ["ParquetBackend"]
 
 _T = TypeVar("_T")
 _READ_ATTEMPTS = 20
-_MAX_CACHED_INDEXES = 50_000
-_MAX_CACHED_FOOTER_BYTES = 64 * 2**20  # serialized; parsed footers take a few times that
 _EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
@@ -75,7 +67,7 @@ def root_from_url(url: str) -> str:
     return os.path.abspath(os.path.expanduser(rest))
 
 
-class ParquetBackend(StorageBackend):
+class ParquetBackend(Rewriting, StorageBackend):
     """Store series in a Parquet dataset partitioned by day (``day=YYYY-MM-DD``).
 
     Options: ``max_files_per_partition`` (auto-compaction threshold, default 8),
@@ -172,7 +164,7 @@ class ParquetBackend(StorageBackend):
             write_partition(series, path, row_group_size=self.row_group_size, fsync=self.fsync)
             if len(files) + 1 > self.max_files_per_partition:
                 files = list_files(partition)
-                run = _tiered_suffix(files, self.max_files_per_partition)
+                run = tiered_suffix(files, self.max_files_per_partition)
                 keys = self._replace_locked(partition, run, self._merge(run))
             else:
                 keys = self._summarize_locked(partition)
@@ -180,14 +172,6 @@ class ParquetBackend(StorageBackend):
             # left a dirty mark and a file whose keys the snapshot may not have.
             self._catalog.announce(partition, keys)
             clear_dirty(self.root, partition)
-
-    def _summarize_locked(self, partition: Partition) -> set[SeriesKey]:
-        """Rewrite the partition's ``_series.json`` from its files' footers; return its keys."""
-        files = list_files(partition)
-        keys = {k for f in files for k in self._index(f.path).series}
-        rows = sorted([k.name, tags_json(k.tags)] for k in keys)
-        write_summary(partition, files, rows)
-        return keys
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
@@ -203,81 +187,7 @@ class ParquetBackend(StorageBackend):
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"creating {path}") from exc
 
-    # -- compaction and rewriting (callers hold the partition lock) -----------------------
-
-    def compact(self) -> int:
-        """Flush, then merge every partition's files into one; return files removed."""
-        with self._lock:
-            self.flush()
-            removed = 0
-            for partition in list_partitions(self.root):
-                with lock_partition(self.root, partition):
-                    files = list_files(partition)
-                    if len(files) > 1:
-                        keys = self._replace_locked(partition, files, self._merge(files))
-                        self._catalog.announce(partition, keys)
-                        removed += len(files) - 1
-            return removed
-
-    def _merge(self, files: Sequence[DataFile]) -> dict[SeriesKey, Arrays]:
-        """Every series of ``files`` (oldest first) with duplicates resolved."""
-        pieces: dict[SeriesKey, list[Arrays]] = {}
-        for f in files:
-            for key, arrays in decode_rows(f.path, self._index(f.path), self._open).items():
-                pieces.setdefault(key, []).append(arrays)
-        return {key: merge_last_wins(chunks) for key, chunks in pieces.items()}
-
-    def _replace_locked(
-        self, partition: Partition, old: Sequence[DataFile], data: dict[SeriesKey, Arrays]
-    ) -> set[SeriesKey]:
-        """Replace the newest-ending run ``old`` of a partition's files by one holding ``data``;
-        return the keys the partition holds afterwards.
-
-        The new file takes the newest old file's sequence and a higher level, so it sorts
-        exactly where the run did; it is in place before the old files go away, so a
-        reader never misses a sample (at worst it sees equal duplicates).
-        """
-        data = {k: a for k, a in data.items() if a[0].size}
-        if data:
-            level = min(99, max(f.level for f in old) + 1)
-            name = new_file_name([], level=level, seq=old[-1].seq)
-            write_partition(
-                data,
-                os.path.join(partition.path, name),
-                row_group_size=self.row_group_size,
-                fsync=self.fsync,
-            )
-        try:
-            for f in old:
-                self._open.drop(f.path)
-                os.unlink(f.path)
-                self._indexes.pop(f.path, None)
-            for name in os.listdir(partition.path):
-                if name.startswith(".") and name.endswith(".tmp"):
-                    os.unlink(os.path.join(partition.path, name))  # a crashed write's leftover
-            if not data and not list_files(partition):
-                remove_summary(partition)
-                with contextlib.suppress(OSError):
-                    os.rmdir(partition.path)
-                return set()
-            return self._summarize_locked(partition)
-        except OSError as exc:
-            raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
-
     # -- reading ------------------------------------------------------------------------
-
-    def _index(self, path: str) -> FileIndex:
-        index = self._indexes.get(path)
-        if index is None:
-            if (
-                len(self._indexes) >= _MAX_CACHED_INDEXES
-                or self._footer_bytes >= _MAX_CACHED_FOOTER_BYTES
-            ):
-                self._indexes.clear()
-                self._footer_bytes = 0
-            index = self._indexes[path] = read_index(path)
-            self._footer_bytes += index.metadata.serialized_size
-        return index
 
     def _retrying(self, fn: Callable[[], _T]) -> _T:
         """Run a read that lists files; if another process compacted one away, list again."""
@@ -435,86 +345,6 @@ class ParquetBackend(StorageBackend):
 
     # -- retention and size -------------------------------------------------------------------
 
-    def _count(self, files: Sequence[DataFile], keep: Callable[[SeriesKey], bool]) -> int:
-        """Distinct samples of the kept series in ``files``, resolving cross-file repeats."""
-        owners: dict[SeriesKey, list[DataFile]] = {}
-        total = 0
-        for f in files:
-            for key, entry in self._index(f.path).series.items():
-                if keep(key):
-                    owners.setdefault(key, []).append(f)
-                    total += entry[1]
-        repeated = {k: fs for k, fs in owners.items() if len(fs) > 1}
-        if repeated:
-            pieces: dict[SeriesKey, list[Arrays]] = {}
-            for f in files:
-                for key, arrays in read_series(
-                    f.path, self._index(f.path), repeated, self._open
-                ).items():
-                    pieces.setdefault(key, []).append(arrays)
-            for chunks in pieces.values():
-                total -= sum(c[0].size for c in chunks) - merge_last_wins(chunks)[0].size
-        return total
-
-    def delete_before(self, cutoff_ns: int, selector: Selector | None = None) -> int:
-        """Flush, then delete the selected samples older than ``cutoff_ns``; return how many.
-
-        Day partitions entirely before the cutoff are dropped as a whole (without a
-        selector); the partition straddling it, or any partition holding selected
-        series, is rewritten without the deleted rows.
-        """
-
-        def selected(key: SeriesKey) -> bool:
-            return selector is None or selector.matches(key)
-
-        with self._lock:
-            self._check_open()
-            self.flush()
-            removed = 0
-            changed = False
-            for partition in list_partitions(self.root):
-                if partition.start_ns >= cutoff_ns:
-                    continue
-                with lock_partition(self.root, partition):
-                    files = list_files(partition)
-                    if selector is None and partition.end_ns <= cutoff_ns:
-                        removed += self._count(files, selected)
-                        kept: dict[SeriesKey, Arrays] = {}
-                    else:
-                        kept, cut = self._kept_after(files, cutoff_ns, selected)
-                        if not cut:
-                            continue
-                        removed += cut
-                    # Keys may vanish: no reader may trust the key snapshot from here on,
-                    # and the token changes again once the files did (for listings).
-                    self._catalog.invalidate()
-                    self._replace_locked(partition, files, kept)
-                    self._catalog.invalidate()
-                    changed = True
-            if changed:
-                self._catalog.announce(None, ())  # one rebuild of the snapshot, not one a day
-            return removed
-
-    def _kept_after(
-        self, files: Sequence[DataFile], cutoff_ns: int, selected: Callable[[SeriesKey], bool]
-    ) -> tuple[dict[SeriesKey, Arrays], int]:
-        """The partition's samples minus the selected ones before the cutoff, and how many
-        those were (0: the partition need not be rewritten)."""
-        touched = any(
-            selected(key) and entry[2] < cutoff_ns
-            for f in files
-            for key, entry in self._index(f.path).series.items()
-        )
-        kept: dict[SeriesKey, Arrays] = {}
-        if not touched:
-            return kept, 0
-        removed = 0
-        for key, (ts, vs) in self._merge(files).items():
-            cut = int(np.searchsorted(ts, cutoff_ns)) if selected(key) else 0
-            removed += cut
-            kept[key] = (ts[cut:], vs[cut:])
-        return kept, removed
-
     def stats(self) -> StorageStats:
         """Flush, then count distinct samples, series and bytes on disk."""
 
@@ -570,20 +400,3 @@ def _split_days(
         for d, a, b in zip(days[:-1], cuts[:-1], cuts[1:], strict=True)
         if b > a
     ]
-
-
-def _tiered_suffix(files: list[DataFile], limit: int) -> list[DataFile]:
-    """The newest run of files to merge: small files, not the big ones merged earlier.
-
-    Walking from the newest file back, an older file joins while it is no bigger than
-    twice what is gathered so far, which keeps total rewriting logarithmic in the
-    partition's size; if that would still leave more than ``limit`` files, merge all.
-    """
-    gathered = files[-1].size()
-    start = len(files) - 1
-    while start > 0 and files[start - 1].size() <= 2 * gathered:
-        start -= 1
-        gathered += files[start].size()
-    if start + 1 > limit - 1 or len(files) - start < 2:
-        start = 0
-    return files[start:]
