@@ -161,27 +161,22 @@ class Catalog:
 
     # -- keys ---------------------------------------------------------------------------
 
-    def key_index(self, listing: Listing | None = None) -> KeyIndex:
-        """Every stored key, from the snapshot if it is current, else from ``listing``.
+    def key_index(self) -> KeyIndex:
+        """Every stored key, from the snapshot if it is current, else from every partition.
 
         The index is rebuilt only when what it is built from changed.
         """
         view = self._current()
-        snap, days = self._snapshot_of(view) if listing is None else (None, [])
+        snap, days = self._snapshot_of(view)
         if snap is not None:
             dirty = [(p, view.files_of(p)) for p in map(self._partition, days)]
             token: object = (snap.token, tuple(f.path for _, files in dirty for f in files))
-            if token != self._key_index[0]:
-                keys = set(snap.newest)
-                for partition, files in dirty:
-                    keys.update(self.partition_keys(partition, files))
-                self._key_index = (token, KeyIndex(keys))
-            return self._key_index[1]
-        listing = self.listing() if listing is None else listing
-        token = tuple(f.path for _, files in listing for f in files)
+        else:
+            dirty = self.listing()
+            token = tuple(f.path for _, files in dirty for f in files)
         if token != self._key_index[0]:
-            keys = set()
-            for partition, files in listing:
+            keys = set(snap.newest) if snap is not None else set()
+            for partition, files in dirty:
                 keys.update(self.partition_keys(partition, files))
             self._key_index = (token, KeyIndex(keys))
         return self._key_index[1]

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage import merge_last_wins
-from metricskit.storage._parquet_catalog import Catalog, Listing
+from metricskit.storage._parquet_catalog import Catalog
 from metricskit.storage._parquet_format import (
     Arrays,
     FileIndex,
@@ -204,21 +204,19 @@ class ParquetBackend(Rewriting, StorageBackend):
     ) -> tuple[list[SeriesKey], dict[SeriesKey, Arrays]]:
         """The keys ``wanted`` names (or selects) and their samples in the range.
 
-        A selector is resolved against the same file listing the samples are read from,
-        so a query lists the directories once.
+        A selector is resolved from the key snapshot when it is current (else from every
+        partition's files), and only the partitions overlapping the range are listed, so
+        a recent range costs the same in a new process whatever the history.
         """
 
         def once() -> tuple[list[SeriesKey], dict[SeriesKey, list[Arrays]]]:
-            listing = self._catalog.listing()
             if isinstance(wanted, Selector):
-                keys = self._select_in(listing, wanted)
+                keys = self._selected(wanted)
             else:
                 keys = list(wanted)
             key_set = set(keys)
             pieces: dict[SeriesKey, list[Arrays]] = {}
-            for partition, files in listing:
-                if partition.end_ns <= start_ns or partition.start_ns >= end_ns:
-                    continue
+            for _, files in self._catalog.in_range(start_ns, end_ns):
                 for f in files:
                     index = self._index(f.path)
                     if len(keys) <= len(index.series):
@@ -264,9 +262,9 @@ class ParquetBackend(Rewriting, StorageBackend):
             if ts.size:
                 yield Series(key, ts, vs)
 
-    def _select_in(self, listing: Listing | None, selector: Selector) -> list[SeriesKey]:
-        """The keys ``selector`` matches in ``listing``'s files (default: all) and the buffer."""
-        index = self._catalog.key_index(listing)
+    def _selected(self, selector: Selector) -> list[SeriesKey]:
+        """The keys ``selector`` matches in the files and the buffer, sorted."""
+        index = self._catalog.key_index()
         found = index.select(selector)
         extra = [
             k
@@ -284,7 +282,7 @@ class ParquetBackend(Rewriting, StorageBackend):
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
         """Yield the keys ``selector`` matches, sorted, from a cached name/tag index."""
         with self._lock:
-            return iter(self._retrying(lambda: self._select_in(None, selector)))
+            return iter(self._retrying(lambda: self._selected(selector)))
 
     def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
         """The newest sample in the range, from the newest partition holding one.
