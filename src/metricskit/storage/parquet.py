@@ -11,9 +11,11 @@ documented in ``docs/storage.md`` and :mod:`metricskit.storage._parquet_format`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -54,6 +56,8 @@ __all__ = ["ParquetBackend"]
 
 _T = TypeVar("_T")
 _READ_ATTEMPTS = 20
+_PARALLEL_DAYS = 2  # day files a flush writes at once (the machines this runs on: 2+ cores)
+_NewFile = tuple[str, dict[SeriesKey, Arrays]]  # a data file's path and its series
 _EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
@@ -147,31 +151,73 @@ class ParquetBackend(Rewriting, StorageBackend):
                 ts, vs = merge_last_wins(chunks)
                 for day, part_ts, part_vs in _split_days(ts, vs):
                     by_day.setdefault(day, {})[key] = (part_ts, part_vs)
-            for day in sorted(by_day):
-                self._commit(partition_of_day(self.root, day), by_day[day])
+            days = sorted(by_day)
+            for at in range(0, len(days), _PARALLEL_DAYS):
+                some = days[at : at + _PARALLEL_DAYS]
+                self._commit([(partition_of_day(self.root, d), by_day[d]) for d in some])
             # Only now: if a partition failed above, the buffer still holds everything.
             self._buffer.clear()
             self._buffered = 0
 
-    def _commit(self, partition: Partition, series: dict[SeriesKey, Arrays]) -> None:
-        with lock_partition(self.root, partition):
-            # Marked before the file lands, unmarked once the key snapshot includes it: a
-            # reader trusting the snapshot lists this partition itself in between.
-            mark_dirty(self.root, partition, fsync=self.fsync)
-            self._make_dir(partition.path)
-            files = list_files(partition)
-            path = os.path.join(partition.path, new_file_name(files))
+    def _commit(self, parts: list[tuple[Partition, dict[SeriesKey, Arrays]]]) -> None:
+        """Add one file to each partition of ``parts`` (a few days, oldest first).
+
+        The files are written in parallel: a flush spanning days (a bulk load of history)
+        uses a core per day, where pyarrow's writer would keep one busy. Every partition's
+        lock is held meanwhile (taken oldest first; everyone else holds one at a time).
+        """
+        with contextlib.ExitStack() as locks:
+            files: list[_NewFile] = []
+            for partition, series in parts:
+                locks.enter_context(lock_partition(self.root, partition))
+                # Marked before the file lands, unmarked once the key snapshot includes
+                # it: a reader trusting the snapshot lists this partition itself meanwhile.
+                mark_dirty(self.root, partition, fsync=self.fsync)
+                self._make_dir(partition.path)
+                name = new_file_name(list_files(partition))
+                files.append((os.path.join(partition.path, name), series))
+            errors = self._write_files(files)
+            for (partition, _), error in zip(parts, errors, strict=True):
+                if error is None:
+                    self._publish_locked(partition)
+            first = next((e for e in errors if e is not None), None)
+            if first is not None:
+                raise first
+
+    def _write_files(self, files: list[_NewFile]) -> list[BaseException | None]:
+        """Write each ``(path, series)`` (in parallel when several); each one's error or None."""
+
+        def write(path: str, series: dict[SeriesKey, Arrays]) -> None:
             write_partition(series, path, row_group_size=self.row_group_size, fsync=self.fsync)
-            if len(files) + 1 > self.max_files_per_partition:
-                files = list_files(partition)
-                run = tiered_suffix(files, self.max_files_per_partition)
-                keys = self._replace_locked(partition, run, self._merge(run))
-            else:
-                keys = self._summarize_locked(partition)
-            # Every key of the partition, not only this batch's: a writer that died here
-            # left a dirty mark and a file whose keys the snapshot may not have.
-            self._catalog.announce(partition, keys)
-            clear_dirty(self.root, partition)
+
+        outcomes: list[BaseException | None] = []
+        if len(files) > 1:
+            try:
+                with ThreadPoolExecutor(len(files), thread_name_prefix="metricskit-flush") as pool:
+                    futures = [pool.submit(write, path, series) for path, series in files]
+                    return [f.exception() for f in futures]
+            except RuntimeError:
+                pass  # the interpreter is exiting (atexit flush): no new threads; one by one
+        for path, series in files:
+            try:
+                write(path, series)
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _publish_locked(self, partition: Partition) -> None:
+        """After a file landed: compact if due, summarize, update the snapshot, unmark."""
+        files = list_files(partition)
+        if len(files) > self.max_files_per_partition:
+            run = tiered_suffix(files, self.max_files_per_partition)
+            keys = self._replace_locked(partition, run, self._merge(run))
+        else:
+            keys = self._summarize_locked(partition)
+        # Every key of the partition, not only this flush's: a writer that died here
+        # left a dirty mark and a file whose keys the snapshot may not have.
+        self._catalog.announce(partition, keys)
+        clear_dirty(self.root, partition)
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
