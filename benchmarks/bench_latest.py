@@ -8,6 +8,11 @@ store the URL names is filled with 10 gauges sampled every 10 s, then ``latest()
 ``metricskit metrics`` reads (``cli._latest_by_category``); the anchor is the shortest
 history, and the ratio of the longest to it is printed (goal: within 1.5x).
 
+A persistent store is also opened by ``--fresh`` new processes (as ``metricskit metrics``
+or a restarted service is), each timing its *first* ``latest()``; for ``parquet://`` the
+same is timed once more without the root key snapshot (``_keys.json``), i.e. listing one
+directory per day of history as before the snapshot existed (the same-run anchor).
+
     python benchmarks/bench_latest.py                                # parquet:// in a temp dir
     python benchmarks/bench_latest.py --url sqlite:////tmp/latest.db # any store URL
     python benchmarks/bench_latest.py --smoke                        # tiny, for CI
@@ -16,8 +21,12 @@ history, and the ratio of the longest to it is printed (goal: within 1.5x).
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -53,17 +62,47 @@ def best_ms(fn: object, repeat: int) -> float:
     return min(out) * 1e3
 
 
+_FIRST_CALL = """
+import sys, time
+from metricskit.store import open_store
+store = open_store(sys.argv[1])
+t = time.perf_counter()
+found = store.latest()
+print((time.perf_counter() - t) * 1e3, len(found))
+"""
+
+
+def fresh_process_ms(url: str, runs: int) -> float:
+    """The best first ``latest()`` of ``runs`` new processes opening ``url``."""
+    out = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL, url],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        ms, found = done.stdout.split()
+        assert int(found) == N_SERIES, done.stdout
+        out.append(float(ms))
+    return min(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
     ap.add_argument("--url", default=None, help="store URL template; {n} is the history length")
     ap.add_argument("--repeat", type=int, default=None)
+    ap.add_argument("--fresh", type=int, default=None, help="new processes timed (best)")
     args = ap.parse_args()
+    fresh = args.fresh or (2 if args.smoke else 5)
     sizes = [1_000, 10_000] if args.smoke else [10_000, 100_000, 1_000_000]
     repeat = args.repeat or (5 if args.smoke else 30)
 
     results: list[tuple[int, float, float]] = []
     paths: list[tuple[float, float]] = []
+    firsts: list[tuple[float, float | None]] = []
     with tempfile.TemporaryDirectory(prefix="bench-latest-") as tmp:
         for n in sizes:
             url = (args.url or f"parquet://{tmp}/store-{{n}}").format(n=n)
@@ -87,6 +126,14 @@ def main() -> None:
             exposition = best_ms(lambda s=store: generate(s), repeat)  # the /metrics body
             by_category = best_ms(lambda s=store: _latest_by_category(s), repeat)  # CLI
             store.close()
+            first = no_snapshot = None
+            if store.backend.capabilities.persistent:
+                first = fresh_process_ms(url, fresh)
+                snapshot = Path(getattr(store.backend, "root", "")) / "_keys.json"
+                if snapshot.is_file():
+                    snapshot.unlink()
+                    no_snapshot = fresh_process_ms(url, fresh)
+                firsts.append((first, no_snapshot))
             results.append((n, cold, warm))
             paths.append((exposition, by_category))
             print(
@@ -102,6 +149,17 @@ def main() -> None:
             f"   `metricskit metrics` {cli:7.3f} ms ({cli / paths[0][1]:4.2f}x)"
         )
     print(f"  ratio {sizes[-1]:,} / {sizes[0]:,}: {results[-1][2] / base:.2f}x  (goal <= 1.5x)")
+    if firsts:
+        print(f"\nfirst latest() in a new process, best of {fresh} (anchor: {sizes[0]:,}):")
+        for (n, *_), (first, listing) in zip(results, firsts, strict=True):
+            line = f"  {n:>9,} samples/series  {first:8.2f} ms  ratio {first / firsts[0][0]:5.2f}x"
+            if listing is not None:
+                line += f"   without the key snapshot {listing:8.2f} ms ({listing / first:4.1f}x)"
+            print(line)
+        print(
+            f"  ratio {sizes[-1]:,} / {sizes[0]:,}: {firsts[-1][0] / firsts[0][0]:.2f}x"
+            "  (goal <= 1.5x)"
+        )
 
 
 if __name__ == "__main__":

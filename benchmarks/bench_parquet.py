@@ -121,7 +121,11 @@ def encoding_options(batch: list[Series], work: Path) -> list[tuple[str, float]]
         ),
         ("scaled int64 DELTA, no compression", tables, {**base, "compression": "none"}),
         ("scaled int64 DELTA + zstd (chosen)", tables, base),
-        ("scaled int64 DELTA + zstd level 9", tables, {**base, "compression_level": 9}),
+        (
+            "scaled int64 DELTA + zstd level 9 everywhere",
+            tables,
+            {**base, "compression": "zstd", "compression_level": 9},
+        ),
     ]
     out = []
     for label, tabs, opts in variants:

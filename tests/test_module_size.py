@@ -12,7 +12,7 @@ SRC = Path(metricskit.__file__).resolve().parent
 MAX_LINES = 500
 # Over the limit when this test was written, in modules other helpers were editing at the
 # time; remove a line when its module is split.
-KNOWN_LONG = {"storage/parquet.py", "storage/sql.py"}
+KNOWN_LONG: set[str] = set()  # modules allowed over the limit until they are split
 
 
 def _lengths() -> dict[str, int]:

@@ -17,7 +17,7 @@ pq = require_module("pyarrow.parquet")
 
 from metricskit.errors import BackendError, CorruptDataError  # noqa: E402
 from metricskit.model import Selector, Series, SeriesKey  # noqa: E402
-from metricskit.storage._parquet_write import encode_values  # noqa: E402
+from metricskit.storage._parquet_values import encode_values  # noqa: E402
 from metricskit.storage.base import MAX_NS, MIN_NS, StorageBackend  # noqa: E402
 from metricskit.storage.parquet import ParquetBackend, root_from_url  # noqa: E402
 from metricskit.testing import BackendConformance  # noqa: E402
@@ -195,6 +195,13 @@ def test_truncated_file_raises_corrupt_naming_it(tmp_path: Path) -> None:
     backend = ParquetBackend(f"parquet://{tmp_path}")
     with pytest.raises(CorruptDataError, match=str(victim)):
         backend.read(a, MIN_NS, MAX_NS)
+    with pytest.raises(CorruptDataError, match=str(victim)):
+        backend.last(a, MIN_NS, MAX_NS)
+    # keys() answers from the root key snapshot without opening any data file...
+    assert set(backend.keys()) == {a, b}
+    # ...and, without one, finds the damage when it falls back to the files' footers
+    (tmp_path / "_keys.json").unlink()
+    backend = ParquetBackend(f"parquet://{tmp_path}")
     with pytest.raises(CorruptDataError, match=str(victim)):
         list(backend.keys())
     # the other partition is still readable

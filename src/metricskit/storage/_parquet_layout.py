@@ -8,6 +8,7 @@
       _locks/day=2026-11-28.lock                 fcntl.flock'ed while the partition changes
       day=2026-11-28/_series.json                the partition's series and the files it lists
       _generation                                a random token, replaced after every change
+      _keys.json, _dirty/, _locks/_root.lock     the key snapshot (see _parquet_snapshot)
 
 A file's *sequence* orders it for last-write-wins: it is assigned while holding the
 partition's lock, as ``max(time_ns(), newest sequence in the partition + 1)``, so it
@@ -16,7 +17,8 @@ sequence of the files it merged (and a higher *level*, which breaks the tie), so
 after every file it replaced and before every file written later.
 
 ``_generation`` lets a reader keep its listing of every partition's files: a writer
-replaces the token (temp file + rename) after each commit, compaction or deletion, so a
+replaces the token (temp file + rename, under the root lock) after each commit,
+compaction or deletion, so a
 reader that finds the token it listed under reuses that listing instead of listing a
 directory per day of history (one file read instead of hundreds of ``listdir``). A
 writer that dies between its rename and the token leaves readers that already hold a
@@ -52,15 +54,19 @@ __all__ = [
     "FileSizes",
     "Partition",
     "bump_generation",
+    "day_of_name",
     "file_sizes",
+    "fsync_dir",
     "generation",
     "list_files",
     "list_partitions",
+    "lock_file",
     "lock_partition",
     "new_file_name",
     "partition_of_day",
     "read_summary",
     "remove_summary",
+    "set_generation",
     "write_summary",
 ]
 
@@ -128,7 +134,7 @@ def list_partitions(root: str) -> list[Partition]:
         raise backend_error_from_oserror(exc, f"listing {root}") from exc
     out = []
     for entry in entries:
-        day = _day_of(entry.name)
+        day = day_of_name(entry.name)
         if day is not None and entry.is_dir():
             out.append(Partition(day, entry.path))
     out.sort()
@@ -136,7 +142,7 @@ def list_partitions(root: str) -> list[Partition]:
 
 
 @functools.lru_cache(maxsize=65_536)
-def _day_of(name: str) -> int | None:
+def day_of_name(name: str) -> int | None:
     """The day number a partition directory's name gives (``None``: not a partition)."""
     match = _PART_RE.fullmatch(name)
     if match is None:
@@ -184,12 +190,17 @@ def generation(root: str) -> str | None:
 
 
 def bump_generation(root: str) -> None:
-    """Replace ``root``'s listing token: the files of some partition changed."""
+    """Replace ``root``'s listing token by a new one: the files of some partition changed."""
+    set_generation(root, secrets.token_hex(16))
+
+
+def set_generation(root: str, token: str) -> None:
+    """Make ``token`` ``root``'s listing token (callers hold the root lock)."""
     path = os.path.join(root, GENERATION)
     tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         with open(tmp, "w", encoding="ascii") as f:
-            f.write(secrets.token_hex(16))
+            f.write(token)
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -240,17 +251,31 @@ def remove_summary(partition: Partition) -> None:
         os.unlink(os.path.join(partition.path, SUMMARY))
 
 
+def fsync_dir(path: str) -> None:
+    """Make the renames and creations in directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def lock_partition(root: str, partition: Partition) -> Iterator[None]:
     """Hold the partition's exclusive lock, across processes and threads (per open file)."""
+    with lock_file(root, partition.name):
+        yield
+
+
+@contextmanager
+def lock_file(root: str, name: str) -> Iterator[None]:
+    """Hold the exclusive lock ``_locks/<name>.lock``, across processes and threads."""
     lock_dir = os.path.join(root, LOCK_DIR)
     try:
         os.makedirs(lock_dir, exist_ok=True)
-        fd = os.open(
-            os.path.join(lock_dir, f"{partition.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644
-        )
+        fd = os.open(os.path.join(lock_dir, f"{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        raise backend_error_from_oserror(exc, f"locking {partition.path}") from exc
+        raise backend_error_from_oserror(exc, f"locking {root}/{LOCK_DIR}/{name}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

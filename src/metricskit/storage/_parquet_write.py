@@ -1,9 +1,9 @@
-"""Writing ``parquet://`` files: lossless decimal encoding of values, atomic row-group writes.
+"""Writing ``parquet://`` files: series-aligned row groups, written atomically.
 
-A partition's rows are cut into row groups; each is encoded (values scaled to integers,
-dictionaries holding only the words that row group uses) while the previous one is being
-compressed and written by a helper thread, so on two cores the encoding costs little
-wall time. See :mod:`metricskit.storage._parquet_format` for the format itself.
+A partition's rows are cut into row groups at series boundaries; a batch of groups is
+encoded (values scaled to integers by :mod:`._parquet_values`, dictionaries holding only
+the words each group uses) while the previous batch is being compressed and written by
+a helper thread. See :mod:`metricskit.storage._parquet_format` for the format itself.
 """
 
 from __future__ import annotations
@@ -26,132 +26,20 @@ from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import SeriesKey
 from metricskit.storage._parquet_format import (
     INDEX_KEY,
-    MAX_SCALE,
-    POW10,
     SCHEMA,
     TS_TYPE,
+    WORDS_TYPE,
     WRITE_OPTIONS,
     Arrays,
     pack_index,
     tags_json,
 )
+from metricskit.storage._parquet_values import IntArray, encode_values, repeat_into
 
-__all__ = ["MIN_GROUP_ROWS", "encode_values", "partition_table", "write_partition"]
+__all__ = ["MIN_GROUP_ROWS", "partition_table", "write_partition"]
 
-_SAMPLE_ROWS = 16
 MIN_GROUP_ROWS = 8_192
 """A row group ends at the first series boundary this many rows in (see ``group_bounds``)."""
-IntArray = npt.NDArray[np.intp]
-# (ints, exact, scale_rows, scratch) arrays for encode_values to fill in place.
-_Buffers = tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int8], npt.NDArray[np.float64]
-]
-
-
-def _repeat_into(out: npt.NDArray[Any], values: list[int], lengths: IntArray) -> None:
-    """``out[:] = np.repeat(values, lengths)`` without allocating (few, long segments)."""
-    at = 0
-    for value, n in zip(values, lengths.tolist(), strict=True):
-        out[at : at + n] = value
-        at += n
-
-
-# -- values: float64 -> (value_int, scale, value) ---------------------------------------
-
-
-def _row_scales(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int8]:
-    """Per value, the smallest k with an exact ``rint(v*10**k)/10**k`` (-1 if none)."""
-    out = np.full(v.size, -1, dtype=np.int8)
-    todo = np.arange(v.size)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for k in range(MAX_SCALE + 1):
-            if todo.size == 0:
-                break
-            sub = v[todo]
-            ints = np.rint(sub * POW10[k]).astype(np.int64)
-            ok = (ints / POW10[k]).view(np.int64) == sub.view(np.int64)
-            out[todo[ok]] = k
-            todo = todo[~ok]
-    return out
-
-
-def _scaled(
-    v: npt.NDArray[np.float64],
-    power: float | npt.NDArray[np.float64],
-    ints: npt.NDArray[np.int64] | None = None,
-    exact: npt.NDArray[np.bool_] | None = None,
-    work: npt.NDArray[np.float64] | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """``rint(v * power)`` and where dividing it by ``power`` gives back ``v``'s exact bits.
-
-    ``ints``, ``exact`` and ``work`` (scratch) may be given to be filled in place: freshly
-    allocated arrays of a row group's size are page-faulted in on every use, which used to
-    cost more than the arithmetic itself.
-    """
-    ints = np.empty(v.size, dtype=np.int64) if ints is None else ints
-    exact = np.empty(v.size, dtype=np.bool_) if exact is None else exact
-    work = np.empty(v.size, dtype=np.float64) if work is None else work
-    with np.errstate(invalid="ignore", over="ignore"):
-        if isinstance(power, float) and power == 1.0:
-            # Integers (counters): truncation equals rounding wherever the check passes.
-            np.copyto(ints, v, casting="unsafe")
-            np.copyto(work, ints, casting="unsafe")
-        else:
-            np.multiply(v, power, out=work)
-            np.rint(work, out=work)
-            np.copyto(ints, work, casting="unsafe")
-            np.divide(ints, power, out=work)
-        # Compare bits, not floats: -0.0, NaN and out-of-range values must not pass.
-        np.equal(work.view(np.int64), v.view(np.int64), out=exact)
-    return ints, exact
-
-
-def encode_values(
-    v: npt.NDArray[np.float64],
-    starts: IntArray,
-    lengths: IntArray,
-    *,
-    out: _Buffers | None = None,
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int8]]:
-    """Choose one decimal scale per series segment and scale the values losslessly.
-
-    Returns ``(ints, exact, scale_rows)``: rows where ``exact`` is False keep their float.
-    The scale is guessed from each segment's first rows, checked on every row, and raised
-    only for segments where some row needs more digits than the guess. ``out`` is
-    ``(ints, exact, scale_rows, scratch)`` arrays of ``v``'s size to fill instead.
-    """
-    nseg = starts.size
-    head_n = np.minimum(lengths, _SAMPLE_ROWS)
-    head_owner = np.repeat(np.arange(nseg), head_n)
-    head = (
-        starts[head_owner]
-        + np.arange(head_owner.size)
-        - np.repeat(np.cumsum(head_n) - head_n, head_n)
-    )
-    seg_scale = np.zeros(nseg, dtype=np.int8)
-    np.maximum.at(seg_scale, head_owner, _row_scales(v[head]))
-    ints, exact, scale_rows, work = out or (None, None, None, None)
-    if nseg and seg_scale.min() == seg_scale.max():
-        # The common case (one kind of series in the row group): a scalar multiplier.
-        ints, exact = _scaled(v, float(POW10[seg_scale[0]]), ints, exact, work)
-    else:
-        ints, exact = _scaled(v, np.repeat(POW10[seg_scale], lengths), ints, exact, work)
-    if scale_rows is None:
-        scale_rows = np.repeat(seg_scale, lengths)
-    else:
-        _repeat_into(scale_rows, seg_scale.tolist(), lengths)
-    if bool(exact.all()):
-        return ints, exact, scale_rows
-    misses = np.flatnonzero(~exact)
-    owner = np.repeat(np.arange(nseg), lengths)
-    needed = seg_scale.copy()
-    np.maximum.at(needed, owner[misses], _row_scales(v[misses]))
-    raised = needed > seg_scale
-    if raised.any():
-        rows = np.flatnonzero(raised[owner])
-        scale_rows[rows] = needed[owner[rows]]
-        ints[rows], exact[rows] = _scaled(v[rows], POW10[scale_rows[rows]])
-    return ints, exact, scale_rows
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -224,13 +112,21 @@ class _Layout:
     def row_groups(
         self, rows: int, *, reuse: bool = False, aligned: bool = True
     ) -> Iterator[pa.Table]:
-        """Encode the rows ``rows`` at a time, one table per row group.
+        """Encode the rows ``rows`` at a time, one table per row group (see :meth:`batches`)."""
+        for batch in self.batches(rows, reuse=reuse, aligned=aligned):
+            yield from batch
 
-        With ``reuse``, the tables are zero-copy views of two sets of buffers used in
-        turn, so the caller must be done with a table before it takes the one after the
-        next (the writer has at most one row group in flight). Reusing buffers matters:
-        fresh arrays of a row group's size are page-faulted in on every use, which cost
-        more than the encoding arithmetic itself.
+    def batches(
+        self, rows: int, *, reuse: bool = False, aligned: bool = True
+    ) -> Iterator[list[pa.Table]]:
+        """The row groups' tables, encoded (and handed out) in batches of up to ``rows`` rows.
+
+        The per-call cost of the value encoding, and the writer thread's hand-off, are
+        paid per batch, not per (small, series-aligned) group. With ``reuse``, the tables
+        are zero-copy views of two sets of buffers used in turn, so the caller must be
+        done with a batch before it takes the one after the next. Reusing buffers
+        matters: fresh arrays of a row group's size are page-faulted in on every use,
+        which cost more than the encoding arithmetic itself.
         """
         total = int(self.lengths.sum())
         if total == 0:
@@ -239,8 +135,6 @@ class _Layout:
         pool = [_GroupBuffers(size), _GroupBuffers(size)] if reuse else []
         words = (_Words(self.names), _Words(self.tags))
         bounds = self.group_bounds(rows, aligned=aligned)
-        # Groups are encoded in batches of up to ``rows`` rows: the per-call cost of the
-        # value encoding is paid per batch, not per (small, series-aligned) group.
         first = 0
         for n_batch in itertools.count():
             if first == len(bounds):
@@ -250,7 +144,7 @@ class _Layout:
             while last < len(bounds) and bounds[last][1] - start <= rows:
                 last += 1
             buffers = pool[n_batch % 2] if pool else _GroupBuffers(bounds[last - 1][1] - start)
-            yield from buffers.tables(self, bounds[first:last], words)
+            yield buffers.tables(self, bounds[first:last], words)
             first = last
 
     def segments(self, a: int, b: int) -> tuple[int, int, list[Arrays], IntArray]:
@@ -281,7 +175,7 @@ class _Words:
         self.dictionaries: dict[tuple[str, ...], pa.Array] = {}
 
     def column(
-        self, lo: int, hi: int, lengths: IntArray, out: npt.NDArray[np.int32]
+        self, lo: int, hi: int, lengths: list[int], out: npt.NDArray[np.int32]
     ) -> pa.DictionaryArray:
         """Segments ``lo:hi`` repeated ``lengths`` times, with only the words they use.
 
@@ -294,12 +188,28 @@ class _Words:
             out = _zero_codes(out.size)
         else:
             position = {w: i for i, w in enumerate(unique)}
-            _repeat_into(out, [position[w] for w in words], lengths)
+            repeat_into(out, [position[w] for w in words], lengths)
         dictionary = self.dictionaries.get(unique)
         if dictionary is None:
-            dictionary = self.dictionaries[unique] = pa.array(unique, pa.string())
+            dictionary = self.dictionaries[unique] = _strings(unique)
         # Bounds are right by construction: no need for Arrow to check every index.
-        return pa.DictionaryArray.from_arrays(pa.array(out, pa.int32()), dictionary, safe=False)
+        return pa.DictionaryArray.from_buffers(
+            WORDS_TYPE, out.size, [None, pa.py_buffer(out)], dictionary
+        )
+
+
+def _strings(words: tuple[str, ...]) -> pa.StringArray:
+    """``pa.array(words, pa.string())`` built from buffers.
+
+    ``pa.array`` on a Python sequence imports pandas to check for pandas objects, which
+    cost a process's first flush one to two seconds.
+    """
+    data = [w.encode() for w in words]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    return pa.StringArray.from_buffers(
+        len(data), pa.py_buffer(offsets), pa.py_buffer(b"".join(data))
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -345,9 +255,10 @@ def _masked(
 
 
 class _GroupBuffers:
-    """The arrays one row group's table is built in (and is a zero-copy view of)."""
+    """The arrays one batch of row groups is built in (and its tables are views of)."""
 
     def __init__(self, size: int) -> None:
+        self.ts = np.empty(size, dtype=np.int64)
         self.values = np.empty(size, dtype=np.float64)
         self.ints = np.empty(size, dtype=np.int64)
         self.exact = np.empty(size, dtype=np.bool_)
@@ -358,11 +269,16 @@ class _GroupBuffers:
 
     def tables(
         self, layout: _Layout, bounds: list[tuple[int, int]], words: tuple[_Words, _Words]
-    ) -> Iterator[pa.Table]:
-        """Encode rows ``bounds[0][0]:bounds[-1][1]`` at once, then yield each group's table."""
+    ) -> list[pa.Table]:
+        """Encode rows ``bounds[0][0]:bounds[-1][1]`` at once, then build each group's table.
+
+        The batch's timestamps are gathered into one buffer (a memcpy) so that each group's
+        ``ts`` column is a single zero-copy slice rather than a chunk per series.
+        """
         start = bounds[0][0]
-        _, _, pieces, seg_lengths = layout.segments(start, bounds[-1][1])
+        lo, _, pieces, seg_lengths = layout.segments(start, bounds[-1][1])
         n = int(seg_lengths.sum())
+        ts = np.concatenate([p[0] for p in pieces], out=self.ts[:n])
         values = np.concatenate([p[1] for p in pieces], out=self.values[:n])
         seg_starts = np.zeros_like(seg_lengths)
         np.cumsum(seg_lengths[:-1], out=seg_starts[1:])
@@ -372,25 +288,40 @@ class _GroupBuffers:
             seg_lengths,
             out=(self.ints[:n], self.exact[:n], self.scale[:n], self.work[:n]),
         )
+        # Row ends of the batch's segments (relative to ``start``), for cutting groups.
+        seg_ends = (seg_starts + seg_lengths).tolist()
+        out = []
+        k = 0  # the first segment overlapping the current group
         for a, b in bounds:
             i, j = a - start, b - start
-            lo, hi, group_pieces, group_lengths = layout.segments(a, b)
-            yield self._table(
-                group_pieces,
-                [
-                    words[0].column(lo, hi, group_lengths, self.codes[0, i:j]),
-                    words[1].column(lo, hi, group_lengths, self.codes[1, i:j]),
-                ],
-                values[i:j],
-                ints[i:j],
-                exact[i:j],
-                scale_rows[i:j],
+            while seg_ends[k] <= i:
+                k += 1
+            m = k
+            while m < len(seg_ends) and seg_ends[m] < j:
+                m += 1
+            hi = min(m + 1, len(seg_ends))
+            # lengths of segments k..hi-1 clipped to the group's rows
+            edges = [i, *seg_ends[k : hi - 1], j]
+            lengths = [y - x for x, y in itertools.pairwise(edges)]
+            out.append(
+                self._table(
+                    [
+                        words[0].column(lo + k, lo + hi, lengths, self.codes[0, i:j]),
+                        words[1].column(lo + k, lo + hi, lengths, self.codes[1, i:j]),
+                    ],
+                    ts[i:j],
+                    values[i:j],
+                    ints[i:j],
+                    exact[i:j],
+                    scale_rows[i:j],
+                )
             )
+        return out
 
     def _table(
         self,
-        pieces: list[Arrays],
         word_columns: list[pa.DictionaryArray],
+        ts: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
         ints: npt.NDArray[np.int64],
         exact: npt.NDArray[np.bool_],
@@ -400,10 +331,13 @@ class _GroupBuffers:
         all_exact = bool(exact.all())
         columns = [
             *word_columns,
-            # Zero-copy views of the series' own timestamps: no gathering copy.
-            pa.chunked_array([pa.array(p[0], TS_TYPE) for p in pieces], TS_TYPE),
-            pa.array(ints, pa.int64()) if all_exact else _masked(pa.int64(), ints, exact, True),
-            pa.array(scale_rows, pa.int8()),
+            pa.Array.from_buffers(TS_TYPE, n, [None, pa.py_buffer(ts)]),
+            (
+                pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(ints)])
+                if all_exact
+                else _masked(pa.int64(), ints, exact, True)
+            ),
+            pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(scale_rows)]),
             self.nulls.slice(0, n) if all_exact else _masked(pa.float64(), values, exact, False),
         ]
         return pa.Table.from_arrays(columns, schema=SCHEMA)
@@ -433,22 +367,30 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
+def _write_tables(writer: pq.ParquetWriter, tables: list[pa.Table]) -> None:
+    for table in tables:
+        writer.write_table(table, table.num_rows)
+
+
 def _write_file(layout: _Layout, tmp: str, row_group_size: int) -> None:
     with (
         pq.ParquetWriter(tmp, SCHEMA, **WRITE_OPTIONS) as writer,
         ThreadPoolExecutor(1, thread_name_prefix="metricskit-parquet") as pool,
     ):
+        # One batch is compressed and written by the helper thread while the next is
+        # encoded here; handing over whole batches keeps the two threads from waking
+        # each other (and contending for the GIL) once per small row group.
         pending: Future[None] | None = None
-        for table in layout.row_groups(row_group_size, reuse=True):
+        for tables in layout.batches(row_group_size, reuse=True):
             if pending is not None:
                 pending.result()
             try:
-                pending = pool.submit(writer.write_table, table, row_group_size)
+                pending = pool.submit(_write_tables, writer, tables)
             except RuntimeError:
                 # The interpreter is exiting (a Recorder's last flush from atexit): no new
-                # threads can start, so this row group is written here instead.
+                # threads can start, so this batch is written here instead.
                 pending = None
-                writer.write_table(table, row_group_size)
+                _write_tables(writer, tables)
         if pending is not None:
             pending.result()
         writer.add_key_value_metadata({INDEX_KEY: pack_index(layout.index(), layout.last_values())})

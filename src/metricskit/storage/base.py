@@ -25,11 +25,14 @@ Rules every backend keeps (``metricskit.testing.BackendConformance`` checks them
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from metricskit.errors import InvalidArgumentError
 from metricskit.model import Selector, Series, SeriesKey
 
 __all__ = [
@@ -141,6 +144,34 @@ class StorageStats:
         return asdict(self)
 
 
+@functools.cache
+def _known_options(cls: type) -> tuple[str, ...] | None:
+    """The keyword options ``cls.__init__`` takes (``None``: it takes any ``**options``)."""
+    # __init__'s, not the class's: a __new__ taking **options (SQLBackend's) would hide it
+    init = next(vars(base)["__init__"] for base in cls.__mro__ if "__init__" in vars(base))
+    params = list(inspect.signature(init).parameters.values())[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(sorted(p.name for p in params if p.kind in kinds and p.name != "url"))
+
+
+def check_options(cls: type, url: str, options: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidArgumentError` if ``options`` holds a name ``cls`` does not take.
+
+    A misspelt option (``flush_sample=``) would otherwise surface as a bare ``TypeError``
+    from deep inside ``open_store``, without saying which options exist.
+    """
+    known = _known_options(cls)
+    unknown = sorted(set(options) - set(known)) if known is not None else []
+    if unknown:
+        scheme = url.split("://", 1)[0] if "://" in url else getattr(cls, "scheme", "?")
+        raise InvalidArgumentError(
+            f"{scheme}:// does not take the option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)}; its options are: {', '.join(known or ()) or 'none'}"
+        )
+
+
 class StorageBackend(abc.ABC):
     """Abstract base class of storage backends; see the module docstring for the contract."""
 
@@ -150,7 +181,12 @@ class StorageBackend(abc.ABC):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> StorageBackend:
-        """Open the backend a URL names; ``options`` are backend-specific keywords."""
+        """Open the backend a URL names; ``options`` are backend-specific keywords.
+
+        An option the backend's ``__init__`` does not take raises
+        :class:`~metricskit.errors.InvalidArgumentError` naming it and the known ones.
+        """
+        check_options(cls, url, options)
         return cls(url, **options)  # type: ignore[call-arg]
 
     # -- the five methods a backend implements --------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -99,9 +99,7 @@ class MemoryBackend(StorageBackend):
     scheme = "memory"
     capabilities = Capabilities(persistent=False, deletes=True, multiprocess=False)
 
-    def __init__(self, url: str = "memory://", **options: Any) -> None:
-        if options:
-            raise TypeError(f"memory:// takes no options, got {sorted(options)}")
+    def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._columns: dict[SeriesKey, _Column] = {}
         self._by_name: dict[str, set[SeriesKey]] = {}

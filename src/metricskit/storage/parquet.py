@@ -15,7 +15,8 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -23,39 +24,29 @@ import numpy.typing as npt
 from metricskit.errors import BackendError, backend_error_from_oserror
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage import merge_last_wins
+from metricskit.storage._parquet_catalog import Catalog
 from metricskit.storage._parquet_format import (
     Arrays,
     FileIndex,
     OpenFiles,
-    decode_rows,
-    key_of,
-    read_index,
     read_series,
-    tags_json,
 )
 from metricskit.storage._parquet_layout import (
     DAY_NS,
     DataFile,
-    FileSizes,
     Partition,
-    bump_generation,
-    file_sizes,
-    generation,
     list_files,
-    list_partitions,
     lock_partition,
     new_file_name,
     partition_of_day,
-    read_summary,
-    remove_summary,
-    write_summary,
 )
+from metricskit.storage._parquet_rewrite import Rewriting, tiered_suffix
+from metricskit.storage._parquet_snapshot import clear_dirty, mark_dirty
 from metricskit.storage._parquet_write import write_partition
 from metricskit.storage.base import (
     MAX_NS,
     MIN_NS,
     Capabilities,
-    KeyIndex,
     StorageBackend,
     StorageStats,
     key_order,
@@ -65,8 +56,8 @@ __all__ = ["ParquetBackend"]
 
 _T = TypeVar("_T")
 _READ_ATTEMPTS = 20
-_MAX_CACHED_INDEXES = 50_000
-_MAX_CACHED_FOOTER_BYTES = 64 * 2**20  # serialized; parsed footers take a few times that
+_PARALLEL_DAYS = 2  # day files a flush writes at once (the machines this runs on: 2+ cores)
+_NewFile = tuple[str, dict[SeriesKey, Arrays]]  # a data file's path and its series
 _EMPTY: Arrays = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
@@ -80,7 +71,7 @@ def root_from_url(url: str) -> str:
     return os.path.abspath(os.path.expanduser(rest))
 
 
-class ParquetBackend(StorageBackend):
+class ParquetBackend(Rewriting, StorageBackend):
     """Store series in a Parquet dataset partitioned by day (``day=YYYY-MM-DD``).
 
     Options: ``max_files_per_partition`` (auto-compaction threshold, default 8),
@@ -116,12 +107,7 @@ class ParquetBackend(StorageBackend):
         self._indexes: dict[str, FileIndex] = {}
         self._footer_bytes = 0
         self._open = OpenFiles()
-        # the key index of the files last listed, rebuilt only when that list changes
-        self._key_index: tuple[tuple[str, ...], KeyIndex] = ((), KeyIndex(()))
-        # every partition's files, valid while the root's generation token is unchanged
-        self._listed: tuple[str | None, list[tuple[Partition, list[DataFile]]]] = (None, [])
-        # each partition's keys, with the file names they were read for
-        self._summaries: dict[str, tuple[FileSizes, set[SeriesKey]]] = {}
+        self._catalog = Catalog(self.root, self._index, fsync=fsync)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -165,31 +151,73 @@ class ParquetBackend(StorageBackend):
                 ts, vs = merge_last_wins(chunks)
                 for day, part_ts, part_vs in _split_days(ts, vs):
                     by_day.setdefault(day, {})[key] = (part_ts, part_vs)
-            for day in sorted(by_day):
-                self._commit(partition_of_day(self.root, day), by_day[day])
+            days = sorted(by_day)
+            for at in range(0, len(days), _PARALLEL_DAYS):
+                some = days[at : at + _PARALLEL_DAYS]
+                self._commit([(partition_of_day(self.root, d), by_day[d]) for d in some])
             # Only now: if a partition failed above, the buffer still holds everything.
             self._buffer.clear()
             self._buffered = 0
 
-    def _commit(self, partition: Partition, series: dict[SeriesKey, Arrays]) -> None:
-        with lock_partition(self.root, partition):
-            self._make_dir(partition.path)
-            files = list_files(partition)
-            path = os.path.join(partition.path, new_file_name(files))
-            write_partition(series, path, row_group_size=self.row_group_size, fsync=self.fsync)
-            if len(files) + 1 > self.max_files_per_partition:
-                files = list_files(partition)
-                self._merge_locked(partition, _tiered_suffix(files, self.max_files_per_partition))
-            else:
-                self._summarize_locked(partition)
-            bump_generation(self.root)
+    def _commit(self, parts: list[tuple[Partition, dict[SeriesKey, Arrays]]]) -> None:
+        """Add one file to each partition of ``parts`` (a few days, oldest first).
 
-    def _summarize_locked(self, partition: Partition) -> None:
-        """Rewrite the partition's ``_series.json`` from its files' footers."""
+        The files are written in parallel: a flush spanning days (a bulk load of history)
+        uses a core per day, where pyarrow's writer would keep one busy. Every partition's
+        lock is held meanwhile (taken oldest first; everyone else holds one at a time).
+        """
+        with contextlib.ExitStack() as locks:
+            files: list[_NewFile] = []
+            for partition, series in parts:
+                locks.enter_context(lock_partition(self.root, partition))
+                # Marked before the file lands, unmarked once the key snapshot includes
+                # it: a reader trusting the snapshot lists this partition itself meanwhile.
+                mark_dirty(self.root, partition, fsync=self.fsync)
+                self._make_dir(partition.path)
+                name = new_file_name(list_files(partition))
+                files.append((os.path.join(partition.path, name), series))
+            errors = self._write_files(files)
+            for (partition, _), error in zip(parts, errors, strict=True):
+                if error is None:
+                    self._publish_locked(partition)
+            first = next((e for e in errors if e is not None), None)
+            if first is not None:
+                raise first
+
+    def _write_files(self, files: list[_NewFile]) -> list[BaseException | None]:
+        """Write each ``(path, series)`` (in parallel when several); each one's error or None."""
+
+        def write(path: str, series: dict[SeriesKey, Arrays]) -> None:
+            write_partition(series, path, row_group_size=self.row_group_size, fsync=self.fsync)
+
+        outcomes: list[BaseException | None] = []
+        if len(files) > 1:
+            try:
+                with ThreadPoolExecutor(len(files), thread_name_prefix="metricskit-flush") as pool:
+                    futures = [pool.submit(write, path, series) for path, series in files]
+                    return [f.exception() for f in futures]
+            except RuntimeError:
+                pass  # the interpreter is exiting (atexit flush): no new threads; one by one
+        for path, series in files:
+            try:
+                write(path, series)
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _publish_locked(self, partition: Partition) -> None:
+        """After a file landed: compact if due, summarize, update the snapshot, unmark."""
         files = list_files(partition)
-        keys = {k for f in files for k in self._index(f.path).series}
-        rows = sorted([k.name, tags_json(k.tags)] for k in keys)
-        write_summary(partition, files, rows)
+        if len(files) > self.max_files_per_partition:
+            run = tiered_suffix(files, self.max_files_per_partition)
+            keys = self._replace_locked(partition, run, self._merge(run))
+        else:
+            keys = self._summarize_locked(partition)
+        # Every key of the partition, not only this flush's: a writer that died here
+        # left a dirty mark and a file whose keys the snapshot may not have.
+        self._catalog.announce(partition, keys)
+        clear_dirty(self.root, partition)
 
     def _make_dir(self, path: str) -> None:
         if os.path.isdir(path):
@@ -205,84 +233,7 @@ class ParquetBackend(StorageBackend):
         except OSError as exc:
             raise backend_error_from_oserror(exc, f"creating {path}") from exc
 
-    # -- compaction and rewriting (callers hold the partition lock) -----------------------
-
-    def compact(self) -> int:
-        """Flush, then merge every partition's files into one; return files removed."""
-        with self._lock:
-            self.flush()
-            removed = 0
-            for partition in list_partitions(self.root):
-                with lock_partition(self.root, partition):
-                    files = list_files(partition)
-                    if len(files) > 1:
-                        self._merge_locked(partition, files)
-                        removed += len(files) - 1
-            return removed
-
-    def _merge(self, files: Sequence[DataFile]) -> dict[SeriesKey, Arrays]:
-        """Every series of ``files`` (oldest first) with duplicates resolved."""
-        pieces: dict[SeriesKey, list[Arrays]] = {}
-        for f in files:
-            for key, arrays in decode_rows(f.path, self._index(f.path), self._open).items():
-                pieces.setdefault(key, []).append(arrays)
-        return {key: merge_last_wins(chunks) for key, chunks in pieces.items()}
-
-    def _merge_locked(self, partition: Partition, files: Sequence[DataFile]) -> None:
-        if len(files) > 1:
-            self._replace_locked(partition, files, self._merge(files))
-
-    def _replace_locked(
-        self, partition: Partition, old: Sequence[DataFile], data: dict[SeriesKey, Arrays]
-    ) -> None:
-        """Replace the newest-ending run ``old`` of a partition's files by one holding ``data``.
-
-        The new file takes the newest old file's sequence and a higher level, so it sorts
-        exactly where the run did; it is in place before the old files go away, so a
-        reader never misses a sample (at worst it sees equal duplicates).
-        """
-        data = {k: a for k, a in data.items() if a[0].size}
-        if data:
-            level = min(99, max(f.level for f in old) + 1)
-            name = new_file_name([], level=level, seq=old[-1].seq)
-            write_partition(
-                data,
-                os.path.join(partition.path, name),
-                row_group_size=self.row_group_size,
-                fsync=self.fsync,
-            )
-        try:
-            for f in old:
-                self._open.drop(f.path)
-                os.unlink(f.path)
-                self._indexes.pop(f.path, None)
-            for name in os.listdir(partition.path):
-                if name.startswith(".") and name.endswith(".tmp"):
-                    os.unlink(os.path.join(partition.path, name))  # a crashed write's leftover
-            if not data and not list_files(partition):
-                remove_summary(partition)
-                with contextlib.suppress(OSError):
-                    os.rmdir(partition.path)
-            else:
-                self._summarize_locked(partition)
-            bump_generation(self.root)
-        except OSError as exc:
-            raise backend_error_from_oserror(exc, f"compacting {partition.path}") from exc
-
     # -- reading ------------------------------------------------------------------------
-
-    def _index(self, path: str) -> FileIndex:
-        index = self._indexes.get(path)
-        if index is None:
-            if (
-                len(self._indexes) >= _MAX_CACHED_INDEXES
-                or self._footer_bytes >= _MAX_CACHED_FOOTER_BYTES
-            ):
-                self._indexes.clear()
-                self._footer_bytes = 0
-            index = self._indexes[path] = read_index(path)
-            self._footer_bytes += index.metadata.serialized_size
-        return index
 
     def _retrying(self, fn: Callable[[], _T]) -> _T:
         """Run a read that lists files; if another process compacted one away, list again."""
@@ -290,48 +241,28 @@ class ParquetBackend(StorageBackend):
             try:
                 return fn()
             except FileNotFoundError:
-                self._listed = (None, [])  # the kept listing is stale: list again
+                self._catalog.forget()  # the kept listing is stale: list again
                 continue
         raise BackendError(f"{self.root}: files kept disappearing while reading; try again")
-
-    def _files(self, start_ns: int, end_ns: int) -> Iterator[tuple[Partition, list[DataFile]]]:
-        for partition, files in self._listing():
-            if partition.end_ns > start_ns and partition.start_ns < end_ns:
-                yield partition, files
-
-    def _listing(self) -> list[tuple[Partition, list[DataFile]]]:
-        """Every partition and its files, oldest first; kept while the token is unchanged.
-
-        The token is read before listing, so a change made during the listing shows up
-        as a new token at the next call.
-        """
-        token = generation(self.root)
-        if token is not None and token == self._listed[0]:
-            return self._listed[1]
-        listing = [(p, list_files(p)) for p in list_partitions(self.root)]
-        self._listed = (token, listing)
-        return listing
 
     def _read_many(
         self, wanted: Sequence[SeriesKey] | Selector, start_ns: int, end_ns: int
     ) -> tuple[list[SeriesKey], dict[SeriesKey, Arrays]]:
         """The keys ``wanted`` names (or selects) and their samples in the range.
 
-        A selector is resolved against the same file listing the samples are read from,
-        so a query lists the directories once.
+        A selector is resolved from the key snapshot when it is current (else from every
+        partition's files), and only the partitions overlapping the range are listed, so
+        a recent range costs the same in a new process whatever the history.
         """
 
         def once() -> tuple[list[SeriesKey], dict[SeriesKey, list[Arrays]]]:
-            listing = self._listing()
             if isinstance(wanted, Selector):
-                keys = self._select_in(listing, wanted)
+                keys = self._selected(wanted)
             else:
                 keys = list(wanted)
             key_set = set(keys)
             pieces: dict[SeriesKey, list[Arrays]] = {}
-            for partition, files in listing:
-                if partition.end_ns <= start_ns or partition.start_ns >= end_ns:
-                    continue
+            for _, files in self._catalog.in_range(start_ns, end_ns):
                 for f in files:
                     index = self._index(f.path)
                     if len(keys) <= len(index.series):
@@ -377,20 +308,9 @@ class ParquetBackend(StorageBackend):
             if ts.size:
                 yield Series(key, ts, vs)
 
-    def _select_in(
-        self, listing: list[tuple[Partition, list[DataFile]]], selector: Selector
-    ) -> list[SeriesKey]:
-        """The keys ``selector`` matches in ``listing``'s files and the buffer, sorted.
-
-        The files' key index is rebuilt only when the list of files changed.
-        """
-        token = tuple(f.path for _, files in listing for f in files)
-        if token != self._key_index[0]:
-            keys: set[SeriesKey] = set()
-            for partition, files in listing:
-                keys.update(self._partition_keys(partition, files))
-            self._key_index = (token, KeyIndex(keys))
-        index = self._key_index[1]
+    def _selected(self, selector: Selector) -> list[SeriesKey]:
+        """The keys ``selector`` matches in the files and the buffer, sorted."""
+        index = self._catalog.key_index()
         found = index.select(selector)
         extra = [
             k
@@ -401,24 +321,6 @@ class ParquetBackend(StorageBackend):
             found = sorted([*found, *extra], key=key_order)
         return found
 
-    def _partition_keys(self, partition: Partition, files: list[DataFile]) -> set[SeriesKey]:
-        """The partition's keys: from its summary when that lists exactly ``files``."""
-        names = file_sizes(files)
-        known = self._summaries.get(partition.path)
-        if known is not None and known[0] == names:
-            return known[1]
-        summary = read_summary(partition)
-        keys: set[SeriesKey] = set()
-        if summary is not None and summary[0] == names:
-            try:
-                keys = {key_of(name, tags) for name, tags in summary[1]}
-            except (ValueError, TypeError):
-                summary = None  # a damaged summary: the footers say the same
-        if summary is None or summary[0] != names:
-            keys = {k for f in files for k in self._index(f.path).series}
-        self._summaries[partition.path] = (names, keys)
-        return keys
-
     def keys(self) -> Iterator[SeriesKey]:
         """Yield every series with a sample, from the files' footer indexes and the buffer."""
         return self.select(Selector())
@@ -426,7 +328,7 @@ class ParquetBackend(StorageBackend):
     def select(self, selector: Selector) -> Iterator[SeriesKey]:
         """Yield the keys ``selector`` matches, sorted, from a cached name/tag index."""
         with self._lock:
-            return iter(self._retrying(lambda: self._select_in(self._listing(), selector)))
+            return iter(self._retrying(lambda: self._selected(selector)))
 
     def last(self, key: SeriesKey, start_ns: int, end_ns: int) -> tuple[int, float] | None:
         """The newest sample in the range, from the newest partition holding one.
@@ -453,12 +355,14 @@ class ParquetBackend(StorageBackend):
     def _last_stored(
         self, key: SeriesKey, start_ns: int, end_ns: int, newer: tuple[int, float] | None
     ) -> tuple[int, float] | None:
-        for partition, files in reversed(self._listing()):
+        """Walk back from the key's newest partition, listing only the days it reaches."""
+        partitions, files_of = self._catalog.newest_first(key)
+        for partition in partitions:
             if partition.start_ns >= end_ns:
                 continue
             if partition.end_ns <= start_ns or (newer is not None and partition.end_ns <= newer[0]):
                 return None  # older partitions hold nothing in range, or nothing newer
-            found = self._last_in_partition(files, key, start_ns, end_ns)
+            found = self._last_in_partition(files_of(partition), key, start_ns, end_ns)
             if found is not None:
                 return found
         return None
@@ -485,73 +389,13 @@ class ParquetBackend(StorageBackend):
 
     # -- retention and size -------------------------------------------------------------------
 
-    def _count(self, files: Sequence[DataFile], keep: Callable[[SeriesKey], bool]) -> int:
-        """Distinct samples of the kept series in ``files``, resolving cross-file repeats."""
-        owners: dict[SeriesKey, list[DataFile]] = {}
-        total = 0
-        for f in files:
-            for key, entry in self._index(f.path).series.items():
-                if keep(key):
-                    owners.setdefault(key, []).append(f)
-                    total += entry[1]
-        repeated = {k: fs for k, fs in owners.items() if len(fs) > 1}
-        if repeated:
-            pieces: dict[SeriesKey, list[Arrays]] = {}
-            for f in files:
-                for key, arrays in read_series(
-                    f.path, self._index(f.path), repeated, self._open
-                ).items():
-                    pieces.setdefault(key, []).append(arrays)
-            for chunks in pieces.values():
-                total -= sum(c[0].size for c in chunks) - merge_last_wins(chunks)[0].size
-        return total
-
-    def delete_before(self, cutoff_ns: int, selector: Selector | None = None) -> int:
-        """Flush, then delete the selected samples older than ``cutoff_ns``; return how many.
-
-        Day partitions entirely before the cutoff are dropped as a whole (without a
-        selector); the partition straddling it, or any partition holding selected
-        series, is rewritten without the deleted rows.
-        """
-
-        def selected(key: SeriesKey) -> bool:
-            return selector is None or selector.matches(key)
-
-        with self._lock:
-            self._check_open()
-            self.flush()
-            removed = 0
-            for partition in list_partitions(self.root):
-                if partition.start_ns >= cutoff_ns:
-                    continue
-                with lock_partition(self.root, partition):
-                    files = list_files(partition)
-                    if selector is None and partition.end_ns <= cutoff_ns:
-                        removed += self._count(files, selected)
-                        self._replace_locked(partition, files, {})
-                        continue
-                    touched = any(
-                        selected(key) and entry[2] < cutoff_ns
-                        for f in files
-                        for key, entry in self._index(f.path).series.items()
-                    )
-                    if not touched:
-                        continue
-                    kept: dict[SeriesKey, Arrays] = {}
-                    for key, (ts, vs) in self._merge(files).items():
-                        cut = int(np.searchsorted(ts, cutoff_ns)) if selected(key) else 0
-                        removed += cut
-                        kept[key] = (ts[cut:], vs[cut:])
-                    self._replace_locked(partition, files, kept)
-            return removed
-
     def stats(self) -> StorageStats:
         """Flush, then count distinct samples, series and bytes on disk."""
 
         def once() -> StorageStats:
             samples = size = 0
             series: set[SeriesKey] = set()
-            for _, files in self._files(MIN_NS, MAX_NS):
+            for _, files in self._catalog.in_range(MIN_NS, MAX_NS):
                 samples += self._count(files, lambda _key: True)
                 for f in files:
                     series.update(self._index(f.path).series)
@@ -575,11 +419,6 @@ class ParquetBackend(StorageBackend):
                 self.flush()
                 self._open.close()
                 self._closed = True
-
-    @classmethod
-    def from_url(cls, url: str, **options: Any) -> ParquetBackend:
-        """Open ``parquet:///abs/dir`` or ``parquet://relative/dir`` (created if missing)."""
-        return cls(url, **options)
 
 
 def _last_in(arrays: Arrays, start_ns: int, end_ns: int) -> tuple[int, float] | None:
@@ -605,20 +444,3 @@ def _split_days(
         for d, a, b in zip(days[:-1], cuts[:-1], cuts[1:], strict=True)
         if b > a
     ]
-
-
-def _tiered_suffix(files: list[DataFile], limit: int) -> list[DataFile]:
-    """The newest run of files to merge: small files, not the big ones merged earlier.
-
-    Walking from the newest file back, an older file joins while it is no bigger than
-    twice what is gathered so far, which keeps total rewriting logarithmic in the
-    partition's size; if that would still leave more than ``limit`` files, merge all.
-    """
-    gathered = files[-1].size()
-    start = len(files) - 1
-    while start > 0 and files[start - 1].size() <= 2 * gathered:
-        start -= 1
-        gathered += files[start].size()
-    if start + 1 > limit - 1 or len(files) - start < 2:
-        start = 0
-    return files[start:]

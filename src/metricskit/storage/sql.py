@@ -35,19 +35,20 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
-from sqlalchemy.schema import CreateIndex, CreateTable
 
 from metricskit.errors import BackendError
 from metricskit.model import Selector, Series, SeriesKey
 from metricskit.storage._chunk_codec import decode_block
 from metricskit.storage._sql_batch import Segment, segments, split_odd
 from metricskit.storage._sql_blocks import ROW_KIND, BlockWriter, Pending, assemble
+from metricskit.storage._sql_connection import GENERATION_KEY as _GENERATION
+from metricskit.storage._sql_connection import VERSION_KEY as _VERSION
+from metricskit.storage._sql_connection import SQLConnection
 from metricskit.storage._sql_errors import parse_url, safe_url, translate
-from metricskit.storage._sql_flavors import WRITE_OPTION, flavor_for, insert_ignore, normalize_url
+from metricskit.storage._sql_flavors import flavor_for, insert_ignore, normalize_url
 from metricskit.storage._sql_reads import Compiled, ReadStatements, execute, key_of, read_many
 from metricskit.storage._sql_schema import (
     DEFAULT_PREFIX,
-    SCHEMA_VERSION,
     SEAL_ROWS,
     Tables,
     encode_tags,
@@ -58,8 +59,6 @@ from metricskit.storage.base import MAX_NS, Capabilities, StorageBackend, Storag
 __all__ = ["InMemorySQLiteBackend", "SQLBackend"]
 
 _CHUNK = 500  # ids per IN (...) list: far below every database's parameter limit
-_GENERATION = "generation"
-_VERSION = "schema_version"
 _FEW = 8  # a query matching at most this many series reads them one by one
 
 Int64Array = npt.NDArray[np.int64]
@@ -75,7 +74,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + size]
 
 
-class SQLBackend(StorageBackend):
+class SQLBackend(SQLConnection, StorageBackend):
     """Stores series in SQL tables; see the module docstring for URLs and options."""
 
     scheme = "sqlite"
@@ -134,97 +133,6 @@ class SQLBackend(StorageBackend):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({safe_url(self._url)!r})"
-
-    @property
-    def url(self) -> str:
-        """The store's URL with the password hidden."""
-        return safe_url(self._url)
-
-    # -- connections and transactions ------------------------------------------------
-
-    @contextlib.contextmanager
-    def _guard(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (ImportError, OSError, sa_exc.SQLAlchemyError) as exc:
-            raise translate(exc, self._url, what) from exc
-        except Exception as exc:
-            if isinstance(exc, self._engine.dialect.loaded_dbapi.Error):
-                raise translate(exc, self._url, what) from exc
-            raise
-
-    @contextlib.contextmanager
-    def _connection(self, what: str) -> Iterator[sa.Connection]:
-        if self._closed:
-            raise BackendError(f"{what} on {self.url}: the backend is closed")
-        with self._lock:
-            try:
-                conn = self._engine.connect()
-            except (ImportError, OSError, sa_exc.SQLAlchemyError) as exc:
-                raise translate(exc, self._url, what, connecting=True) from exc
-            with self._guard(what), conn:
-                yield conn
-
-    @contextlib.contextmanager
-    def _transaction(self, what: str, *, write: bool = False) -> Iterator[sa.Connection]:
-        with self._connection(what) as conn:
-            if write:
-                conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield conn
-
-    @contextlib.contextmanager
-    def _cursor(self, what: str) -> Iterator[Any]:
-        """A raw DBAPI cursor for single-statement reads (no per-row SQLAlchemy objects)."""
-        with self._connection(what) as conn:
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                yield cur
-            finally:
-                cur.close()
-
-    def _create_schema(self) -> int | None:
-        """Create missing tables; upgrade a version-1 store. The version found (``None``:
-        the tables were created just now)."""
-        t = self._tables
-        # Two processes may create the tables at once; IF NOT EXISTS makes the second a
-        # no-op, and a race inside the catalog (PostgreSQL) is settled by one retry.
-        for attempt in (1, 2):
-            try:
-                with self._transaction("open", write=True) as conn:
-                    for table in (t.meta, t.series, t.samples, t.blocks):
-                        conn.execute(CreateTable(table, if_not_exists=True))
-                    for index in (*t.series.indexes, *t.blocks.indexes):
-                        conn.execute(CreateIndex(index, if_not_exists=True))
-                    version_query = sa.select(t.meta.c.value).where(t.meta.c.key == _VERSION)
-                    found = conn.execute(version_query).scalar_one_or_none()
-                    conn.execute(
-                        insert_ignore(self._engine.dialect.name, t.meta, "key"),
-                        [{"key": _VERSION, "value": SCHEMA_VERSION},
-                         {"key": _GENERATION, "value": 0}],
-                    )  # fmt: skip
-                # A new transaction: when another process inserted the rows first, this
-                # one's snapshot (InnoDB's REPEATABLE READ) may predate its commit.
-                with self._transaction("open", write=True) as conn:
-                    version = conn.execute(version_query).scalar_one()
-                    if version == 1:
-                        # Version 1 = only head rows, a valid version-2 store; sealing them
-                        # into blocks (compact) follows in its own transactions.
-                        conn.execute(
-                            sa.update(t.meta)
-                            .where(t.meta.c.key == _VERSION, t.meta.c.value == 1)
-                            .values(value=SCHEMA_VERSION)
-                        )
-                break
-            except BackendError as exc:
-                if attempt == 2 or not isinstance(exc.__cause__, sa_exc.IntegrityError):
-                    raise
-        if version > SCHEMA_VERSION:
-            raise BackendError(
-                f"{self.url}: tables {t.prefix}* have schema version {version}, newer than "
-                f"this metricskit understands ({SCHEMA_VERSION}); upgrade metricskit"
-            )
-        return None if found is None else int(found)
 
     # -- writing ------------------------------------------------------------------------
 
