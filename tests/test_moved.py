@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,82 @@ def test_a_new_path_does_not_warn() -> None:
         "import metricskit.alerting.engine, metricskit.server.app, metricskit.cli.commands\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# Every public module of metricskit 0.1 (git ls-tree of the last flat-layout commit,
+# 423cc54^, without the private ones): each still imports, by its old path.
+MODULES_0_1 = [
+    "aggregate",
+    "analysis",
+    "catalog",
+    "channels",
+    "channels.alertmanager",
+    "channels.base",
+    "channels.email",
+    "channels.log",
+    "channels.slack",
+    "cli",
+    "collector",
+    "config",
+    "derive",
+    "errors",
+    "events",
+    "exposition",
+    "grafana",
+    "integrations",
+    "integrations.asgi",
+    "integrations.flask",
+    "integrations.wsgi",
+    "model",
+    "notify",
+    "performance",
+    "performance_rules",
+    "promql",
+    "query",
+    "recommendations",
+    "recorder",
+    "report",
+    "report_html",
+    "report_types",
+    "rules",
+    "rules_model",
+    "server",
+    "service",
+    "sources",
+    "sources.base",
+    "sources.business",
+    "sources.config",
+    "sources.database",
+    "sources.http",
+    "sources.system",
+    "storage",
+    "storage.base",
+    "storage.chunk_codec",
+    "storage.memory",
+    "storage.parquet",
+    "storage.parquet_format",
+    "storage.parquet_layout",
+    "storage.parquet_write",
+    "storage.registry",
+    "storage.sql",
+    "storage.sql_batch",
+    "storage.sql_blocks",
+    "storage.sql_errors",
+    "storage.sql_flavors",
+    "storage.sql_reads",
+    "storage.sql_schema",
+    "store",
+    "testing",
+    "testing.channels",
+    "testing.clock",
+    "testing.conformance",
+    "testing.require",
+    "trends",
+]
+
+
+@pytest.mark.parametrize("old", MODULES_0_1)
+def test_every_public_module_path_of_0_1_imports(old: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        importlib.import_module(f"metricskit.{old}")
