@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import json
+import re
 import subprocess
 import sys
 import warnings
@@ -150,3 +153,43 @@ def test_every_public_module_path_of_0_1_imports(old: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         importlib.import_module(f"metricskit.{old}")
+
+
+def _imported_names(code: str) -> set[str]:
+    """Every module path ``code`` imports, ``from a import b`` counted as ``a.b`` too."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _shipped_code() -> dict[str, str]:
+    root = SRC.parent.parent
+    code = {
+        str(path): path.read_text()
+        for folder in ("src", "examples", "benchmarks", "backends")
+        for path in (root / folder).rglob("*.py")
+    }
+    for notebook in (root / "examples").rglob("*.ipynb"):
+        cells = json.loads(notebook.read_text())["cells"]
+        for i, cell in enumerate(cells):
+            if cell["cell_type"] == "code":
+                code[f"{notebook}[{i}]"] = "".join(cell["source"])
+    for page in (root / "docs").glob("*.md"):
+        for i, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S)):
+            code[f"{page}[{i}]"] = block
+    return code
+
+
+def test_shipped_code_and_docs_import_no_0_1_path() -> None:
+    # what users copy must not teach them a path that goes away in 0.3 (the notebook's
+    # `from metricskit import performance, trends` warned in every run)
+    old = {
+        where: sorted(n for n in _imported_names(code) if new_path(n) is not None)
+        for where, code in _shipped_code().items()
+    }
+    assert {where: names for where, names in old.items() if names} == {}
