@@ -449,3 +449,23 @@ def test_json_output_is_strict_json_with_null_for_nan(workdir: Path) -> None:
     assert data["system"]["system.cpu.usage_percent"] is None
     # The histogram totals the Recorder keeps are not metrics of their own.
     assert list(data["http"]) == ['http.request.duration_seconds{endpoint="/api",status="200"}']
+
+
+def test_start_says_where_it_serves(workdir: Path) -> None:
+    """With `integrations.prometheus.port: 0` the port is only known once bound: `start`
+    prints it as `serve` does (it printed nothing, so /metrics could not be found)."""
+    import requests
+
+    config = workdir / "config" / "monitoring.yaml"
+    config.write_text(CONFIG + "integrations: {prometheus: {enabled: true, port: 0}}\n")
+    proc = start_background(workdir, "--quiet")
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("metricskit: serving http://127.0.0.1:"), first
+        metrics = requests.get(f"{first.split()[2]}/metrics", timeout=30)
+        assert metrics.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err

@@ -338,3 +338,22 @@ def test_stop_right_after_start_stops(rec):
         col.stop(timeout=5)
         assert not col.running
     col.close()
+
+
+def test_the_self_metric_keeps_its_0_1_name(rec, store):
+    # The layout move rewrote module paths inside strings and renamed this metric with
+    # them (metricskit.collect.collector...); a metric name is data in users' stores,
+    # dashboards and alert rules, not a module path.
+    from metricskit.server.exposition import generate
+
+    col = Collector(rec)
+    col.add(lambda: {"app.queue.depth": 3}, "60s", name="queue")
+    col.collect_once()
+    rec.flush()
+    col.close()
+    assert [k.name for k in store.series(name="metricskit.collector.duration_seconds")] == [
+        "metricskit.collector.duration_seconds"
+    ]
+    text = generate(store).decode()
+    assert 'metricskit_collector_duration_seconds{source="queue"}' in text
+    assert "Time one collection pass of a source took" in text

@@ -257,3 +257,28 @@ def test_restarted_start_and_read_commands_with_a_tagged_alert(tmp_path: Path) -
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def test_an_engine_that_never_evaluates_follows_the_one_that_does(tmp_path: Path) -> None:
+    """`metricskit serve` (or an app that only records) beside `metricskit start`: its
+    engine reads the state `start` persists; read once and kept, its /api/health and
+    /api/v1/alerts showed the alerts of their first request for as long as it ran."""
+    from metricskit.alerting.rules_model import AlertRule
+    from metricskit.testing import ManualClock
+
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    clock = ManualClock(T0)
+    rule = AlertRule.create("app.high", metric=METRIC, threshold=80.0, operator="gt")
+    writer, reader = mk.open_store(url), mk.open_store(url)
+    evaluator = mk.RuleEngine([rule], writer, clock=clock)
+    server = mk.RuleEngine([rule], reader, clock=clock)
+    try:
+        for value, states in ((95.0, ["firing"]), (50.0, []), (96.0, ["firing"])):
+            key = SeriesKey.of(METRIC, TAGS)
+            writer.write([Series(key, np.array([clock.now_ns()]), np.array([value]))])
+            evaluator.evaluate()
+            assert [a.state.value for a in server.active_alerts()] == states, value
+            clock.advance(60)
+    finally:
+        writer.close()
+        reader.close()

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from metricskit.config import load_config
 from metricskit.service import MonitoringService
@@ -222,3 +223,33 @@ def test_one_scheduler_runs_collection_evaluation_retention_and_status(tmp_path:
         assert tasks["evaluate"].last_run_ns == clock.now_ns()
         svc.stop_monitoring()
         assert not svc.scheduler.running
+
+
+def _no_nan(constant: str) -> None:
+    raise AssertionError(f"{constant} in JSON (RFC 8259 has no such value)")
+
+
+def test_an_expression_rule_alert_is_strict_json_and_reads_well(tmp_path: Path) -> None:
+    # the built-in performance rules are PromQL expr rules: no metric, no threshold (NaN)
+    path = tmp_path / "monitoring.yaml"
+    path.write_text("storage: {type: memory}\n")
+    with MonitoringService(str(path), clock=ManualClock()) as svc:
+        svc.record_request("/api/chat", 0.5, 200)
+        svc.record_request("/api/chat", 0.7, 503)
+        svc.recorder.flush()
+        fired = [e for e in svc.engine.evaluate() if e.state.value == "firing"]
+        assert {e.rule for e in fired} == {"performance.high_error_rate"}
+        server = svc.start_server(port=0)
+        try:
+            response = requests.get(f"{server.url}/api/health", timeout=30)
+        finally:
+            server.stop()
+        assert response.status_code == 200
+        report = json.loads(response.text, parse_constant=_no_nan)
+        assert {a["threshold"] for a in report["active_alerts"]} == {None}
+        advice = json.dumps(report["recommendations"])
+        assert "High error rate" in advice and "nan" not in advice.lower()
+        assert svc.notifier.flush(timeout=30)
+    lines = (tmp_path / "monitoring_alerts.log").read_text().splitlines()
+    assert lines and all(" ALERT: High error rate: 50% of requests failed" in x for x in lines)
+    assert not [x for x in lines if " -  = " in x or "nan" in x.lower()]

@@ -21,6 +21,18 @@ from types import ModuleType
 
 __all__ = ["MOVED", "MovedModuleFinder", "install"]
 
+_STORAGE_HELPERS = (
+    "chunk_codec",
+    "parquet_format",
+    "parquet_layout",
+    "parquet_write",
+    "sql_batch",
+    "sql_blocks",
+    "sql_errors",
+    "sql_flavors",
+    "sql_reads",
+    "sql_schema",
+)
 MOVED: dict[str, str] = {
     f"metricskit.{old}": f"metricskit.{new}"
     for old, new in {
@@ -42,6 +54,8 @@ MOVED: dict[str, str] = {
         "rules": "alerting.engine",
         "rules_model": "alerting.rules_model",
         "sources": "collect.sources",
+        # 0.1's storage helper modules, private now: plugins use metricskit.storage
+        **{f"storage.{m}": f"storage._{m}" for m in _STORAGE_HELPERS},
         "trends": "report.trends",
     }.items()
 }

@@ -81,7 +81,7 @@ CATALOG = MappingProxyType(
         "metricskit.recorder.dropped": MetricInfo(
             _C, "", "Samples the recorder dropped because its buffer was full"
         ),
-        "metricskit.collect.collector.duration_seconds": MetricInfo(
+        "metricskit.collector.duration_seconds": MetricInfo(
             _G, "seconds", "Time one collection pass of a source took"
         ),
     }

@@ -108,6 +108,7 @@ class RuleEngine:
         self._silences = Silences()
         self._lock = threading.RLock()
         self._restored = False
+        self._evaluated = False
         self.last_evaluation_seconds: float | None = None
         """How long the latest :meth:`evaluate` took (for profiling)."""
         self.evaluation_interval_seconds: float | None = None
@@ -182,6 +183,7 @@ class RuleEngine:
         started = time.perf_counter()
         with self._lock:
             self._restore()
+            self._evaluated = True
             self._recorders.record(self.store, now_ns)
             spans: dict[str, int] = {}
             for r in self.rules:
@@ -218,16 +220,19 @@ class RuleEngine:
             if a.refresh_due(t)
         ]
 
-    def _restore(self) -> None:
+    def _restore(self, *, again: bool = False) -> None:
         # Marked done only once it worked: evaluating without the persisted state would
         # re-send every notification that already went out, so a failed read raises here
         # (the scheduler logs it) and the next call tries again.
-        if not self._restored:
-            for name, alert in restore_alerts(
-                self.store, {n: r.rule for n, r in self._states.items()}
-            ):
-                self._states[name].alerts[alert.key] = alert
-            self._restored = True
+        if self._restored and not again:
+            return
+        restored = restore_alerts(self.store, {n: r.rule for n, r in self._states.items()})
+        if again:
+            for rs in self._states.values():
+                rs.alerts.clear()
+        for name, alert in restored:
+            self._states[name].alerts[alert.key] = alert
+        self._restored = True
 
     def rule_evaluations(self) -> dict[str, Evaluation]:
         """Each alert and ``record:`` rule's latest evaluation (time, duration, error), by
@@ -245,11 +250,16 @@ class RuleEngine:
     # -- queries, silences, lifecycle ---------------------------------------------------
 
     def active_alerts(self) -> list[ActiveAlert]:
-        """Pending and firing alerts as of the last evaluation (silenced ones included)."""
+        """Pending and firing alerts as of the last evaluation (silenced ones included).
+
+        An engine that has not evaluated (``metricskit serve`` or ``status`` beside
+        ``metricskit start``, an application that only records) reads them as the
+        evaluating process last persisted them, at every call.
+        """
         now = self.clock.now_ns()
         out = []
         with self._lock:
-            self._restore()
+            self._restore(again=not self._evaluated)
             for rs in self._states.values():
                 rule = rs.rule
                 for a in rs.alerts.values():

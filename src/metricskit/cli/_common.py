@@ -23,6 +23,7 @@ __all__ = [
     "open_service",
     "output_option",
     "print_json",
+    "serving_line",
     "tls_files",
     "tls_option",
 ]
@@ -83,6 +84,15 @@ def tls_files(certfile: str | None, keyfile: str | None) -> dict[str, str]:
             fail("give --tls-certfile and --tls-keyfile together")
         return {}
     return {"tls_certfile": certfile, "tls_keyfile": keyfile}
+
+
+def serving_line(url: str) -> str:
+    """The line ``serve`` and ``start`` print once listening: where, and what is served
+    (with ``port: 0`` the URL is the only place the port shows)."""
+    return (
+        f"metricskit: serving {url} (/metrics, /, /api/health, Prometheus API "
+        "/api/v1/query, /api/v1/query_range, ...)"
+    )
 
 
 def output_option(*choices: str) -> Callable[[F], F]:

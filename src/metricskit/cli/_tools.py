@@ -15,7 +15,14 @@ from rich.console import Console
 from rich.progress import Progress
 
 from metricskit._files import atomic_write
-from metricskit.cli._common import config_option, fail, open_service, tls_files, tls_option
+from metricskit.cli._common import (
+    config_option,
+    fail,
+    open_service,
+    serving_line,
+    tls_files,
+    tls_option,
+)
 from metricskit.model import Selector
 from metricskit.server.app import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_MAX_CONNECTIONS
 
@@ -201,10 +208,7 @@ def serve(
     except BaseException:
         service.close()
         raise
-    click.echo(
-        f"metricskit: serving {server.url} (/metrics, /, /api/health, Prometheus API "
-        "/api/v1/query, /api/v1/query_range, ...); Ctrl-C stops"
-    )
+    click.echo(f"{serving_line(server.url)}; Ctrl-C stops")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -45,6 +45,7 @@ from metricskit.cli._common import (
     open_service,
     output_option,
     print_json,
+    serving_line,
     tls_files,
     tls_option,
 )
@@ -162,6 +163,7 @@ def start(
     try:
         if service.config.integrations.prometheus.enabled:
             server = service.start_server(**tls)
+            click.echo(serving_line(server.url))
         service.start_monitoring(interval)
         _run_until(service, stop, deadline, live=not quiet and sys.stdout.isatty())
     except KeyboardInterrupt:

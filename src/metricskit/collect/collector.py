@@ -20,7 +20,7 @@ How it keeps one source from hurting the others:
 - An exception from a source, or a sample the recorder rejects, is logged with the
   source's name (once per distinct message; repeats go to DEBUG) and counted.
 
-The collector measures itself: ``metricskit.collect.collector.duration_seconds`` (tag
+The collector measures itself: ``metricskit.collector.duration_seconds`` (tag
 ``source``) after every run. Scheduling reads the ``clock``, so tests drive it with a
 :class:`~metricskit.testing.ManualClock` and :meth:`Collector.run_pending`.
 """
@@ -51,7 +51,7 @@ __all__ = ["SELF_METRIC", "Collector", "RecorderLike", "ScheduledSource"]
 
 log = logging.getLogger("metricskit.collect.collector")
 
-SELF_METRIC = "metricskit.collect.collector.duration_seconds"
+SELF_METRIC = "metricskit.collector.duration_seconds"
 """Seconds each source's run took, tagged ``source``."""
 _WAIT_GRACE_S = 0.25  # lets a run that finished just inside its timeout hand over
 _DEFAULT_TIMEOUT_S = 30.0
@@ -171,7 +171,7 @@ class Collector:
     """Runs sources on their intervals and records their samples into ``recorder``.
 
     ``clock`` decides when runs are due and stamps samples (sources may stamp their
-    own). ``self_metrics=False`` turns off ``metricskit.collect.collector.duration_seconds``.
+    own). ``self_metrics=False`` turns off ``metricskit.collector.duration_seconds``.
     """
 
     def __init__(

@@ -183,13 +183,13 @@ class Finding:
             if a.state != "firing":
                 continue
             topic = _ALERT_TOPICS.get(a.metric, "alert_firing")
-            found.append(
-                cls(
-                    topic,
-                    a.severity,
-                    f"alert {a.rule}: {a.metric} = {a.value} (threshold {a.threshold})",
-                )
+            # an expression rule has no metric or threshold: its summary says what is wrong
+            what = (
+                f"{a.metric} = {a.value} (threshold {a.threshold})"
+                if a.metric
+                else f"{a.summary or a.rule} (value {a.value})"
             )
+            found.append(cls(topic, a.severity, f"alert {a.rule}: {what}"))
         for issue in issues:
             found.append(
                 cls(_ISSUE_TOPICS.get(issue.figure, "slow_responses"), "warning", issue.message)

@@ -148,7 +148,7 @@ class AlertView:
             state=alert.state.value,
             severity=alert.severity.value,
             value=finite(alert.value),
-            threshold=alert.threshold,
+            threshold=finite(alert.threshold),  # an expression rule has none (NaN)
             since=iso(alert.since_ns),
             fired_at=iso(alert.fired_at_ns),
             silenced=alert.silenced,

@@ -230,14 +230,20 @@ def event_headline(event: AlertEvent) -> str:
     characters escaped, so the result stays one line.
     """
     title = escape_control(" ".join((event.summary or event.rule).split()))
-    text = f"{title} - {event.metric} = {format_value(event.value, event.metric)}"
-    op = _OPERATORS.get(event.operator, event.operator)
-    if event.state is AlertState.RESOLVED:
+    resolved = event.state is AlertState.RESOLVED
+    if event.metric:
+        text = f"{title} - {event.metric} = {format_value(event.value, event.metric)}"
+    else:
+        # an expression rule: no metric and no threshold, its summary says what is wrong
+        # (and when resolved its series is gone, so there is no current value either)
+        text = title if resolved else f"{title} - value {format_value(event.value)}"
+    if resolved:
         fired = format_value(event.firing_value, event.metric)
         duration = event.duration_fired_s
         lasted = format_duration(round(duration) * 1_000_000_000) if duration is not None else "?"
         text += f" (was {fired} when it fired; fired for {lasted})"
-    else:
+    elif event.metric:
+        op = _OPERATORS.get(event.operator, event.operator)
         text += f" (threshold {op} {format_value(event.threshold, event.metric)})"
     return text
 

@@ -61,7 +61,7 @@ class Source(abc.ABC):
 
     name: str = "source"
     """Identifies the source in logs, stats and the ``source`` tag of the collector's
-    own ``metricskit.collect.collector.duration_seconds``."""
+    own ``metricskit.collector.duration_seconds``."""
 
     @abc.abstractmethod
     def collect(self) -> list[Sample]:
