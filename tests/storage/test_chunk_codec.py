@@ -120,3 +120,21 @@ def test_merge_last_wins_prefers_new() -> None:
     ts, values = merge_last_wins(old, new)
     assert ts.tolist() == [1, 3, 4, 5]
     assert values.tolist() == [1.0, 30.0, 40.0, 5.0]
+
+
+def test_series_scraped_together_share_one_timestamp_array() -> None:
+    ts = 10**18 + np.arange(6000, dtype=np.int64) * 10**10
+    grids: dict[tuple[int, ...], np.ndarray] = {}
+    decoded = []
+    for scale in (1.0, 2.5):
+        values = np.arange(6000.0) * scale
+        blobs = [encode_block(ts[:4096], values[:4096]), encode_block(ts[4096:], values[4096:])]
+        decoded.append(decode_blocks(blobs, grids))
+        assert decoded[-1][1].tolist() == values.tolist()
+    (first_ts, _), (second_ts, _) = decoded
+    assert second_ts is first_ts and not first_ts.flags.writeable
+    assert first_ts.tolist() == ts.tolist()
+    jittered = ts.copy()
+    jittered[5] += 1
+    other, _ = decode_blocks([encode_block(jittered, np.ones(6000))], grids)
+    assert other.tolist() == jittered.tolist()

@@ -54,7 +54,6 @@ BLOCK_VERSION = 2
 _ZLIB_VERSION = 1  # blocks written before zstd: still read
 _DECIMAL, _XOR = 0, 1
 _HEADER = struct.Struct("<BBBBIqQq")
-_COUNT, _COUNT_AT = struct.Struct("<I"), 4  # the header's n, read before decoding
 _DECIMAL_HEADER = struct.Struct("<bqI")
 _MAX_SCALE = 9
 _POW10 = 10.0 ** np.arange(_MAX_SCALE + 1, dtype=np.float64)
@@ -183,25 +182,44 @@ def decode_block(blob: bytes | memoryview) -> tuple[Int64Array, Float64Array]:
     return decode_blocks((blob,))
 
 
-def decode_blocks(blobs: Sequence[bytes | memoryview]) -> tuple[Int64Array, Float64Array]:
+Grids = dict[tuple[int, ...], Int64Array]
+"""Timestamps already decoded in one read, by their blocks' (n, t0, d0)s: see decode_blocks."""
+
+
+def decode_blocks(
+    blobs: Sequence[bytes | memoryview], grids: Grids | None = None
+) -> tuple[Int64Array, Float64Array]:
     """The samples of ``blobs`` joined in their order, each decoded straight into its slice
-    of the result (no joining copy); a damaged blob raises ``CorruptDataError``."""
+    of the result (no joining copy); a damaged blob raises ``CorruptDataError``.
+
+    With ``grids`` (one dict per read), series whose blocks all hold the same regular
+    timestamps (series scraped together) get one shared, read-only timestamp array, decoded
+    once: their headers alone prove it equal.
+    """
     try:
         views = [memoryview(blob) for blob in blobs]
-        sizes = [_COUNT.unpack_from(view, _COUNT_AT)[0] for view in views]
-        ts = np.empty(sum(sizes), dtype=np.int64)
-        values = np.empty(ts.size, dtype=np.float64)
+        heads = [_HEADER.unpack_from(view) for view in views]
+        key = None
+        if grids is not None and not any(h[2] or h[7] for h in heads):  # all regular
+            key = tuple(x for h in heads for x in h[4:7])
+        shared = grids.get(key) if grids is not None and key is not None else None
+        values = np.empty(sum(h[4] for h in heads), dtype=np.float64)
+        ts = np.empty(values.size, dtype=np.int64) if shared is None else shared
         at = 0
-        for view, n in zip(views, sizes, strict=True):
-            _decode(view, ts[at : at + n], values[at : at + n])
+        for view, head in zip(views, heads, strict=True):
+            n = head[4]
+            _decode(view, None if shared is not None else ts[at : at + n], values[at : at + n])
             at += n
     except (struct.error, zlib.error, zstandard.ZstdError, ValueError, IndexError) as exc:
         raise CorruptDataError(f"damaged sample block ({exc})") from exc
+    if grids is not None and key is not None and shared is None:
+        ts.flags.writeable = False
+        grids[key] = ts
     return ts, values
 
 
-def _decode(blob: memoryview, ts: Int64Array, values: Float64Array) -> None:
-    """Decode ``blob`` into ``ts`` and ``values``, arrays of its length."""
+def _decode(blob: memoryview, ts: Int64Array | None, values: Float64Array) -> None:
+    """Decode ``blob`` into ``values`` and, unless None, ``ts``: arrays of its length."""
     version, kind, ts_width, v_width, n, t0, d0, ts_base = _HEADER.unpack_from(blob)
     if version not in (BLOCK_VERSION, _ZLIB_VERSION) or kind not in (_DECIMAL, _XOR):
         raise ValueError(f"unknown block version {version} / kind {kind}")
@@ -213,17 +231,8 @@ def _decode(blob: memoryview, ts: Int64Array, values: Float64Array) -> None:
     unpack = _CONTEXTS.decompress if version == BLOCK_VERSION else zlib.decompress
     body = memoryview(unpack(blob[at:]))
     ts_len = max(n - 2, 0) * ts_width
-    ts_bits = ts.view(np.uint64)
-    if not ts_width and not ts_base:  # a regular interval: no running sums
-        np.multiply(np.arange(n, dtype=np.uint64), np.uint64(d0), out=ts_bits)
-        ts_bits += np.uint64(t0 & _MASK)
-    else:
-        stream = np.empty(n - 1, dtype=np.uint64)
-        stream[0] = d0
-        stream[1:] = _join(body[:ts_len], n - 2, ts_width, ts_base)
-        ts_bits[0] = 0
-        np.cumsum(np.cumsum(stream), out=ts_bits[1:])
-        ts_bits += np.uint64(t0 & _MASK)
+    if ts is not None:
+        _decode_ts(body[:ts_len], ts.view(np.uint64), (n, t0, d0, ts_width, ts_base))
     v_len = n * v_width
     v_data = body[ts_len : ts_len + v_len]
     if kind == _XOR:
@@ -258,3 +267,16 @@ def merge_last_wins(
     keep[-1] = True
     np.not_equal(ts[1:], ts[:-1], out=keep[:-1])
     return ts[keep], values[keep]
+
+
+def _decode_ts(data: memoryview, out: U64, head: tuple[int, int, int, int, int]) -> None:
+    n, t0, d0, width, base = head
+    if not width and not base:  # a regular interval: no running sums
+        np.multiply(np.arange(n, dtype=np.uint64), np.uint64(d0), out=out)
+    else:
+        stream = np.empty(n - 1, dtype=np.uint64)
+        stream[0] = d0
+        stream[1:] = _join(data, n - 2, width, base)
+        out[0] = 0
+        np.cumsum(np.cumsum(stream), out=out[1:])
+    out += np.uint64(t0 & _MASK)
