@@ -666,8 +666,7 @@ def test_reads_and_last_decode_only_the_blocks_they_need(
     open_at: OpenBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """40,000 samples = 10 blocks: last() decodes one, a short range the ones it overlaps."""
-    import metricskit.storage._sql_blocks as blocks_module
-    import metricskit.storage.sql as sql_module
+    import metricskit.storage._chunk_codec as codec_module
 
     backend = open_at()
     key = SeriesKey.of("bounded.test.x")
@@ -675,14 +674,12 @@ def test_reads_and_last_decode_only_the_blocks_they_need(
     backend.write([Series(key, ts, np.arange(40_000, dtype=np.float64))])
     decoded: list[int] = []
 
-    def counting(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-        out = real(blob)
-        decoded.append(len(out[0]))
-        return out
+    def counting(blob: memoryview, ts: np.ndarray | None, values: np.ndarray) -> None:
+        real(blob, ts, values)
+        decoded.append(len(values))
 
-    real = blocks_module.decode_block
-    monkeypatch.setattr(blocks_module, "decode_block", counting)
-    monkeypatch.setattr(sql_module, "decode_block", counting)
+    real = codec_module._decode  # every decoding path decodes each block through it
+    monkeypatch.setattr(codec_module, "_decode", counting)
     assert backend.last(key, MIN_NS, MAX_NS) == (int(ts[-1]), 39_999.0)
     assert backend.last(key, MIN_NS, int(ts[5_000])) == (int(ts[4_999]), 4_999.0)
     assert len(decoded) == 2

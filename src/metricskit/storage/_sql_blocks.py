@@ -19,7 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
 
-from metricskit.storage._chunk_codec import decode_block, encode_block, merge_last_wins
+from metricskit.storage._chunk_codec import Grids, decode_block, encode_block, merge_last_wins
+from metricskit.storage._chunk_codec import decode_blocks as decode_all
 from metricskit.storage._sql_schema import BLOCK_SAMPLES, Tables
 
 __all__ = [
@@ -50,14 +51,11 @@ def head_arrays(rows: Sequence[Sequence[Any]], ts_col: int, value_col: int) -> A
     return ts, values
 
 
-def decode_blocks(blobs: Iterable[Any]) -> Arrays:
-    """Decode blocks given in time order and join them (they never overlap)."""
-    parts = [decode_block(blob) for blob in blobs]
-    if not parts:
-        return _EMPTY
-    if len(parts) == 1:
-        return parts[0]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def decode_blocks(blobs: Iterable[Any], grids: Grids | None = None) -> Arrays:
+    """Decode blocks given in time order and join them (they never overlap); ``grids``:
+    see :func:`metricskit.storage._chunk_codec.decode_blocks`."""
+    blobs = list(blobs)
+    return decode_all(blobs, grids) if blobs else _EMPTY
 
 
 def _block_row(job: tuple[int, Int64Array, Float64Array]) -> dict[str, Any]:

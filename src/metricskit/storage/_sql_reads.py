@@ -22,6 +22,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from metricskit.model import Selector, Series, SeriesKey
+from metricskit.storage._chunk_codec import Grids
 from metricskit.storage._sql_blocks import (
     BLOCK_KIND,
     CHUNK,
@@ -221,20 +222,23 @@ class DecodedBlocks:
         """Bytes the entries hold now."""
         return self._bytes
 
-    def decode(self, where: Hashable, blobs: tuple[bytes, ...]) -> Arrays:
+    def decode(
+        self, where: Hashable, blobs: tuple[bytes, ...], grids: Grids | None = None
+    ) -> Arrays:
         """The joined samples of ``blobs`` (blocks in time order); read-only arrays.
 
         ``where`` names the blocks (series id, start times, sizes): it finds the entry,
-        and the bytes decide whether the entry is still right.
+        and the bytes decide whether the entry is still right. ``grids``, one dict per
+        read, lets series with the same regular timestamps decode them once.
         """
         if self.max_bytes <= 0 or not blobs:
-            return decode_blocks(blobs)
+            return decode_blocks(blobs, grids)
         with self._lock:
             hit = self._entries.get(where)
             if hit is not None and hit[0] == blobs:
                 self._entries.move_to_end(where)
                 return hit[1]
-        ts, values = decode_blocks(blobs)
+        ts, values = decode_blocks(blobs, grids)
         ts.flags.writeable = values.flags.writeable = False  # shared by later reads
         size = ts.nbytes + values.nbytes + sum(len(b) for b in blobs)
         if size <= self.max_bytes:
@@ -268,13 +272,14 @@ class _Joiner:
         self.decoded, self.start, self.end = decoded, start, end
         # keyed by id(): the cache or the rows keep each array alive during the read
         self._cuts: dict[int, tuple[Int64Array, int, int]] = {}
+        self._grids: Grids = {}
 
     def series(self, key: SeriesKey, rows: Sequence[Any]) -> Series:
         """``key``'s samples in range from its rows: blocks (decoded or cached), then head."""
         blocks = [row for row in rows if row[1] == BLOCK_KIND]
         blobs = tuple(bytes(row[4]) for row in blocks)
         where = (blocks[0][0], *((row[2], len(row[4])) for row in blocks)) if blocks else ()
-        ts, values = self.decoded.decode(where, blobs)
+        ts, values = self.decoded.decode(where, blobs, self._grids)
         if blobs and (ts[0] < self.start or ts[-1] >= self.end):
             cut = self._cuts.get(id(ts))
             if cut is None:
