@@ -59,26 +59,34 @@ def _import_time_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _import_time_statements(node.body)
 
 
+def _targets(node: ast.stmt, package: str, known: set[str]) -> Iterator[tuple[str, int]]:
+    """(metricskit module, line) that one import statement in ``package`` imports."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.split(".")[0] == ROOT:
+                yield alias.name, node.lineno
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join([*anchor, base] if base else anchor)
+        if base.split(".")[0] != ROOT:
+            return
+        for alias in node.names:
+            # ``from metricskit.query import aggregate`` imports the submodule.
+            sub = f"{base}.{alias.name}"
+            yield (sub if sub in known else base), node.lineno
+
+
+def _package_of(module: str, path: Path) -> str:
+    return module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+
 def _imports(module: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
     """(imported metricskit module, line) for each import-time import in ``module``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in _import_time_statements(tree.body):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == ROOT:
-                    yield alias.name, node.lineno
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            if base.split(".")[0] != ROOT:
-                continue
-            for alias in node.names:
-                # ``from metricskit.query import aggregate`` imports the submodule.
-                sub = f"{base}.{alias.name}"
-                yield (sub if sub in known else base), node.lineno
+        yield from _targets(node, _package_of(module, path), known)
 
 
 def _unit(module: str) -> str:
@@ -244,23 +252,9 @@ def _all_imports(path: Path, module: str, known: set[str]) -> Iterator[tuple[str
         for stmt in block.body
         for n in ast.walk(stmt)
     }
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(tree):
-        if id(node) in checking:
-            continue
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.split(".")[0] == ROOT:
-                    yield alias.name, node.lineno
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            if base.split(".")[0] == ROOT:
-                for alias in node.names:
-                    sub = f"{base}.{alias.name}"
-                    yield (sub if sub in known else base), node.lineno
+        if id(node) not in checking and isinstance(node, ast.stmt):
+            yield from _targets(node, _package_of(module, path), known)
 
 
 def test_imports_flow_down_the_layers() -> None:
