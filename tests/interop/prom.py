@@ -15,12 +15,30 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import requests
 
+from metricskit import Series, SeriesKey, Store, open_store
 from tests.services import binary, free_port, running
 
 # (metric name, labels, [(timestamp ms, value)])
 OMSeries = tuple[str, dict[str, str], list[tuple[int, float]]]
+
+
+def store_of(series: Iterable[OMSeries], url: str = "memory://") -> Store:
+    """A store (``url``) holding ``series`` (times in ms, as OpenMetrics has them)."""
+    store = open_store(url)
+    store.write(
+        [
+            Series(
+                SeriesKey.of(name, labels),
+                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
+                np.array([v for _, v in samples]),
+            )
+            for name, labels, samples in series
+        ]
+    )
+    return store
 
 
 def om_value(v: float) -> str:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import requests
 
@@ -171,9 +170,13 @@ def test_a_prometheus_rule_files_alerts_reach_alertmanager_as_prometheus_sends_t
     alertmanager channel) and by a real Prometheus 2.42, each pushing to its own real
     Alertmanager: both hold the same firing alerts, with the same labels (``alertname``
     the rule's ``alert:`` name, no ``severity`` or ``metric`` added) and annotations."""
-    from metricskit import Series, SeriesKey, open_store
     from metricskit.alerting.engine import RuleEngine
-    from tests.interop.prom import backfilled_prometheus, differential_seed, openmetrics_text
+    from tests.interop.prom import (
+        backfilled_prometheus,
+        differential_seed,
+        openmetrics_text,
+        store_of,
+    )
     from tests.interop.test_prom_api_prometheus import random_rule_file
 
     rng = random.Random(differential_seed())
@@ -185,17 +188,7 @@ def test_a_prometheus_rule_files_alerts_reach_alertmanager_as_prometheus_sends_t
         ("queue_depth", {"queue": f"q{i}"}, [(t, v) for t in times])
         for i, v in enumerate(rng.sample([0.5, 2.0, 3.0, 7.5, 9.0, 12.0], rng.randint(2, 4)))
     ]
-    store = open_store("memory://")
-    store.write(
-        [
-            Series(
-                SeriesKey.of(name, labels),
-                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
-                np.array([v for _, v in samples]),
-            )
-            for name, labels, samples in data
-        ]
-    )
+    store = store_of(data)
     (tmp_path / "rules.yml").write_text(rule_file)
     for work in ("ours", "theirs", "prometheus"):
         (tmp_path / work).mkdir()

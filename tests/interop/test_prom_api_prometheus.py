@@ -26,8 +26,12 @@ import numpy as np
 import pytest
 import requests
 
-from metricskit import Series, SeriesKey, open_store
-from tests.interop.prom import backfilled_prometheus, differential_seed, openmetrics_text
+from tests.interop.prom import (
+    backfilled_prometheus,
+    differential_seed,
+    openmetrics_text,
+    store_of,
+)
 from tests.interop.test_promql_engine_prometheus import END, START, STEP, Grammar, draw_data
 from tests.test_prom_api import _serve
 
@@ -45,21 +49,6 @@ METADATA_REQUESTS: list[tuple[str, dict[str, Any]]] = [
     ("label/inst/values", {"match[]": '{__name__="dc_total", job!="b"}'}),
 ]
 REL = 1e-9
-
-
-def _store(db: Path, data: list[Any]) -> None:
-    store = open_store(f"sqlite:///{db}")
-    store.write(
-        [
-            Series(
-                SeriesKey.of(name, labels),
-                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
-                np.array([v for _, v in samples]),
-            )
-            for name, labels, samples in data
-        ]
-    )
-    store.close()
 
 
 def _same_value(a: str, b: str) -> bool:
@@ -112,7 +101,7 @@ def test_http_api_answers_as_prometheus_does(tmp_path: Path) -> None:
     expressions = [grammar.expression() for _ in range(N_EXPRESSIONS)]
     served = tmp_path / "served"
     served.mkdir()
-    _store(served / "metrics.db", data)
+    store_of(data, f"sqlite:///{served / 'metrics.db'}").close()
     proc, ours = _serve(served, "storage: {type: sqlite, connection_string: metrics.db}\n")
     problems: list[str] = []
     try:
@@ -277,17 +266,7 @@ def test_rules_and_alerts_from_a_prometheus_rule_file_answer_as_prometheus_does(
         ("queue_depth", {"queue": f"q{i}"}, [(t, v) for t in times])
         for i, v in enumerate(rng.sample([0.5, 2.0, 3.0, 7.5, 9.0, 12.0], rng.randint(2, 4)))
     ]
-    store = open_store("memory://")
-    store.write(
-        [
-            Series(
-                SeriesKey.of(name, labels),
-                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
-                np.array([v for _, v in samples]),
-            )
-            for name, labels, samples in data
-        ]
-    )
+    store = store_of(data)
     path = tmp_path / "rules.yml"  # where backfilled_prometheus writes it for Prometheus
     path.write_text(rule_file)
     engine = RuleEngine.from_yaml(str(path), store)

@@ -38,7 +38,7 @@ import numpy as np
 import pytest
 import requests
 
-from metricskit import Series, SeriesKey, open_store
+from metricskit import Series
 from metricskit.errors import QueryError
 from tests.interop.prom import (
     OMSeries,
@@ -46,6 +46,7 @@ from tests.interop.prom import (
     differential_seed,
     openmetrics_text,
     query_range_all,
+    store_of,
 )
 
 pytestmark = pytest.mark.services
@@ -288,21 +289,6 @@ class Grammar:
         return self.vector(self.r.choice([1, 2, 2, 3]))
 
 
-def _store(data: list[OMSeries]):  # type: ignore[no-untyped-def]
-    store = open_store("memory://")
-    store.write(
-        [
-            Series(
-                SeriesKey.of(name, labels),
-                np.array([t for t, _ in samples], dtype=np.int64) * 1_000_000,
-                np.array([v for _, v in samples]),
-            )
-            for name, labels, samples in data
-        ]
-    )
-    return store
-
-
 Result = dict[tuple[tuple[str, str], ...], dict[int, float]]
 
 
@@ -368,7 +354,7 @@ def test_random_expressions_match_prometheus(tmp_path: Path) -> None:
     data = draw_data(np.random.default_rng(seed))
     grammar = Grammar(random.Random(seed))
     expressions = [grammar.expression() for _ in range(N_EXPRESSIONS)]
-    store = _store(data)
+    store = store_of(data)
     problems: list[str] = []
     refused = 0
     with backfilled_prometheus(tmp_path, openmetrics_text(data)) as url:
