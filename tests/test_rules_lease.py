@@ -13,7 +13,10 @@ import json
 import logging
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ from metricskit.alerting.notify import Notifier
 from metricskit.model import Series, SeriesKey
 from metricskit.store import Store, open_store
 from metricskit.testing.channels import CapturingChannel
+from tests.services import POSTGRES_URL, require_database
 
 from .test_rules_timeline import METRIC, T0, Env, rule
 
@@ -68,9 +72,22 @@ def _step(env: Env, value: float, *members: Member) -> list[list[str]]:
     return changes
 
 
-@pytest.fixture
-def env() -> Env:
-    return Env(open_store("memory://"))
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """One store the members share; PostgreSQL as hosts sharing one store have it."""
+    options: dict[str, Any] = {}
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/m.db"
+    else:
+        url = require_database(POSTGRES_URL)
+        options["table_prefix"] = f"mk{uuid.uuid4().hex[:10]}_"
+    store = open_store(url, **options)
+    yield Env(store)
+    if options:
+        store.delete()
+    store.close()
 
 
 def test_two_engines_send_each_notification_once(env: Env) -> None:
@@ -174,6 +191,7 @@ from metricskit.alerting.engine import RuleEngine
 from metricskit.alerting.notify import Notifier
 from metricskit.alerting.rules_model import AlertRule
 from metricskit.testing.channels import CapturingChannel
+from tests.services import POSTGRES_URL, require_database
 
 url, metric, times = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 capture = CapturingChannel("slack")
@@ -242,3 +260,23 @@ def test_processes_on_one_sqlite_file_take_turns(tmp_path: Path) -> None:
     assert notifier.flush(timeout=30) and capture.events == []
     notifier.close()
     store.close()
+
+
+def test_the_service_status_says_who_evaluates(tmp_path: Path) -> None:
+    from metricskit.service import MonitoringService
+
+    config = tmp_path / "monitoring.yaml"
+    config.write_text("storage: {type: sqlite, connection_string: metrics.db}\n")
+    service = MonitoringService(str(config))
+    try:
+        me = service.engine.evaluator.id
+        assert service.get_monitoring_status()["evaluator"] == {
+            "evaluator": me,
+            "leader": None,  # nobody has evaluated this store yet
+            "leading": False,
+        }
+        service.engine.evaluate()
+        status = service.get_monitoring_status()["evaluator"]
+        assert status == {"evaluator": me, "leader": me, "leading": True}
+    finally:
+        service.close()
