@@ -297,6 +297,7 @@ class MonitoringService:
             self.scheduler.stop()
         if self.collector is not None:
             self.collector.stop()
+        self.engine.release()  # a process standing by takes over at once, not after the lease
         self.recorder.flush()
         self.started_at = None
         # a stopped monitor must not look alive to `metricskit status`
@@ -380,7 +381,9 @@ class MonitoringService:
     # -- reading --------------------------------------------------------------------------
 
     def get_monitoring_status(self) -> dict[str, Any]:
-        """Running state, store size, active alerts and collector/notifier statistics."""
+        """Running state, store size, active alerts, which process evaluates the alert
+        rules (``evaluator``: see :meth:`RuleEngine.evaluating`) and collector/notifier
+        statistics."""
         alerts = self.reporter.active_alerts()
         return {
             "running": self.running,
@@ -393,6 +396,7 @@ class MonitoringService:
             "store": str(self.store.backend),
             "storage": self.store.stats(),
             "active_alerts": [a.to_dict() for a in alerts],
+            "evaluator": self.engine.evaluating(),
             "collector": self.collector.stats() if self.collector is not None else {},
             "notifications": self.notifier.stats(),
             "recorder": {"pending": self.recorder.pending, "dropped": self.recorder.dropped},

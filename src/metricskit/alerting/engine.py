@@ -40,8 +40,10 @@ from metricskit._scheduler import Scheduler
 from metricskit._time import NS_PER_S, Clock, SystemClock, TimeLike, parse_duration, to_ns
 from metricskit._validation import validate_section
 from metricskit._yaml import load_yaml
+from metricskit.alerting import _lease
 from metricskit.alerting._data import read_metrics
 from metricskit.alerting._evaluate import Evaluation, Outcome, RuleState
+from metricskit.alerting._lease import LEASE_METRIC, Evaluator
 from metricskit.alerting._recording import ComputedSeries, Recorders
 from metricskit.alerting._silences import Silence, Silences
 from metricskit.alerting._state import (
@@ -65,7 +67,15 @@ from metricskit.alerting.rules_model import (
 from metricskit.errors import InvalidArgumentError, StateError
 from metricskit.store import Store
 
-__all__ = ["STATE_METRIC", "ActiveAlert", "ComputedSeries", "RuleEngine", "Silence"]
+__all__ = [
+    "LEASE_METRIC",
+    "STATE_METRIC",
+    "ActiveAlert",
+    "ComputedSeries",
+    "Evaluator",
+    "RuleEngine",
+    "Silence",
+]
 
 logger = logging.getLogger("metricskit.alerting.engine")
 
@@ -81,6 +91,13 @@ class RuleEngine:
     "now" when :meth:`evaluate` is called without a time and drives :meth:`start`'s
     schedule; ``computed`` (:class:`ComputedSeries`) write their series at each
     evaluation before the alert rules.
+
+    With ``exclusive`` (the default) only one process evaluates a store: each engine
+    writes a heartbeat at every :meth:`evaluate`, and one that finds an earlier-started
+    evaluator alive stands by (evaluates nothing, sends nothing, reads the stored state
+    as an engine that never evaluated) until that one's heartbeat goes stale; see
+    :mod:`metricskit.alerting._lease`. ``exclusive=False`` evaluates regardless.
+    ``evaluator`` overrides this process' identity (tests run two in one process).
     """
 
     def __init__(
@@ -92,6 +109,8 @@ class RuleEngine:
         clock: Clock | None = None,
         recording: Iterable[RecordingRule] = (),
         computed: Iterable[ComputedSeries] = (),
+        exclusive: bool = True,
+        evaluator: Evaluator | None = None,
     ) -> None:
         ruleset = rules if isinstance(rules, RuleSet) else RuleSet(alerts=tuple(rules))
         names = [r.name for r in ruleset.alerts]
@@ -115,6 +134,10 @@ class RuleEngine:
         """How often the rules are evaluated, when known (set by :meth:`start` and by
         ``MonitoringService``); ``/api/v1/rules`` reports it as a group's ``interval``."""
         self._next_refresh_scan: int | None = None
+        self.exclusive = exclusive
+        self._evaluator = evaluator
+        self.leader: Evaluator | None = None
+        """The evaluator that led at the latest :meth:`evaluate` (``None`` before one)."""
         self.scheduler: Scheduler | None = None
         """The clock-driven scheduler :meth:`start` made (``scheduler.tick()`` runs an
         evaluation that is due, so tests drive it with a ManualClock)."""
@@ -182,7 +205,10 @@ class RuleEngine:
     def _evaluate_ns(self, now_ns: int) -> list[AlertEvent]:
         started = time.perf_counter()
         with self._lock:
-            self._restore()
+            if not self._lead(now_ns):
+                return []
+            # a standby's (or a reader's) restored state may be old: read the leader's last
+            self._restore(again=not self._evaluated)
             self._evaluated = True
             self._recorders.record(self.store, now_ns)
             spans: dict[str, int] = {}
@@ -203,6 +229,45 @@ class RuleEngine:
         if out.notes and self.notifier is not None:
             self.notifier.notify(out.notes)
         return out.changes
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """This engine's identity among the store's evaluators (its process')."""
+        return self._evaluator or _lease.this_process()
+
+    def _lead(self, now_ns: int) -> bool:
+        """Write the heartbeat and tell whether this engine evaluates now."""
+        if not self.exclusive:
+            return True
+        me = self.evaluator
+        _lease.heartbeat(self.store, me, now_ns, self.evaluation_interval_seconds)
+        previous, self.leader = self.leader, _lease.leader(self.store, me, now_ns)
+        if self.leader == me:
+            if previous is not None and previous != me:
+                logger.warning("rules: %s takes over evaluating the alert rules", me.id)
+            return True
+        if previous != self.leader and self.leader is not None:
+            logger.warning(
+                "rules: %s evaluates the alert rules of this store; %s stands by",
+                self.leader.id,
+                me.id,
+            )
+        self._evaluated = False  # active_alerts() follows the stored state
+        return False
+
+    def evaluating(self) -> dict[str, Any]:
+        """Which process evaluates this store's rules: ``{"evaluator", "leader",
+        "leading"}`` (ids; ``leader`` ``None`` when no heartbeat is fresh), read now."""
+        me = self.evaluator
+        if not self.exclusive:
+            return {"evaluator": me.id, "leader": me.id, "leading": True}
+        with self._lock:
+            who = _lease.leader(self.store, me if self._evaluated else None, self.clock.now_ns())
+        return {
+            "evaluator": me.id,
+            "leader": None if who is None else who.id,
+            "leading": who == me,
+        }
 
     def _refresh_due(self, t: int) -> list[tuple[str, Alert]]:
         """Active alerts whose stored state must be rewritten to outlive retention.
@@ -342,6 +407,14 @@ class RuleEngine:
         scheduler = self.scheduler
         if scheduler is not None:
             scheduler.stop(timeout)
+            self.release()
+
+    def release(self) -> None:
+        """Give up evaluating this store, if this engine led: a standby takes over at its
+        next evaluation instead of after the lease."""
+        if self.exclusive and self.leader == self.evaluator:
+            _lease.release(self.store, self.evaluator, self.clock.now_ns())
+            self.leader = None
 
     @property
     def running(self) -> bool:
