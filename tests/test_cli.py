@@ -283,10 +283,21 @@ def test_status_sees_monitoring_inside_an_application(workdir: Path) -> None:
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
         assert data["running"] is True and data["pid"] == os.getpid()
+        # the application's service evaluates the rules, and status says so
+        while f":{os.getpid()}" not in _evaluated_by(run(workdir, "status").stdout):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     finally:
         service.close()
     assert not (workdir / "config" / "monitoring.pid").exists()
     assert json.loads(run(workdir, "status", "--output", "json").stdout)["running"] is False
+    # a stopped service releases its lease: nobody evaluates
+    assert _evaluated_by(run(workdir, "status").stdout).startswith("no process")
+
+
+def _evaluated_by(status_table: str) -> str:
+    (line,) = [x for x in status_table.splitlines() if x.startswith("rules evaluated by: ")]
+    return line.removeprefix("rules evaluated by: ")
 
 
 def test_grafana_export_writes_and_pushes(workdir: Path) -> None:

@@ -245,6 +245,9 @@ def status(config_path: str | None, output: str) -> None:
         f"samples: {storage['samples']:,}  series: {storage['series']:,}  "
         f"bytes: {storage['bytes']:,}"
     )
+    leader = (data.get("evaluator") or {}).get("leader")
+    # a second monitor on the store stands by (docs/rules.md): say who sends the alerts
+    click.echo(f"rules evaluated by: {leader or 'no process (no fresh heartbeat)'}")
     console().print(render.alerts_table([AlertView.from_dict(a) for a in data["active_alerts"]]))
 
 
