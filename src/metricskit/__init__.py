@@ -9,10 +9,10 @@ plugin's storage), analyse them with numpy and pandas, alert on them and report 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from metricskit import _moved
+from metricskit._lazy import lazy_exports as _lazy_exports
 from metricskit._time import Clock, SystemClock, parse_duration, to_ns
 from metricskit.errors import (
     BackendError,
@@ -77,15 +77,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = importlib.import_module(module_name)
-    value = module if name == "sources" else getattr(module, name)
-    globals()[name] = value
-    return value
-
+__getattr__ = _lazy_exports(__name__, _LAZY)
 
 _moved.install()
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from metricskit._lazy import lazy_exports
+from metricskit._lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     from metricskit.report.reporter import Reporter, ReportSettings
 
 __all__ = ["ReportSettings", "Reporter"]
 
-__getattr__ = lazy_exports(__name__, "metricskit.report.reporter", __all__)
+__getattr__ = _lazy_exports(__name__, dict.fromkeys(__all__, "metricskit.report.reporter"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from metricskit._lazy import lazy_exports
+from metricskit._lazy import lazy_exports as _lazy_exports
 
 if TYPE_CHECKING:
     from metricskit.server.app import (
@@ -34,4 +34,4 @@ __all__ = [
     "create_app",
 ]
 
-__getattr__ = lazy_exports(__name__, "metricskit.server.app", __all__)
+__getattr__ = _lazy_exports(__name__, dict.fromkeys(__all__, "metricskit.server.app"))
